@@ -1,0 +1,2 @@
+//! The CNS certificate model (work in progress).
+#![forbid(unsafe_code)]

@@ -1,0 +1,4 @@
+//! The `tscns` command (work in progress).
+#![forbid(unsafe_code)]
+
+fn main() {}
