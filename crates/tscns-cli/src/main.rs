@@ -1,4 +1,43 @@
-//! The `tscns` command (work in progress).
+//! The `tscns` command: use the Italian TS-CNS smart card from a terminal.
+//!
+//! Thin over the tscns crates: each subcommand lives in its own module with an `Args` type and a
+//! `run` function returning the process exit code. Human output by default, `--json` where offered.
+//! Exit codes: 0 success, 1 the operation failed (message on stderr), 2 usage error (clap's own).
 #![forbid(unsafe_code)]
 
-fn main() {}
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cert;
+mod cf;
+mod readers;
+
+/// Use the Italian TS-CNS smart card (Tessera Sanitaria – Carta Nazionale dei Servizi).
+#[derive(Debug, Parser)]
+#[command(name = "tscns", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List PC/SC smart-card readers, whether a card is present, and its ATR.
+    Readers(readers::Args),
+    /// Codice fiscale: check or compute one.
+    #[command(subcommand)]
+    Cf(cf::Command),
+    /// X.509 certificates: inspect a CNS authentication certificate.
+    #[command(subcommand)]
+    Cert(cert::Command),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Readers(args) => readers::run(args),
+        Command::Cf(cmd) => cf::run(cmd),
+        Command::Cert(cmd) => cert::run(cmd),
+    }
+}
