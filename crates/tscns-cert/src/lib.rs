@@ -1,2 +1,42 @@
-//! The CNS certificate model (work in progress).
+//! The Italian CNS certificate model: the codice fiscale, the card id, the CNS authentication
+//! certificate with its profile checks, and chain verification against caller-given anchors.
+//!
+//! A TS-CNS card (Tessera Sanitaria – Carta Nazionale dei Servizi) holds an X.509 authentication
+//! certificate whose subject CN is `<codice fiscale>/<card id>.<hash>`. This crate reads such a
+//! certificate ([`CnsCertificate`]), says how it departs from the CNS authentication profile
+//! ([`CnsCertificate::conformance`]) and verifies its chain for TLS client authentication
+//! ([`CnsCertificate::verify_chain`]). It does no I/O: bytes in, values out.
+//!
+//! ```
+//! use tscns_cert::{CardId, CodiceFiscale, Sex};
+//!
+//! let cf: CodiceFiscale = "RSSMRA85T10A562S".parse()?;
+//! assert_eq!(cf.sex(), Sex::Male);
+//! assert!(!cf.is_omocodic());
+//! // An omocodic variant (last digit 2 -> N) has the same canonical form.
+//! let omo = CodiceFiscale::parse("RSSMRA85T10A56NH")?;
+//! assert_eq!(omo.canonical(), cf);
+//!
+//! let id = CardId::parse("8038000000000009")?;
+//! assert_eq!(id.card_type(), 8);
+//! # Ok::<(), tscns_cert::Error>(())
+//! ```
 #![forbid(unsafe_code)]
+
+mod card_id;
+mod certificate;
+mod chain;
+mod codice_fiscale;
+mod conformance;
+mod error;
+mod report;
+
+pub use card_id::CardId;
+pub use certificate::{oid, parse_certificates, CnParts, CnsCertificate, KeyInfo, CNS_POLICIES};
+pub use codice_fiscale::{CodiceFiscale, Sex};
+pub use conformance::{codes, Finding, Severity};
+pub use error::Error;
+pub use report::{CertificateReport, ChainReport, FindingReport, KeyReport};
+
+/// Re-exported so callers can name dates without depending on `time` themselves.
+pub use time;
