@@ -1,0 +1,2 @@
+//! PKCS#11 signer (work in progress).
+#![forbid(unsafe_code)]

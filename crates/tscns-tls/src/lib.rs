@@ -1,0 +1,70 @@
+//! # tscns-tls
+//!
+//! TLS client authentication with a key that lives on the Italian TS-CNS card or in any PKCS#11
+//! token: the citizen logs in to a portal through mutual TLS.
+//!
+//! - [`SigningKey`]: the trait both signers implement (the card driver `tscns-card` and the PKCS#11
+//!   signer `tscns-pkcs11`, each behind its feature `tls`): certificate chain, key size, the schemes it
+//!   can **really** produce, and `sign`.
+//! - The rustls adapter (all in one module, [`rustls_glue`]): TLS 1.3 with RSA-PSS when the key can
+//!   produce PSS (a raw-RSA card with a host-built PSS block counts, see [`padding`]), TLS 1.2 with
+//!   PKCS#1 v1.5 otherwise — and a typed [`Error::NoCommonScheme`] instead of rustls's silently empty
+//!   client certificate.
+//! - The [`HostAllowlist`]: the certificate (which carries the codice fiscale) is presented only to
+//!   hosts the caller allowed, by exact name.
+//! - [`AuthClient`]: a ready reqwest client (cookies on, timeouts set) that resumes TLS sessions, so
+//!   repeated requests to a host cost the card one signature, not one per request.
+//! - Feature `server`: a small HTTPS server requiring client certificates, for tests and examples.
+//!
+//! ```
+//! use tscns_tls::{padding, HashAlgorithm, HostAllowlist, SignatureScheme};
+//!
+//! // Only these hosts ever see the certificate.
+//! let mut allow = HostAllowlist::new();
+//! allow.allow("servizi.comune.example.it")?;
+//! assert!(allow.allows("SERVIZI.comune.example.it."));
+//! assert!(!allow.allows("tracker.example.com"));
+//!
+//! // A raw-RSA card signs a host-built EMSA-PSS block: that is what makes TLS 1.3 possible.
+//! let block = padding::block_for_message(SignatureScheme::PssSha256, b"handshake", 2048)?;
+//! assert_eq!(block.len(), 256);
+//! assert_eq!(SignatureScheme::PssSha256.hash(), HashAlgorithm::Sha256);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! With a key (`Arc<dyn SigningKey>`), an HTTPS GET authenticated with the card:
+//!
+//! ```no_run
+//! # async fn f(key: std::sync::Arc<dyn tscns_tls::SigningKey>) -> Result<(), tscns_tls::Error> {
+//! let client = tscns_tls::AuthClientBuilder::new(key)
+//!     .allow_host("servizi.comune.example.it")?
+//!     .build()?;
+//! let page = client.get("https://servizi.comune.example.it/area-riservata").await?;
+//! println!("{} after {} card signature(s)", page.status(), client.signatures());
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+mod allowlist;
+mod client;
+mod error;
+mod key;
+pub mod padding;
+pub mod rustls_glue;
+mod scheme;
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(feature = "test-pki")]
+pub mod test_pki;
+
+pub use allowlist::{normalize_host, HostAllowlist};
+pub use client::{AuthClient, AuthClientBuilder, MAX_REDIRECTS};
+pub use error::Error;
+pub use key::{raw_rsa_schemes, SignError, SigningKey};
+pub use rustls_glue::{ClientAuthFailure, ClientIdentity, TlsVersions};
+pub use scheme::{HashAlgorithm, SignatureScheme};
+
+/// Re-export of the reqwest version this crate is built against.
+pub use reqwest;
+/// Re-export of the rustls version this crate is built against (reqwest must link the same one).
+pub use rustls;
