@@ -1,0 +1,2 @@
+//! The Cohesion emulator (work in progress).
+fn main() {}
