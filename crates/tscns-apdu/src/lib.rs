@@ -36,9 +36,13 @@
 mod card;
 mod command;
 mod error;
+#[cfg(feature = "pcsc")]
+pub mod pcsc;
 mod response;
 mod scripted;
 mod status;
+#[cfg(feature = "test-card")]
+pub mod testing;
 mod transport;
 
 pub use card::{Card, CardOptions, MAX_READ_BINARY_OFFSET};

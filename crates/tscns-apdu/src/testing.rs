@@ -1,0 +1,248 @@
+//! A minimal card for pcscd's vpcd driver, for tests (feature `test-card`).
+//!
+//! vpcd (vsmartcard's reader driver) makes pcscd show readers `Virtual PCD 00 00`, `00 01`, ...
+//! and waits for a card on TCP 127.0.0.1:35963, 35964, ... The card side is the TCP client.
+//! Framing (vsmartcard `vpcd.h`): every message is a 2-byte big-endian length, then the payload.
+//! A 1-byte message from vpcd is a control: 0 power off, 1 power on, 2 reset, 4 "send your ATR"
+//! (only 4 is answered, with the framed ATR). A longer message is a C-APDU, answered with a
+//! framed R-APDU.
+//!
+//! [`VpcdCard`] answers APDUs with a closure, so a test decides the card's behaviour;
+//! [`ReaderLock`] serialises tests (of any binary, any crate) that plug cards into one reader.
+//! The full card simulator lives in crate `tscns-sim`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// TCP port of vpcd's first reader.
+pub const VPCD_PORT_0: u16 = 35963;
+/// PC/SC name of vpcd's first reader.
+pub const VPCD_READER_0: &str = "Virtual PCD 00 00";
+/// TCP port of vpcd's second reader.
+pub const VPCD_PORT_1: u16 = 35964;
+/// PC/SC name of vpcd's second reader.
+pub const VPCD_READER_1: &str = "Virtual PCD 00 01";
+
+/// vpcd control messages (vsmartcard `vpcd.h`).
+const VPCD_CTRL_OFF: u8 = 0;
+const VPCD_CTRL_ON: u8 = 1;
+const VPCD_CTRL_RESET: u8 = 2;
+const VPCD_CTRL_ATR: u8 = 4;
+
+/// The message a test shows when pcscd is not there.
+pub const PCSCD_HOWTO: &str = "pcscd with the vpcd driver is not running: run scripts/test, or \
+start it with `mkdir -p /run/pcscd; pcscd -f &` (Debian packages pcscd and vsmartcard-vpcd)";
+
+/// An exclusive lock on `/tmp/tscns-vpcd-<port>.lock`, held while a test uses that vpcd reader.
+#[derive(Debug)]
+pub struct ReaderLock {
+    _file: File,
+    port: u16,
+}
+
+impl ReaderLock {
+    /// Takes the lock for `port`, waiting at most `timeout` for another test to release it.
+    pub fn acquire(port: u16, timeout: Duration) -> io::Result<ReaderLock> {
+        let path = format!("/tmp/tscns-vpcd-{port}.lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(ReaderLock { _file: file, port }),
+                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(50));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "{path} stayed locked for {timeout:?}: another test holds the reader"
+                        ),
+                    ))
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// The vpcd port this lock is for.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+/// What the card has seen, shared with the test.
+#[derive(Debug, Default)]
+struct Counters {
+    apdus: AtomicUsize,
+    power_events: AtomicUsize,
+}
+
+/// A card plugged into a vpcd reader, answering APDUs with a closure, until dropped or
+/// [`VpcdCard::remove`]d (which pulls it out of the reader).
+#[derive(Debug)]
+pub struct VpcdCard {
+    stream: TcpStream,
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl VpcdCard {
+    /// Connects a card with this ATR to vpcd on 127.0.0.1:`port`, retrying for at most `timeout`.
+    /// The caller should hold the [`ReaderLock`] for `port`.
+    pub fn insert(
+        port: u16,
+        atr: Vec<u8>,
+        respond: impl FnMut(&[u8]) -> Vec<u8> + Send + 'static,
+        timeout: Duration,
+    ) -> io::Result<VpcdCard> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + timeout;
+        let stream = loop {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+                Ok(s) => break s,
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot reach vpcd on {addr}: {e}. {PCSCD_HOWTO}"),
+                    ))
+                }
+                Err(_) => thread::sleep(Duration::from_millis(100)),
+            }
+        };
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_millis(100)))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Counters::default());
+        let mut s = stream.try_clone()?;
+        let (stop2, counters2) = (Arc::clone(&stop), Arc::clone(&counters));
+        let thread = thread::Builder::new()
+            .name(format!("vpcd card {port}"))
+            .spawn(move || {
+                let _ = serve(&mut s, &atr, respond, &stop2, &counters2);
+                let _ = s.shutdown(Shutdown::Both);
+            })?;
+        Ok(VpcdCard {
+            stream,
+            stop,
+            counters,
+            thread: Some(thread),
+        })
+    }
+
+    /// APDUs answered so far.
+    pub fn apdus(&self) -> usize {
+        self.counters.apdus.load(Ordering::SeqCst)
+    }
+
+    /// Power off / on / reset messages received so far (a reset of the card shows up here).
+    pub fn power_events(&self) -> usize {
+        self.counters.power_events.load(Ordering::SeqCst)
+    }
+
+    /// Pulls the card out: closes the connection to vpcd and waits for the card thread to end.
+    pub fn remove(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.stream.shutdown(Shutdown::Both);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for VpcdCard {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+/// Reads exactly `buf.len()` bytes; `Ok(false)` when stopped or at end of stream.
+fn read_full(s: &mut TcpStream, buf: &mut [u8], stop: &AtomicBool) -> io::Result<bool> {
+    let mut got = 0;
+    while got < buf.len() {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        match s.read(&mut buf[got..]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => got += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+fn send_framed(s: &mut TcpStream, payload: &[u8]) -> io::Result<()> {
+    let len = u16::try_from(payload.len()).map_err(|_| {
+        io::Error::new(io::ErrorKind::InvalidInput, "vpcd message over 65535 bytes")
+    })?;
+    let mut msg = Vec::with_capacity(payload.len() + 2);
+    msg.extend_from_slice(&len.to_be_bytes());
+    msg.extend_from_slice(payload);
+    s.write_all(&msg)
+}
+
+fn serve(
+    s: &mut TcpStream,
+    atr: &[u8],
+    mut respond: impl FnMut(&[u8]) -> Vec<u8>,
+    stop: &AtomicBool,
+    counters: &Counters,
+) -> io::Result<()> {
+    loop {
+        let mut len = [0u8; 2];
+        if !read_full(s, &mut len, stop)? {
+            return Ok(());
+        }
+        let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        if !read_full(s, &mut msg, stop)? {
+            return Ok(());
+        }
+        match msg.as_slice() {
+            [VPCD_CTRL_ATR] => send_framed(s, atr)?,
+            [VPCD_CTRL_OFF | VPCD_CTRL_ON | VPCD_CTRL_RESET] => {
+                counters.power_events.fetch_add(1, Ordering::SeqCst);
+            }
+            [_] | [] => {}
+            apdu => {
+                counters.apdus.fetch_add(1, Ordering::SeqCst);
+                let answer = respond(apdu);
+                send_framed(s, &answer)?;
+            }
+        }
+    }
+}
+
+/// Builds an ATR offering T=0 and T=1 with these historical bytes (at most 15), TCK included
+/// (ISO 7816-3 §8.2: TS=3B direct convention, T0 = 0x80 | K, TD1 = 0x80 (T=0, TD2 follows),
+/// TD2 = 0x01 (T=1), TCK = XOR of T0..the last historical byte).
+pub fn atr_with_historical_bytes(historical: &[u8]) -> Vec<u8> {
+    let k = historical.len().min(15);
+    let mut atr = vec![0x3B, 0x80 | k as u8, 0x80, 0x01];
+    atr.extend_from_slice(&historical[..k]);
+    let tck = atr[1..].iter().fold(0u8, |x, b| x ^ b);
+    atr.push(tck);
+    atr
+}

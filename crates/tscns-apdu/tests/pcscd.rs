@@ -1,0 +1,250 @@
+//! Through the real middleware: this crate's PC/SC backend -> pcscd -> vpcd -> a minimal card
+//! written here. Needs a running pcscd with the vpcd driver (scripts/test starts one).
+#![cfg(feature = "system-tests")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tscns_apdu::pcsc::{list_readers, wait_for_card, Disposition, PcscTransport};
+use tscns_apdu::testing::{
+    atr_with_historical_bytes, ReaderLock, VpcdCard, PCSCD_HOWTO, VPCD_PORT_0, VPCD_READER_0,
+};
+use tscns_apdu::{Card, Command, Error, StatusWord, Transport};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Fails (never skips) with a how-to message when pcscd is missing.
+fn require_pcscd() {
+    match list_readers() {
+        Ok(readers) => assert!(
+            readers.iter().any(|r| r.name == VPCD_READER_0),
+            "reader {VPCD_READER_0:?} missing from {readers:?}: {PCSCD_HOWTO}"
+        ),
+        Err(Error::NoService) => panic!("{PCSCD_HOWTO}"),
+        Err(e) => panic!("PC/SC failed: {e}. {PCSCD_HOWTO}"),
+    }
+}
+
+/// A 300-byte transparent file read by READ BINARY.
+fn file_byte(i: usize) -> u8 {
+    (i * 7 % 251) as u8
+}
+const FILE_LEN: usize = 300;
+
+/// The test card: a little state machine exercising each path of the response loop.
+fn respond(apdu: &[u8], log: &Mutex<Vec<Vec<u8>>>) -> Vec<u8> {
+    log.lock().unwrap().push(apdu.to_vec());
+    match apdu {
+        // GET DATA: 16 bytes, answers 6C10 to any other Le (the 6Cxx path).
+        [0x00, 0xCA, 0x01, 0x00, le] => {
+            if *le == 0x10 {
+                let mut r: Vec<u8> = (0..16).collect();
+                r.extend_from_slice(&[0x90, 0x00]);
+                r
+            } else {
+                vec![0x6C, 0x10]
+            }
+        }
+        // A proprietary command whose answer comes through GET RESPONSE (the 61xx path).
+        [0x80, 0x10, 0x00, 0x00, 0x00] => vec![0xA0, 0x61, 0x20],
+        [0x00, 0xC0, 0x00, 0x00, 0x20] => {
+            let mut r = vec![0xA1; 0x20];
+            r.extend_from_slice(&[0x90, 0x00]);
+            r
+        }
+        // READ BINARY of a 300-byte file: 6282 when fewer bytes remain, 6B00 past the end.
+        [0x00, 0xB0, p1, p2, le] => {
+            let offset = usize::from(u16::from_be_bytes([*p1, *p2]));
+            let le = if *le == 0 { 256 } else { usize::from(*le) };
+            if offset >= FILE_LEN {
+                return vec![0x6B, 0x00];
+            }
+            let end = (offset + le).min(FILE_LEN);
+            let mut r: Vec<u8> = (offset..end).map(file_byte).collect();
+            if end - offset < le {
+                r.extend_from_slice(&[0x62, 0x82]);
+            } else {
+                r.extend_from_slice(&[0x90, 0x00]);
+            }
+            r
+        }
+        [0x00, 0xA4, ..] => vec![0x90, 0x00],
+        _ => vec![0x6D, 0x00],
+    }
+}
+
+/// Fields drop in order: the card leaves the reader before the lock is released.
+struct Setup {
+    card: VpcdCard,
+    log: Arc<Mutex<Vec<Vec<u8>>>>,
+    atr: Vec<u8>,
+    _lock: ReaderLock,
+}
+
+fn insert_card(historical: &[u8]) -> Setup {
+    require_pcscd();
+    let lock = ReaderLock::acquire(VPCD_PORT_0, Duration::from_secs(300)).unwrap();
+    // The previous user's card may still be listed until pcscd polls vpcd: wait for an empty
+    // reader first.
+    wait_for_card(VPCD_READER_0, false, WAIT)
+        .unwrap_or_else(|e| panic!("{VPCD_READER_0} did not become empty: {e}"));
+    let atr = atr_with_historical_bytes(historical);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let log2 = Arc::clone(&log);
+    let card = VpcdCard::insert(
+        VPCD_PORT_0,
+        atr.clone(),
+        move |apdu| respond(apdu, &log2),
+        WAIT,
+    )
+    .unwrap();
+    let info = wait_for_card(VPCD_READER_0, true, WAIT)
+        .unwrap_or_else(|e| panic!("the test card never showed up in {VPCD_READER_0}: {e}"));
+    assert_eq!(info.atr.as_deref(), Some(atr.as_slice()));
+    Setup {
+        _lock: lock,
+        card,
+        log,
+        atr,
+    }
+}
+
+#[test]
+fn atr_and_response_loop_through_pcscd() {
+    let s = insert_card(b"tscns-apdu");
+    let listed = list_readers().unwrap();
+    let r = listed.iter().find(|r| r.name == VPCD_READER_0).unwrap();
+    assert!(r.card_present);
+    assert_eq!(r.atr.as_deref(), Some(s.atr.as_slice()));
+
+    let transport = PcscTransport::connect(VPCD_READER_0).unwrap();
+    assert_eq!(transport.atr(), s.atr.as_slice());
+    assert_eq!(transport.reader(), VPCD_READER_0);
+    let mut card = Card::new(transport);
+
+    // 6Cxx: asked for 256, the card says 6C10, the loop re-sends with Le 16.
+    let r = card
+        .transmit(&Command::new(0x00, 0xCA, 0x01, 0x00).with_le(256))
+        .unwrap();
+    assert_eq!(r.status(), StatusWord::SUCCESS);
+    assert_eq!(r.data(), (0..16).collect::<Vec<u8>>());
+    assert_eq!(card.apdu_count(), 2);
+
+    // 61xx: one data byte, then 32 more through GET RESPONSE.
+    let r = card
+        .transmit(&Command::new(0x80, 0x10, 0x00, 0x00).with_le(256))
+        .unwrap();
+    assert!(r.is_success());
+    assert_eq!(r.data().len(), 33);
+    assert_eq!(r.data()[0], 0xA0);
+    assert!(r.data()[1..].iter().all(|b| *b == 0xA1));
+    assert_eq!(card.apdu_count(), 4);
+
+    // A whole file in one transaction: 255 bytes, then 45 and 6282.
+    let file = card
+        .transaction(|c| {
+            let sel = c.transmit(&Command::new(0x00, 0xA4, 0x00, 0x00).with_data([0x10, 0x01]))?;
+            assert!(sel.is_success());
+            c.read_binary_all(None)
+        })
+        .unwrap();
+    assert_eq!(file, (0..FILE_LEN).map(file_byte).collect::<Vec<u8>>());
+
+    // What reached the card, byte for byte.
+    let log = s.log.lock().unwrap().clone();
+    assert_eq!(log[0], [0x00, 0xCA, 0x01, 0x00, 0x00]);
+    assert_eq!(log[1], [0x00, 0xCA, 0x01, 0x00, 0x10]);
+    assert_eq!(log[2], [0x80, 0x10, 0x00, 0x00, 0x00]);
+    assert_eq!(log[3], [0x00, 0xC0, 0x00, 0x00, 0x20]);
+    assert_eq!(log[5], [0x00, 0xB0, 0x00, 0x00, 0xFF]);
+    assert_eq!(log[6], [0x00, 0xB0, 0x00, 0xFF, 0xFF]);
+    assert_eq!(log.len(), 7);
+    assert_eq!(s.card.apdus(), 7);
+}
+
+#[test]
+fn transaction_is_exclusive_and_reset_is_reported() {
+    let s = insert_card(b"tx");
+    let mut a = Card::new(PcscTransport::connect(VPCD_READER_0).unwrap());
+    let mut b = PcscTransport::connect(VPCD_READER_0).unwrap();
+    b.set_timeout(Duration::from_secs(30));
+    let select = Command::new(0x00, 0xA4, 0x00, 0x00).with_data([0x3F, 0x00]);
+    let raw_select = select.encode().unwrap();
+
+    // While `a` holds a transaction, `b` waits: pcsc-lite holds its command until the end.
+    std::thread::scope(|scope| {
+        a.transaction(|a| {
+            assert!(a.transmit(&select)?.is_success());
+            let seen = s.card.apdus();
+            let waiting = scope.spawn(|| b.transmit_raw(&raw_select));
+            std::thread::sleep(Duration::from_millis(700));
+            assert_eq!(
+                s.card.apdus(),
+                seen,
+                "b's command reached the card inside a's transaction"
+            );
+            assert!(!waiting.is_finished());
+            assert!(a.transmit(&select)?.is_success());
+            assert_eq!(s.card.apdus(), seen + 1);
+            Ok(waiting)
+        })
+        .map(|waiting| {
+            // The transaction is over: `b`'s command goes through.
+            assert_eq!(waiting.join().unwrap().unwrap(), [0x90, 0x00]);
+        })
+        .unwrap();
+    });
+
+    // `b` resets the card: `a` learns it as CardReset, distinct from removal, and recovers.
+    let before = s.card.power_events();
+    b.reconnect_with(Disposition::ResetCard).unwrap();
+    assert!(s.card.power_events() > before, "the card saw no reset");
+    let e = a.transmit(&select).unwrap_err();
+    assert!(matches!(e, Error::CardReset), "{e}");
+    a.reconnect().unwrap();
+    assert!(a.transmit(&select).unwrap().is_success());
+    assert_eq!(a.atr(), s.atr.as_slice());
+
+    // Disconnecting with LeaveCard (and dropping) does not reset the card.
+    let before = s.card.power_events();
+    b.disconnect(Disposition::LeaveCard).unwrap();
+    drop(a);
+    let mut c = Card::new(PcscTransport::connect(VPCD_READER_0).unwrap());
+    assert!(c.transmit(&select).unwrap().is_success());
+    drop(c);
+    assert_eq!(s.card.power_events(), before, "a disconnect reset the card");
+}
+
+#[test]
+fn card_removed_mid_session() {
+    let s = insert_card(b"removed");
+    let mut card = Card::new(PcscTransport::connect(VPCD_READER_0).unwrap());
+    let select = Command::new(0x00, 0xA4, 0x00, 0x00).with_data([0x3F, 0x00]);
+    assert!(card.transmit(&select).unwrap().is_success());
+    s.card.remove();
+    let e = card.transmit(&select).unwrap_err();
+    assert!(
+        matches!(e, Error::CardRemoved),
+        "expected CardRemoved, got {e:?}: {e}"
+    );
+    assert!(e.to_string().contains("removed"));
+    // The reader reports the card gone (bounded wait).
+    let info = wait_for_card(VPCD_READER_0, false, WAIT).unwrap();
+    assert!(!info.card_present);
+    assert_eq!(info.atr, None);
+    // Connecting now says which reader is empty.
+    let e = PcscTransport::connect(VPCD_READER_0).unwrap_err();
+    assert!(
+        matches!(&e, Error::NoCard { reader: Some(r) } if r == VPCD_READER_0),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn unknown_reader_is_a_typed_error() {
+    require_pcscd();
+    let e = PcscTransport::connect("No Such Reader 99").unwrap_err();
+    assert!(matches!(e, Error::ReaderNotFound { .. }), "{e:?}");
+    assert!(e.to_string().contains("tscns readers"));
+}
