@@ -1,0 +1,852 @@
+//! The driver: [`CnsCard`] over a [`tscns_apdu::Card`].
+
+use rsa::pkcs8::DecodePublicKey;
+use rsa::traits::PublicKeyParts;
+use rsa::{BigUint, RsaPublicKey};
+use sha1::{Digest, Sha1};
+use tscns_apdu::{Card, CardOptions, Command, LengthForm, Response, StatusWord, Transport};
+use tscns_cert::{CardId, CnsCertificate, CodiceFiscale};
+use x509_cert::der::Encode;
+use zeroize::Zeroizing;
+
+use crate::atr::{KeySet, Recognition};
+use crate::emsa::{self, HashAlg};
+use crate::error::SecretKind;
+use crate::personal_data::PersonalData;
+use crate::pin::{Pin, Puk};
+use crate::Error;
+
+/// A file of the CNS, as a path of FIDs below the MF.
+pub type FilePath = &'static [[u8; 2]];
+
+/// EF_ID_Carta, 3F00/1000/1003 (cns-card spec "File system").
+pub const EF_ID_CARTA: FilePath = &[[0x10, 0x00], [0x10, 0x03]];
+/// EF_Dati_personali, 3F00/1100/1102 (cns-card spec "File system").
+pub const EF_DATI_PERSONALI: FilePath = &[[0x11, 0x00], [0x11, 0x02]];
+
+/// How many times an identity read is started again after the card was reset under it.
+const MAX_RESET_RETRIES: usize = 3;
+/// Largest certificate accepted (the IDEMIA 2021 file is 2048 bytes; leave room).
+const MAX_CERT_LEN: usize = 0x2000;
+
+/// Status words that say "this length form / chaining is not supported": 6700 wrong length,
+/// 6883 last command of the chain expected, 6884 chaining not supported (ISO 7816-4 §5.6).
+fn is_length_refusal(sw: StatusWord) -> bool {
+    matches!(sw.to_u16(), 0x6700 | 0x6883 | 0x6884 | 0x6E00 | 0x6D00)
+}
+
+/// The outcome of the two identity cross-checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checks {
+    /// Codice fiscale in EF_Dati_personali equals the one in the certificate CN (omocodic
+    /// variants compare equal); `None` when either is missing.
+    pub cf_matches_certificate: Option<bool>,
+    /// The CN's base64 hash equals SHA-1 of EF_Dati_personali (the bytes the header announces).
+    /// Which bytes real cards hash is unverified: a mismatch is reported, never an error.
+    /// `None` when the CN carries no 28-character hash.
+    pub data_hash_matches: Option<bool>,
+}
+
+/// Everything that identifies the holder, read once per connection.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// EF_ID_Carta.
+    pub card_id: CardId,
+    /// EF_Dati_personali, parsed.
+    pub personal_data: PersonalData,
+    /// EF_Dati_personali as read (trimmed to the length its header announces).
+    pub personal_data_bytes: Vec<u8>,
+    /// The authentication certificate.
+    pub certificate: CnsCertificate,
+    /// Where the certificate was found and the key that goes with it.
+    pub key_set: KeySet,
+    /// Cross-checks between the files.
+    pub checks: Checks,
+    /// APDUs the identity read took (recognition probe and re-reads after a reset included).
+    pub apdus: u64,
+}
+
+/// What a PIN callback is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PinPrompt {
+    /// PIN or PUK.
+    pub kind: SecretKind,
+    /// Tries left as the card last reported them in this session, if it did.
+    pub tries_left: Option<u8>,
+}
+
+/// A TS-CNS card: recognition, identity, PIN and signing over any [`Transport`].
+///
+/// Reads are cached for the life of the value (one connection). A PIN is sent only when the
+/// caller gives one, and only once per call.
+#[derive(Debug)]
+pub struct CnsCard<T: Transport> {
+    card: Card<T>,
+    st: State,
+    identity: Option<Identity>,
+    public_key: Option<RsaPublicKey>,
+    probe_apdus: u64,
+}
+
+/// Connection state beside the APDU layer.
+#[derive(Debug)]
+struct State {
+    recognition: Recognition,
+    selected: Option<FilePath>,
+    pin_verified: bool,
+    pin_state_lost: bool,
+    security_env_set: bool,
+    tries_left: Option<u8>,
+    chaining_refused: bool,
+    extended_refused: bool,
+}
+
+/// The card and the state, borrowed together for the length of one operation.
+struct Link<'a, T: Transport> {
+    card: &'a mut Card<T>,
+    st: &'a mut State,
+}
+
+impl<T: Transport> CnsCard<T> {
+    /// Recognises the card on `transport`: from the ATR when it carries the CNS marker,
+    /// otherwise by probing SELECT 3F00/1000/1003. Not a CNS -> [`Error::NotCns`].
+    pub fn open(transport: T) -> Result<Self, Error> {
+        Self::from_card(Card::new(transport))
+    }
+
+    /// Like [`CnsCard::open`] over an existing [`Card`] (its options are replaced by the quirks).
+    pub fn from_card(mut card: Card<T>) -> Result<Self, Error> {
+        let recognition = Recognition::from_atr(card.atr());
+        card.set_options(CardOptions {
+            max_read_chunk: recognition.quirks.max_read,
+            // Commands choose their length form themselves (see `transmit_long`).
+            extended_length: false,
+            ..*card.options()
+        });
+        let mut this = CnsCard {
+            card,
+            st: State {
+                recognition,
+                selected: None,
+                pin_verified: false,
+                pin_state_lost: false,
+                security_env_set: false,
+                tries_left: None,
+                chaining_refused: false,
+                extended_refused: false,
+            },
+            identity: None,
+            public_key: None,
+            probe_apdus: 0,
+        };
+        if this.st.recognition.needs_probe() {
+            let before = this.card.apdu_count();
+            let r = this.with_reset_retry(|c| {
+                c.in_transaction(|l| l.select(EF_ID_CARTA, "EF_ID_Carta (3F00/1000/1003)"))
+            });
+            this.probe_apdus = this.card.apdu_count() - before;
+            match r {
+                Ok(()) => {}
+                Err(Error::FileNotFound { .. }) | Err(Error::Status { .. }) => {
+                    return Err(Error::NotCns {
+                        reason: "SELECT 3F00/1000/1003 failed".into(),
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(this)
+    }
+
+    /// What recognition found (ATR fields and quirks).
+    pub fn recognition(&self) -> &Recognition {
+        &self.st.recognition
+    }
+
+    /// The card's ATR.
+    pub fn atr(&self) -> &[u8] {
+        self.card.atr()
+    }
+
+    /// APDUs exchanged on this connection so far.
+    pub fn apdu_count(&self) -> u64 {
+        self.card.apdu_count()
+    }
+
+    /// The underlying APDU layer.
+    pub fn card_mut(&mut self) -> &mut Card<T> {
+        &mut self.card
+    }
+
+    /// Gives the transport back.
+    pub fn into_inner(self) -> T {
+        self.card.into_inner()
+    }
+
+    /// Whether a PIN was verified on this connection and not lost since.
+    pub fn is_pin_verified(&self) -> bool {
+        self.st.pin_verified
+    }
+
+    // ---- transport helpers -------------------------------------------------------------------
+
+    fn note_reset(&mut self) -> Result<(), Error> {
+        let st = &mut self.st;
+        st.selected = None;
+        st.security_env_set = false;
+        if st.pin_verified {
+            st.pin_verified = false;
+            st.pin_state_lost = true;
+        }
+        self.card.reconnect().map_err(Error::from)
+    }
+
+    /// Runs an idempotent read, reconnecting and starting again when the card was reset.
+    fn with_reset_retry<R>(
+        &mut self,
+        mut f: impl FnMut(&mut Self) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let mut attempt = 0;
+        loop {
+            match f(self) {
+                Err(e) if e.is_reset() && attempt < MAX_RESET_RETRIES => {
+                    attempt += 1;
+                    self.note_reset()?;
+                }
+                Err(e) if e.is_reset() => {
+                    // Give up but leave the link usable.
+                    let _ = self.note_reset();
+                    return Err(e);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn link(&mut self) -> Link<'_, T> {
+        Link {
+            card: &mut self.card,
+            st: &mut self.st,
+        }
+    }
+
+    /// Runs `f` inside one exclusive transaction of the APDU layer.
+    fn in_transaction<R>(
+        &mut self,
+        f: impl FnOnce(&mut Link<'_, T>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let st = &mut self.st;
+        let mut inner = None;
+        let outer = self.card.transaction(|card| {
+            inner = Some(f(&mut Link { card, st }));
+            Ok(())
+        });
+        match (inner, outer) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(v)), Ok(())) => Ok(v),
+            (_, Err(e)) => Err(e.into()),
+            (None, Ok(())) => Err(Error::Apdu(tscns_apdu::Error::Transport {
+                reason: "transaction ended without running".into(),
+            })),
+        }
+    }
+
+    // ---- identity ----------------------------------------------------------------------------
+
+    /// Reads (once per connection) card id, personal data and certificate in one transaction,
+    /// with the fewest APDUs; a reset in the middle starts the read again transparently.
+    pub fn identity(&mut self) -> Result<&Identity, Error> {
+        if self.identity.is_none() {
+            let before = self.card.apdu_count();
+            let mut id = self.with_reset_retry(|c| c.in_transaction(|l| l.read_identity()))?;
+            id.apdus = self.card.apdu_count() - before + self.probe_apdus;
+            self.public_key = Some(public_key(&id.certificate)?);
+            self.identity = Some(id);
+        }
+        match &self.identity {
+            Some(id) => Ok(id),
+            None => Err(Error::Certificate {
+                reason: "identity not read".into(),
+            }),
+        }
+    }
+
+    /// The card id (reads the identity if not yet read).
+    pub fn card_id(&mut self) -> Result<CardId, Error> {
+        Ok(self.identity()?.card_id.clone())
+    }
+
+    /// The personal data (reads the identity if not yet read).
+    pub fn personal_data(&mut self) -> Result<PersonalData, Error> {
+        Ok(self.identity()?.personal_data.clone())
+    }
+
+    /// The authentication certificate (reads the identity if not yet read).
+    pub fn certificate(&mut self) -> Result<CnsCertificate, Error> {
+        Ok(self.identity()?.certificate.clone())
+    }
+
+    /// The authentication certificate as DER.
+    pub fn certificate_der(&mut self) -> Result<Vec<u8>, Error> {
+        Ok(self.identity()?.certificate.der().to_vec())
+    }
+
+    /// The RSA public key of the authentication certificate.
+    pub fn public_key(&mut self) -> Result<RsaPublicKey, Error> {
+        self.identity()?;
+        self.public_key.clone().ok_or_else(|| Error::Certificate {
+            reason: "no RSA public key".into(),
+        })
+    }
+
+    /// Size of the authentication key in bits.
+    pub fn key_bits(&mut self) -> Result<usize, Error> {
+        Ok(self.public_key()?.n().bits())
+    }
+
+    // ---- PIN ---------------------------------------------------------------------------------
+
+    /// Sends a PIN-bearing command once; a reset during it is reported, never retried.
+    fn transmit_secret(&mut self, cmd: &Command) -> Result<Response, Error> {
+        match self.in_transaction(|l| l.transmit(cmd)) {
+            Err(e) if e.is_reset() => {
+                let lost = self.st.pin_verified;
+                self.note_reset()?;
+                self.st.pin_state_lost = false;
+                Err(if lost { Error::PinStateLost } else { e })
+            }
+            other => other,
+        }
+    }
+
+    /// VERIFY the PIN (`00 20 00 <ref> 08 <PIN padded with FF>`, cns-card spec "PIN"). Sent
+    /// exactly once; a wrong PIN gives [`Error::WrongSecret`] with the tries left.
+    pub fn verify_pin(&mut self, pin: &Pin) -> Result<(), Error> {
+        let mut block = pin.padded_block();
+        let cmd = Command::new(0x00, 0x20, 0x00, self.st.recognition.quirks.pin_reference)
+            .with_data(std::mem::take(&mut *block));
+        let r = self.transmit_secret(&cmd)?;
+        if r.status() == StatusWord::SUCCESS {
+            self.st.pin_verified = true;
+            self.st.pin_state_lost = false;
+            self.st.tries_left = None;
+            return Ok(());
+        }
+        self.st.pin_verified = false;
+        Err(self
+            .link()
+            .secret_status(SecretKind::Pin, r.status(), "VERIFY"))
+    }
+
+    /// Asks `callback` for the PIN (once) and verifies it. `None` from the callback gives
+    /// [`Error::Cancelled`]. The callback learns the tries left when the card said them.
+    pub fn verify_pin_with(
+        &mut self,
+        callback: impl FnOnce(&PinPrompt) -> Option<Pin>,
+    ) -> Result<(), Error> {
+        let prompt = PinPrompt {
+            kind: SecretKind::Pin,
+            tries_left: self.st.tries_left,
+        };
+        let pin = callback(&prompt).ok_or(Error::Cancelled)?;
+        self.verify_pin(&pin)
+    }
+
+    /// CHANGE REFERENCE DATA (`00 24 00 <ref> 10 <old><new>`, ISO 7816-4 §11.5.7).
+    pub fn change_pin(&mut self, old: &Pin, new: &Pin) -> Result<(), Error> {
+        let mut data = Zeroizing::new(Vec::with_capacity(16));
+        data.extend_from_slice(&old.padded_block());
+        data.extend_from_slice(&new.padded_block());
+        let cmd = Command::new(0x00, 0x24, 0x00, self.st.recognition.quirks.pin_reference)
+            .with_data(std::mem::take(&mut *data));
+        let r = self.transmit_secret(&cmd)?;
+        if r.status() == StatusWord::SUCCESS {
+            self.st.tries_left = None;
+            return Ok(());
+        }
+        Err(self
+            .link()
+            .secret_status(SecretKind::Pin, r.status(), "CHANGE REFERENCE DATA"))
+    }
+
+    /// RESET RETRY COUNTER with the PUK and a new PIN (`00 2C 00 <PIN ref> 10 <PUK><new PIN>`,
+    /// ISO 7816-4 §11.5.10). Wrong PUK gives [`Error::WrongSecret`] of kind PUK.
+    pub fn unblock_pin(&mut self, puk: &Puk, new: &Pin) -> Result<(), Error> {
+        let mut data = Zeroizing::new(Vec::with_capacity(16));
+        data.extend_from_slice(&puk.padded_block());
+        data.extend_from_slice(&new.padded_block());
+        let cmd = Command::new(0x00, 0x2C, 0x00, self.st.recognition.quirks.pin_reference)
+            .with_data(std::mem::take(&mut *data));
+        let r = self.transmit_secret(&cmd)?;
+        if r.status() == StatusWord::SUCCESS {
+            self.st.tries_left = None;
+            self.st.pin_verified = false;
+            return Ok(());
+        }
+        Err(self
+            .link()
+            .secret_status(SecretKind::Puk, r.status(), "RESET RETRY COUNTER"))
+    }
+
+    // ---- signing -----------------------------------------------------------------------------
+
+    /// Signs a raw block the size of the modulus with the authentication key (the card does
+    /// raw RSA) and checks the result with the certificate's public key before returning it.
+    pub fn sign_raw_block(&mut self, block: &[u8]) -> Result<Vec<u8>, Error> {
+        let key = self.public_key()?;
+        let k = key.size();
+        if block.len() != k || BigUint::from_bytes_be(block) >= *key.n() {
+            return Err(Error::BadBlock {
+                expected: k,
+                got: block.len(),
+            });
+        }
+        if self.st.pin_state_lost {
+            self.st.pin_state_lost = false;
+            return Err(Error::PinStateLost);
+        }
+        let key_ref = match &self.identity {
+            Some(id) => id.key_set.key_reference,
+            None => self.st.recognition.quirks.key_sets[0].key_reference,
+        };
+        let sig = match self.in_transaction(|c| c.pso_sign(key_ref, block)) {
+            Err(e) if e.is_reset() => {
+                let lost = self.st.pin_verified;
+                self.note_reset()?;
+                self.st.pin_state_lost = false;
+                return Err(if lost {
+                    Error::PinStateLost
+                } else {
+                    Error::PinRequired
+                });
+            }
+            other => other?,
+        };
+        // Check: sig^e mod n must give back the block exactly.
+        let m = rsa::hazmat::rsa_encrypt(&key, &BigUint::from_bytes_be(&sig))
+            .map_err(|_| Error::BadSignature)?;
+        if sig.len() != k || m != BigUint::from_bytes_be(block) {
+            return Err(Error::BadSignature);
+        }
+        Ok(sig)
+    }
+
+    /// Signs `digest` (already hashed with `hash`) with EMSA-PKCS1-v1_5 built on the host.
+    pub fn sign_pkcs1(&mut self, hash: HashAlg, digest: &[u8]) -> Result<Vec<u8>, Error> {
+        let k = self.public_key()?.size();
+        let block = emsa::pkcs1_v1_5_block(hash, digest, k)?;
+        self.sign_raw_block(&block)
+    }
+
+    /// Signs `digest` with EMSA-PSS (MGF1 with `hash`, salt length = hash length) built on
+    /// the host.
+    pub fn sign_pss(&mut self, hash: HashAlg, digest: &[u8]) -> Result<Vec<u8>, Error> {
+        let bits = self.key_bits()?;
+        let block = emsa::pss_block(hash, digest, bits)?;
+        self.sign_raw_block(&block)
+    }
+}
+
+/// Operations inside one transaction.
+impl<T: Transport> Link<'_, T> {
+    fn transmit(&mut self, cmd: &Command) -> Result<Response, Error> {
+        match self.card.transmit(cmd) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                self.st.selected = None;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// SELECT by path from the MF (`00 A4 08 00 Lc path`, cns-card spec "File system"),
+    /// skipped when the file is already selected.
+    fn select(&mut self, path: FilePath, name: &'static str) -> Result<(), Error> {
+        if self.st.selected == Some(path) {
+            return Ok(());
+        }
+        let data: Vec<u8> = path.iter().flatten().copied().collect();
+        let r = self.transmit(&Command::new(0x00, 0xA4, 0x08, 0x00).with_data(data))?;
+        match r.status() {
+            StatusWord::SUCCESS => {
+                self.st.selected = Some(path);
+                Ok(())
+            }
+            StatusWord::FILE_NOT_FOUND => {
+                self.st.selected = None;
+                Err(Error::FileNotFound { file: name })
+            }
+            sw => {
+                self.st.selected = None;
+                Err(Error::Status {
+                    operation: "SELECT",
+                    sw,
+                })
+            }
+        }
+    }
+
+    /// One READ BINARY at `offset` of up to `le` bytes of the selected file. Returns the bytes
+    /// and whether the end of the file was reached.
+    fn read_chunk(
+        &mut self,
+        offset: usize,
+        le: usize,
+        extended: bool,
+    ) -> Result<(Vec<u8>, bool), Error> {
+        let off = u16::try_from(offset)
+            .ok()
+            .filter(|o| *o <= 0x7FFF)
+            .ok_or(Error::Status {
+                operation: "READ BINARY",
+                sw: StatusWord::WRONG_P1P2,
+            })?;
+        let [p1, p2] = off.to_be_bytes();
+        let mut cmd = Command::new(0x00, 0xB0, p1, p2).with_le(le);
+        if extended {
+            cmd = cmd.with_length_form(LengthForm::Extended);
+        }
+        let r = self.transmit(&cmd)?;
+        match r.status() {
+            StatusWord::SUCCESS => {
+                let eof = r.data().is_empty();
+                Ok((r.into_data(), eof))
+            }
+            StatusWord::END_OF_FILE => Ok((r.into_data(), true)),
+            StatusWord::WRONG_P1P2 => Ok((Vec::new(), true)),
+            sw => Err(Error::Status {
+                operation: "READ BINARY",
+                sw,
+            }),
+        }
+    }
+
+    /// Reads the selected file from `start` (with `have` already read) up to `total` bytes:
+    /// one extended READ BINARY when the card takes it, else chunks of the read cap.
+    fn read_rest(&mut self, mut have: Vec<u8>, total: usize) -> Result<Vec<u8>, Error> {
+        let cap = self.st.recognition.quirks.max_read;
+        while have.len() < total {
+            let want = total - have.len();
+            let use_ext = self.st.recognition.quirks.extended_length
+                && !self.st.extended_refused
+                && want > cap;
+            let le = if use_ext { want } else { want.min(cap) };
+            let (data, eof) = match self.read_chunk(have.len(), le, use_ext) {
+                Err(Error::Status { sw, .. }) if use_ext && is_length_refusal(sw) => {
+                    self.st.extended_refused = true;
+                    continue;
+                }
+                other => other?,
+            };
+            if data.len() > le {
+                return Err(Error::Apdu(tscns_apdu::Error::BadResponse {
+                    reason: format!(
+                        "READ BINARY returned {} bytes, {le} were asked for",
+                        data.len()
+                    ),
+                }));
+            }
+            have.extend_from_slice(&data);
+            if eof || data.is_empty() {
+                break;
+            }
+        }
+        Ok(have)
+    }
+
+    fn read_identity(&mut self) -> Result<Identity, Error> {
+        // EF_ID_Carta: 16 ASCII digits, read exactly.
+        self.select(EF_ID_CARTA, "EF_ID_Carta (3F00/1000/1003)")?;
+        let (raw_id, _) = self.read_chunk(0, 16, false)?;
+        let id_text = std::str::from_utf8(&raw_id).map_err(|_| Error::CardId {
+            reason: "not ASCII digits".into(),
+        })?;
+        let card_id =
+            CardId::parse(id_text.trim_end_matches(['\0', ' ', '\u{FF}'])).map_err(|e| {
+                Error::CardId {
+                    reason: e.to_string(),
+                }
+            })?;
+
+        // EF_Dati_personali: one READ of the cap usually holds it all; the header says how much.
+        self.select(EF_DATI_PERSONALI, "EF_Dati_personali (3F00/1100/1102)")?;
+        let cap = self.st.recognition.quirks.max_read;
+        let (first, eof) = self.read_chunk(0, cap, false)?;
+        let announced = PersonalData::announced_len(&first).ok_or_else(|| Error::PersonalData {
+            field: "header",
+            reason: "the file does not start with a 6-character hexadecimal length".into(),
+        })?;
+        if announced > crate::personal_data::MAX_LEN + 6 {
+            return Err(Error::PersonalData {
+                field: "header",
+                reason: format!("announces {announced} bytes"),
+            });
+        }
+        let mut pd_bytes = if first.len() < announced && !eof {
+            self.read_rest(first, announced)?
+        } else {
+            first
+        };
+        pd_bytes.truncate(announced);
+        let personal_data = PersonalData::parse(&pd_bytes)?;
+
+        // The certificate: first chunk, then exactly the length its DER header announces.
+        let mut found = None;
+        for key_set in self.st.recognition.quirks.key_sets {
+            match self.select(key_set.cert_path, "authentication certificate") {
+                Ok(()) => {
+                    found = Some(*key_set);
+                    break;
+                }
+                Err(Error::FileNotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let key_set = found.ok_or(Error::FileNotFound {
+            file: "authentication certificate (3F00/1100/1101 or 3F00/1400/9001/2002)",
+        })?;
+        let (first, eof) = self.read_chunk(0, cap, false)?;
+        let total = der_length(&first).ok_or_else(|| Error::Certificate {
+            reason: "the certificate file does not start with a DER SEQUENCE".into(),
+        })?;
+        if total > MAX_CERT_LEN {
+            return Err(Error::Certificate {
+                reason: format!("announces {total} bytes"),
+            });
+        }
+        let mut der = if first.len() < total && !eof {
+            self.read_rest(first, total)?
+        } else {
+            first
+        };
+        if der.len() < total {
+            return Err(Error::Certificate {
+                reason: format!("the file ends after {} of {total} bytes", der.len()),
+            });
+        }
+        der.truncate(total);
+        let certificate = CnsCertificate::from_der(&der).map_err(|e| Error::Certificate {
+            reason: e.to_string(),
+        })?;
+        let checks = cross_check(&personal_data, &pd_bytes, &certificate);
+        Ok(Identity {
+            card_id,
+            personal_data,
+            personal_data_bytes: pd_bytes,
+            certificate,
+            key_set,
+            checks,
+            apdus: 0,
+        })
+    }
+
+    fn secret_status(&mut self, kind: SecretKind, sw: StatusWord, op: &'static str) -> Error {
+        match sw.to_u16() {
+            // 63C0: no tries left: the secret is now blocked.
+            0x63C0 => {
+                self.record_tries(kind, Some(0));
+                Error::Blocked { kind }
+            }
+            // 63Cx: wrong, x tries left (cns-card spec "PIN").
+            v if v & 0xFFF0 == 0x63C0 => {
+                let t = Some((v & 0x0F) as u8);
+                self.record_tries(kind, t);
+                Error::WrongSecret {
+                    kind,
+                    tries_left: t,
+                }
+            }
+            // 6300: wrong, count unknown.
+            0x6300 => Error::WrongSecret {
+                kind,
+                tries_left: None,
+            },
+            // 6983: authentication method blocked.
+            0x6983 => {
+                self.record_tries(kind, Some(0));
+                Error::Blocked { kind }
+            }
+            // 6984 / 6985: reference data not usable / conditions not satisfied.
+            0x6984 | 0x6985 => Error::NotUsable { kind, sw },
+            _ => Error::Status { operation: op, sw },
+        }
+    }
+
+    fn record_tries(&mut self, kind: SecretKind, t: Option<u8>) {
+        if kind == SecretKind::Pin {
+            self.st.tries_left = t;
+        }
+    }
+
+    fn pso_sign(&mut self, key_ref: u8, block: &[u8]) -> Result<Vec<u8>, Error> {
+        if !self.st.security_env_set {
+            // MSE RESTORE SE 03 with the trailing 00 the CNS wants (Functional Specification
+            // 1.1.5 §13.14, cns-card spec "Signing" step 1): encoded as a short Le of 00.
+            let r = self.transmit(&Command::new(0x00, 0x22, 0xF3, 0x03).with_le(256))?;
+            if !r.is_success() {
+                return Err(Error::Status {
+                    operation: "MSE RESTORE",
+                    sw: r.status(),
+                });
+            }
+            // MSE SET digital signature template: 83 01 <key ref> (cns-card spec "Signing" 2).
+            let r = self.transmit(
+                &Command::new(0x00, 0x22, 0xF1, 0xB6).with_data(vec![0x83, 0x01, key_ref]),
+            )?;
+            if !r.is_success() {
+                return Err(Error::Status {
+                    operation: "MSE SET",
+                    sw: r.status(),
+                });
+            }
+            self.st.security_env_set = true;
+        }
+        // PSO COMPUTE DIGITAL SIGNATURE 00 2A 9E 9A Lc block 00 (cns-card spec "Signing" 3).
+        let r = self.transmit_long(0x2A, 0x9E, 0x9A, block, block.len())?;
+        match r.status() {
+            StatusWord::SUCCESS => Ok(r.into_data()),
+            sw => {
+                self.st.security_env_set = false;
+                Err(match sw {
+                    StatusWord::SECURITY_STATUS_NOT_SATISFIED => Error::PinRequired,
+                    _ => Error::Status {
+                        operation: "PSO COMPUTE DIGITAL SIGNATURE",
+                        sw,
+                    },
+                })
+            }
+        }
+    }
+
+    /// Sends a command whose data may exceed 255 bytes: short when it fits, else command
+    /// chaining or extended length as the maker prefers, falling back once to the other form
+    /// when the card refuses the first.
+    fn transmit_long(
+        &mut self,
+        ins: u8,
+        p1: u8,
+        p2: u8,
+        data: &[u8],
+        le: usize,
+    ) -> Result<Response, Error> {
+        let base = Command::new(0x00, ins, p1, p2)
+            .with_data(data.to_vec())
+            .with_le(le);
+        if data.len() <= 255 && le <= 256 {
+            return self.transmit(&base);
+        }
+        let prefer_ext = self.st.recognition.quirks.extended_length;
+        let mut order = if prefer_ext {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        if self.st.extended_refused {
+            order = [false, false];
+        } else if self.st.chaining_refused {
+            order = [true, true];
+        }
+        let mut last = None;
+        for (i, ext) in order.into_iter().enumerate() {
+            if i == 1 && order[0] == order[1] {
+                break;
+            }
+            let cmd = if ext {
+                base.clone().with_length_form(LengthForm::Extended)
+            } else {
+                // Card options keep extended_length off: the APDU layer chains.
+                base.clone()
+            };
+            let r = self.transmit(&cmd)?;
+            if is_length_refusal(r.status()) {
+                if ext {
+                    self.st.extended_refused = true;
+                } else {
+                    self.st.chaining_refused = true;
+                }
+                last = Some(r);
+                continue;
+            }
+            return Ok(r);
+        }
+        last.ok_or(Error::Status {
+            operation: "PSO COMPUTE DIGITAL SIGNATURE",
+            sw: StatusWord::WRONG_LENGTH,
+        })
+    }
+}
+
+/// Total length (header included) of the DER element starting `bytes`, for a SEQUENCE.
+pub fn der_length(bytes: &[u8]) -> Option<usize> {
+    if *bytes.first()? != 0x30 {
+        return None;
+    }
+    let l0 = *bytes.get(1)?;
+    if l0 < 0x80 {
+        return Some(2 + usize::from(l0));
+    }
+    let n = usize::from(l0 & 0x7F);
+    if n == 0 || n > 3 {
+        return None;
+    }
+    let len = bytes
+        .get(2..2 + n)?
+        .iter()
+        .fold(0usize, |a, &b| (a << 8) | usize::from(b));
+    Some(2 + n + len)
+}
+
+fn public_key(cert: &CnsCertificate) -> Result<RsaPublicKey, Error> {
+    let spki = cert
+        .x509()
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| Error::Certificate {
+            reason: e.to_string(),
+        })?;
+    RsaPublicKey::from_public_key_der(&spki).map_err(|e| Error::Certificate {
+        reason: format!("the key is not an RSA key: {e}"),
+    })
+}
+
+/// The two cross-checks between EF_Dati_personali and the certificate.
+pub fn cross_check(pd: &PersonalData, pd_bytes: &[u8], cert: &CnsCertificate) -> Checks {
+    let parts = cert.cn_parts().ok();
+    let cf_matches_certificate = match (&pd.codice_fiscale, &parts) {
+        (Some(a), Some(p)) => Some(
+            match (
+                CodiceFiscale::parse(a),
+                CodiceFiscale::parse(&p.codice_fiscale),
+            ) {
+                (Ok(x), Ok(y)) => x.canonical() == y.canonical(),
+                _ => a.eq_ignore_ascii_case(&p.codice_fiscale),
+            },
+        ),
+        _ => None,
+    };
+    let data_hash_matches = parts
+        .as_ref()
+        .and_then(|p| p.data_hash_bytes())
+        .map(|h| h[..] == Sha1::digest(pd_bytes)[..]);
+    Checks {
+        cf_matches_certificate,
+        data_hash_matches,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn der_lengths() {
+        assert_eq!(der_length(&[0x30, 0x82, 0x04, 0x10]), Some(0x414));
+        assert_eq!(der_length(&[0x30, 0x81, 0x90]), Some(0x93));
+        assert_eq!(der_length(&[0x30, 0x05]), Some(7));
+        assert_eq!(der_length(&[0x31, 0x05]), None);
+        assert_eq!(der_length(&[0x30, 0x80]), None);
+        assert_eq!(der_length(&[0x30, 0x82, 0x04]), None);
+        assert_eq!(der_length(&[]), None);
+    }
+}

@@ -1,0 +1,57 @@
+//! # tscns-card: the TS-CNS card application over any transport
+//!
+//! Speaks to the Italian health-and-services card (Tessera Sanitaria – Carta Nazionale dei
+//! Servizi) directly through [`tscns_apdu`], with no vendor middleware:
+//!
+//! - **Recognition** ([`atr`]): the ATR's historical bytes give the CNS version, chip maker,
+//!   card-OS maker and firmware, and from them the maker's [`Quirks`] (STIncard PIN reference
+//!   `0x90`, the IDEMIA 2021 key set under 3F00/1400/9001, extended length or chaining). A bare
+//!   or unknown ATR is recognised by probing EF_ID_Carta instead.
+//! - **Identity** ([`CnsCard::identity`]): card id, [`PersonalData`] (EF_Dati_personali, parsed
+//!   and serialised exactly) and the authentication certificate, read in one transaction with
+//!   the fewest APDUs (no needless SELECT, the certificate length taken from its DER header),
+//!   cached for the connection, with the count of APDUs and two cross-checks ([`Checks`]).
+//! - **PIN** ([`Pin`], [`Puk`]): validated before anything is sent, zeroized, never in `Debug`;
+//!   verify with tries left, change, unblock; never sent twice on the caller's behalf.
+//! - **Signing**: MSE RESTORE / SET and PSO COMPUTE DIGITAL SIGNATURE of host-built
+//!   EMSA-PKCS1-v1_5 or EMSA-PSS blocks ([`emsa`]); each signature is checked with the
+//!   certificate's public key before it is returned.
+//! - **Resets and removal**: a reset during a read re-reads transparently; a reset after the PIN
+//!   was verified gives [`Error::PinStateLost`]; removal gives [`Error::CardRemoved`].
+//!
+//! ```
+//! use tscns_card::{CnsCard, HashAlg, Pin};
+//! use tscns_sim::{Profile, SimCard};
+//!
+//! // The simulated card of tscns-sim stands in for a reader here; with a real reader use the
+//! // PC/SC transport of tscns-apdu.
+//! let mut card = CnsCard::open(SimCard::new(&Profile::builtin("athena-1024")?)?)?;
+//! let id = card.identity()?;
+//! assert_eq!(id.personal_data.surname.as_deref(), Some("BIANCHI"));
+//! assert_eq!(id.checks.cf_matches_certificate, Some(true));
+//! println!("card {} read in {} APDUs", id.card_id.as_str(), id.apdus);
+//!
+//! card.verify_pin(&Pin::new("24680")?)?;
+//! let digest = HashAlg::Sha256.digest(b"hello");
+//! let signature = card.sign_pkcs1(HashAlg::Sha256, &digest)?; // verified before it is returned
+//! assert_eq!(signature.len(), 128);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod atr;
+mod card;
+pub mod emsa;
+mod error;
+pub mod personal_data;
+pub mod pin;
+
+pub use atr::{Atr, CnsAtrInfo, KeySet, Profile, Quirks, Recognition};
+pub use card::{
+    cross_check, der_length, Checks, CnsCard, FilePath, Identity, PinPrompt, EF_DATI_PERSONALI,
+    EF_ID_CARTA,
+};
+pub use emsa::HashAlg;
+pub use error::{Error, SecretKind};
+pub use personal_data::PersonalData;
+pub use pin::{Pin, Puk};
