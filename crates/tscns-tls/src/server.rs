@@ -277,30 +277,10 @@ fn handle(
     None
 }
 
-/// The codice fiscale in a CNS certificate: the subject CN is `CF/card id.hash`.
+/// The codice fiscale in a CNS certificate (subject CN `CF/card id.hash`), check letter verified.
 pub fn codice_fiscale_of(cert_der: &[u8]) -> Option<String> {
-    use x509_cert::der::Decode;
-    let cert = x509_cert::Certificate::from_der(cert_der).ok()?;
-    // 2.5.4.3 = id-at-commonName (X.520).
-    let cn_oid = x509_cert::der::asn1::ObjectIdentifier::new_unwrap("2.5.4.3");
-    for rdn in cert.tbs_certificate.subject.0.iter() {
-        for atv in rdn.0.iter() {
-            if atv.oid == cn_oid {
-                let s = atv.value.decode_as::<String>().ok().or_else(|| {
-                    atv.value
-                        .decode_as::<x509_cert::der::asn1::PrintableStringRef<'_>>()
-                        .ok()
-                        .map(|p| p.as_str().to_string())
-                })?;
-                let cf = s.split('/').next()?.to_string();
-                if cf.len() == 16 && cf.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                    return Some(cf);
-                }
-                return None;
-            }
-        }
-    }
-    None
+    let cert = tscns_cert::CnsCertificate::from_der(cert_der).ok()?;
+    cert.codice_fiscale().ok().map(|cf| cf.to_string())
 }
 
 #[derive(Debug)]
@@ -349,5 +329,101 @@ impl ClientCertVerifier for SchemeLimitedVerifier {
             Some(s) => s.clone(),
             None => self.inner.supported_verify_schemes(),
         }
+    }
+}
+
+/// `openssl s_server -Verify 1 -www` as a server nobody here wrote: it requires a client certificate
+/// from the given CA and answers each connection with a status page that names the client
+/// certificate's subject. Killed (by PID) on drop.
+#[derive(Debug)]
+pub struct OpensslServer {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl OpensslServer {
+    /// Starts `openssl s_server` on 127.0.0.1 with the given PEM inputs; `tls` is `Some("1.2")`,
+    /// `Some("1.3")` or `None` for both. Waits (at most 10 s) until it accepts connections.
+    pub fn start(
+        cert_pem: &str,
+        key_pem: &str,
+        client_ca_pem: &str,
+        tls: Option<&str>,
+    ) -> Result<Self, ServerError> {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "tscns-s_server-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("cert.pem"), cert_pem)?;
+        std::fs::write(dir.join("key.pem"), key_pem)?;
+        std::fs::write(dir.join("ca.pem"), client_ca_pem)?;
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut cmd = std::process::Command::new("openssl");
+        cmd.arg("s_server")
+            .arg("-accept")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(dir.join("cert.pem"))
+            .arg("-key")
+            .arg(dir.join("key.pem"))
+            .arg("-CAfile")
+            .arg(dir.join("ca.pem"))
+            .args(["-Verify", "1", "-www"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        match tls {
+            Some("1.2") => {
+                cmd.arg("-tls1_2");
+            }
+            Some("1.3") => {
+                cmd.arg("-tls1_3");
+            }
+            _ => {}
+        }
+        let child = cmd.spawn().map_err(|e| {
+            ServerError::Setup(format!(
+                "cannot run `openssl s_server` ({e}): install it with `apt-get install openssl`, or run scripts/test"
+            ))
+        })?;
+        let mut server = Self { child, port, dir };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = server.child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                return Err(ServerError::Setup(format!(
+                    "openssl s_server exited ({status}): {err}"
+                )));
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(server);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(ServerError::Setup(
+                    "openssl s_server did not accept connections within 10 s".into(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for OpensslServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -1,0 +1,258 @@
+//! A private key on a token, its certificate, the PIN login and signing.
+
+use std::fmt;
+use std::sync::{Mutex, PoisonError};
+
+use cryptoki::context::Pkcs11;
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use zeroize::Zeroizing;
+
+use crate::error::Error;
+use crate::module::{CertificateEntry, KeySelector, Module};
+
+/// A PIN: zeroized on drop, never shown by `Debug`.
+#[derive(Clone)]
+pub struct Pin(Zeroizing<String>);
+
+impl Pin {
+    /// Wraps the PIN the user typed. Shape checks against the token's limits happen at login,
+    /// before anything is sent.
+    pub fn new(pin: &str) -> Result<Self, Error> {
+        if pin.is_empty() {
+            return Err(Error::InvalidPin {
+                reason: "it is empty".into(),
+            });
+        }
+        Ok(Self(Zeroizing::new(pin.to_string())))
+    }
+}
+
+impl fmt::Debug for Pin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pin(<redacted>)")
+    }
+}
+
+struct State {
+    session: Session,
+    key: Option<ObjectHandle>,
+}
+
+/// A CNS (or any RSA) key on a PKCS#11 token, with its certificate.
+///
+/// One session, behind a mutex: PKCS#11 sessions must not be used from two threads at once.
+pub struct Pkcs11Key {
+    pub(crate) module: String,
+    pub(crate) pkcs11: Pkcs11,
+    pub(crate) slot: Slot,
+    pub(crate) certificate: CertificateEntry,
+    pub(crate) key_bits: usize,
+    pub(crate) mechanisms: Vec<MechanismType>,
+    state: Mutex<State>,
+}
+
+impl fmt::Debug for Pkcs11Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pkcs11Key")
+            .field("module", &self.module)
+            .field("slot", &self.slot.id())
+            .field("certificate", &self.certificate.label)
+            .field("key_bits", &self.key_bits)
+            .field("mechanisms", &self.mechanisms)
+            .finish()
+    }
+}
+
+impl Pkcs11Key {
+    /// Opens the key whose certificate `selector` picks, on any token of `module`. No PIN yet.
+    pub fn open(module: &Module, selector: &KeySelector) -> Result<Self, Error> {
+        Self::open_certificate(module, module.find_certificate(selector)?)
+    }
+
+    /// Like [`open`](Self::open), looking only at the token in `slot_id`.
+    pub fn open_in_slot(
+        module: &Module,
+        slot_id: u64,
+        selector: &KeySelector,
+    ) -> Result<Self, Error> {
+        Self::open_certificate(module, module.find_certificate_in(Some(slot_id), selector)?)
+    }
+
+    /// Opens the key that belongs to `certificate` (found with [`Module::certificates`]).
+    pub fn open_certificate(module: &Module, certificate: CertificateEntry) -> Result<Self, Error> {
+        let slot = module.slot(certificate.slot_id)?;
+        let parsed = tscns_cert::CnsCertificate::from_der(&certificate.der).map_err(|e| {
+            Error::BadCertificate {
+                label: certificate.label.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        let info = parsed.key();
+        if info.algorithm != "RSA" {
+            return Err(Error::BadCertificate {
+                label: certificate.label.clone(),
+                reason: format!("its key is {}, not RSA", info.algorithm),
+            });
+        }
+        let key_bits = info.bits.ok_or_else(|| Error::BadCertificate {
+            label: certificate.label.clone(),
+            reason: "the RSA key size cannot be read".into(),
+        })? as usize;
+        let pkcs11 = module.pkcs11.clone();
+        let all = pkcs11
+            .get_mechanism_list(slot)
+            .map_err(|e| Error::from_cryptoki("listing mechanisms", e))?;
+        // Keep the mechanisms the token says can sign.
+        let mechanisms = all
+            .into_iter()
+            .filter(|m| {
+                pkcs11
+                    .get_mechanism_info(slot, *m)
+                    .map(|i| i.sign())
+                    .unwrap_or(false)
+            })
+            .collect();
+        let session = pkcs11
+            .open_ro_session(slot)
+            .map_err(|e| Error::from_cryptoki("opening a session", e))?;
+        Ok(Self {
+            module: module.path.display().to_string(),
+            pkcs11,
+            slot,
+            certificate,
+            key_bits,
+            mechanisms,
+            state: Mutex::new(State { session, key: None }),
+        })
+    }
+
+    /// The certificate, DER.
+    pub fn certificate_der(&self) -> &[u8] {
+        &self.certificate.der
+    }
+
+    /// The certificate entry (label, id, codice fiscale).
+    pub fn certificate(&self) -> &CertificateEntry {
+        &self.certificate
+    }
+
+    /// The RSA modulus size in bits.
+    pub fn key_bits(&self) -> usize {
+        self.key_bits
+    }
+
+    /// The signing mechanisms the token lists.
+    pub fn mechanisms(&self) -> &[MechanismType] {
+        &self.mechanisms
+    }
+
+    /// Whether the token lists `m` as a signing mechanism.
+    pub fn has_mechanism(&self, m: MechanismType) -> bool {
+        self.mechanisms.contains(&m)
+    }
+
+    /// Logs in with `pin`. Never retried: a wrong PIN returns [`Error::WrongPin`] with what the token
+    /// says about the tries left, a blocked one [`Error::PinBlocked`] without sending anything.
+    pub fn login(&self, pin: &Pin) -> Result<(), Error> {
+        let info = self
+            .pkcs11
+            .get_token_info(self.slot)
+            .map_err(|e| Error::from_cryptoki("reading the token", e))?;
+        if info.user_pin_locked() {
+            return Err(Error::PinBlocked);
+        }
+        let len = pin.0.chars().count();
+        let (min, max) = (info.min_pin_length(), info.max_pin_length());
+        if len < min || (max > 0 && len > max) {
+            return Err(Error::InvalidPin {
+                reason: format!("the token accepts {min} to {max} characters"),
+            });
+        }
+        let mut state = self.lock();
+        let secret = cryptoki::types::AuthPin::new(pin.0.as_str().into());
+        match state.session.login(UserType::User, Some(&secret)) {
+            Ok(()) => {}
+            Err(cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::UserAlreadyLoggedIn,
+                _,
+            )) => {}
+            Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::PinIncorrect, _)) => {
+                let after = self.pkcs11.get_token_info(self.slot).ok();
+                return Err(match after {
+                    Some(i) if i.user_pin_locked() => Error::PinBlocked,
+                    Some(i) if i.user_pin_final_try() => Error::WrongPin {
+                        tries_left: Some(1),
+                    },
+                    _ => Error::WrongPin { tries_left: None },
+                });
+            }
+            Err(e) => return Err(Error::from_cryptoki("logging in", e)),
+        }
+        state.key = Some(self.find_private_key(&state.session)?);
+        Ok(())
+    }
+
+    /// Logs out (the token forgets the PIN for this application).
+    pub fn logout(&self) -> Result<(), Error> {
+        let mut state = self.lock();
+        state.key = None;
+        match state.session.logout() {
+            Ok(()) => Ok(()),
+            Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserNotLoggedIn, _)) => {
+                Ok(())
+            }
+            Err(e) => Err(Error::from_cryptoki("logging out", e)),
+        }
+    }
+
+    /// Uses only the listed mechanisms from now on (for a token that lists a mechanism it does not
+    /// really perform, or to test a route).
+    pub fn limit_mechanisms(mut self, allowed: &[MechanismType]) -> Self {
+        self.mechanisms.retain(|m| allowed.contains(m));
+        self
+    }
+
+    fn find_private_key(&self, session: &Session) -> Result<ObjectHandle, Error> {
+        let found = session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Id(self.certificate.id.clone()),
+            ])
+            .map_err(|e| Error::from_cryptoki("finding the private key", e))?;
+        found.first().copied().ok_or_else(|| Error::NoPrivateKey {
+            label: self.certificate.label.clone(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Signs `data` with `mechanism` (the caller builds the input the mechanism expects).
+    /// Needs [`login`](Self::login) first; a removed token gives [`Error::TokenRemoved`].
+    pub fn sign_with_mechanism(
+        &self,
+        mechanism: &Mechanism,
+        data: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let mut state = self.lock();
+        let key = match state.key {
+            Some(k) => k,
+            None => {
+                // Keys that need no login (rare) are usable at once; otherwise ask for the PIN.
+                let k = self
+                    .find_private_key(&state.session)
+                    .map_err(|_| Error::NotLoggedIn)?;
+                state.key = Some(k);
+                k
+            }
+        };
+        state
+            .session
+            .sign(mechanism, key, data)
+            .map_err(|e| Error::from_cryptoki("signing", e))
+    }
+}

@@ -1,0 +1,162 @@
+//! Signing by TLS scheme with the best mechanism the token really lists, and the
+//! [`tscns_tls::SigningKey`] implementation (feature `tls`).
+
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use tscns_tls::padding;
+use tscns_tls::{HashAlgorithm, SignError, SignatureScheme};
+
+use crate::error::Error;
+use crate::key::Pkcs11Key;
+
+/// How a scheme is produced on this token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `CKM_RSA_PKCS_PSS` over the host-computed hash.
+    Pss,
+    /// `CKM_SHAxxx_RSA_PKCS_PSS` over the message.
+    HashingPss,
+    /// `CKM_RSA_PKCS` over the host-built DigestInfo.
+    Pkcs1DigestInfo,
+    /// `CKM_SHAxxx_RSA_PKCS` over the message.
+    HashingPkcs1,
+    /// `CKM_RSA_X_509` (raw RSA) over a host-built EMSA block.
+    Raw,
+}
+
+fn hash_mech(h: HashAlgorithm) -> MechanismType {
+    match h {
+        HashAlgorithm::Sha256 => MechanismType::SHA256,
+        HashAlgorithm::Sha384 => MechanismType::SHA384,
+        HashAlgorithm::Sha512 => MechanismType::SHA512,
+    }
+}
+
+fn mgf(h: HashAlgorithm) -> PkcsMgfType {
+    match h {
+        HashAlgorithm::Sha256 => PkcsMgfType::MGF1_SHA256,
+        HashAlgorithm::Sha384 => PkcsMgfType::MGF1_SHA384,
+        HashAlgorithm::Sha512 => PkcsMgfType::MGF1_SHA512,
+    }
+}
+
+fn pss_params(h: HashAlgorithm) -> PkcsPssParams {
+    PkcsPssParams {
+        hash_alg: hash_mech(h),
+        mgf: mgf(h),
+        // TLS 1.3 (RFC 8446 §4.2.3): salt length = digest length.
+        s_len: (h.output_len() as u64).into(),
+    }
+}
+
+impl Pkcs11Key {
+    /// The best route for `scheme` among the mechanisms the token lists, if any.
+    pub fn route(&self, scheme: SignatureScheme) -> Option<Route> {
+        if !scheme.fits_key(self.key_bits) {
+            return None;
+        }
+        let h = scheme.hash();
+        let candidates: &[(MechanismType, Route)] = if scheme.is_pss() {
+            &[
+                (MechanismType::RSA_PKCS_PSS, Route::Pss),
+                (
+                    match h {
+                        HashAlgorithm::Sha256 => MechanismType::SHA256_RSA_PKCS_PSS,
+                        HashAlgorithm::Sha384 => MechanismType::SHA384_RSA_PKCS_PSS,
+                        HashAlgorithm::Sha512 => MechanismType::SHA512_RSA_PKCS_PSS,
+                    },
+                    Route::HashingPss,
+                ),
+                (MechanismType::RSA_X_509, Route::Raw),
+            ]
+        } else {
+            &[
+                (MechanismType::RSA_PKCS, Route::Pkcs1DigestInfo),
+                (
+                    match h {
+                        HashAlgorithm::Sha256 => MechanismType::SHA256_RSA_PKCS,
+                        HashAlgorithm::Sha384 => MechanismType::SHA384_RSA_PKCS,
+                        HashAlgorithm::Sha512 => MechanismType::SHA512_RSA_PKCS,
+                    },
+                    Route::HashingPkcs1,
+                ),
+                (MechanismType::RSA_X_509, Route::Raw),
+            ]
+        };
+        candidates
+            .iter()
+            .find(|(m, _)| self.has_mechanism(*m))
+            .map(|(_, r)| *r)
+    }
+
+    /// The TLS schemes this token can really produce with this key.
+    pub fn schemes(&self) -> Vec<SignatureScheme> {
+        SignatureScheme::ALL
+            .into_iter()
+            .filter(|s| self.route(*s).is_some())
+            .collect()
+    }
+
+    /// Signs the unhashed `message` with `scheme`, through the best mechanism the token lists.
+    pub fn sign_scheme(&self, scheme: SignatureScheme, message: &[u8]) -> Result<Vec<u8>, Error> {
+        let route = self.route(scheme).ok_or_else(|| Error::Unsupported {
+            what: scheme.to_string(),
+            mechanisms: self
+                .mechanisms
+                .iter()
+                .map(|m| m.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+        let h = scheme.hash();
+        match route {
+            Route::Pss => {
+                let digest = h.digest(message);
+                self.sign_with_mechanism(&Mechanism::RsaPkcsPss(pss_params(h)), &digest)
+            }
+            Route::HashingPss => {
+                let m = match h {
+                    HashAlgorithm::Sha256 => Mechanism::Sha256RsaPkcsPss(pss_params(h)),
+                    HashAlgorithm::Sha384 => Mechanism::Sha384RsaPkcsPss(pss_params(h)),
+                    HashAlgorithm::Sha512 => Mechanism::Sha512RsaPkcsPss(pss_params(h)),
+                };
+                self.sign_with_mechanism(&m, message)
+            }
+            Route::Pkcs1DigestInfo => {
+                let di = padding::digest_info(h, &h.digest(message))?;
+                self.sign_with_mechanism(&Mechanism::RsaPkcs, &di)
+            }
+            Route::HashingPkcs1 => {
+                let m = match h {
+                    HashAlgorithm::Sha256 => Mechanism::Sha256RsaPkcs,
+                    HashAlgorithm::Sha384 => Mechanism::Sha384RsaPkcs,
+                    HashAlgorithm::Sha512 => Mechanism::Sha512RsaPkcs,
+                };
+                self.sign_with_mechanism(&m, message)
+            }
+            Route::Raw => {
+                let block = padding::block_for_message(scheme, message, self.key_bits)?;
+                self.sign_with_mechanism(&Mechanism::RsaX509, &block)
+            }
+        }
+    }
+}
+
+impl tscns_tls::SigningKey for Pkcs11Key {
+    fn certificate_chain(&self) -> Vec<Vec<u8>> {
+        vec![self.certificate.der.clone()]
+    }
+
+    fn key_bits(&self) -> usize {
+        self.key_bits
+    }
+
+    fn schemes(&self) -> Vec<SignatureScheme> {
+        Pkcs11Key::schemes(self)
+    }
+
+    fn sign(&self, scheme: SignatureScheme, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        self.sign_scheme(scheme, message)
+            .map_err(|e| Box::new(e) as SignError)
+    }
+}
