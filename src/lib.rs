@@ -11,6 +11,15 @@
 //! | [`apdu`] | `tscns-apdu` | ISO 7816-4 APDUs, status words, the `Transport` trait, the PC/SC backend |
 //! | [`cert`] | `tscns-cert` | codice fiscale, card id, the CNS certificate profile and chain checks |
 //!
+//! ```
+//! // Talk ISO 7816-4 to a card; here a scripted one, in real life `apdu::pcsc::PcscTransport`.
+//! use tscns::apdu::{Card, Command, ScriptedTransport};
+//! let script = ScriptedTransport::new([0x3B, 0x00]).expect_hex("00 A4 00 00 02 3F00", "9000");
+//! let mut card = Card::new(script);
+//! let select_mf = Command::new(0x00, 0xA4, 0x00, 0x00).with_data([0x3F, 0x00]);
+//! assert!(card.transmit(&select_mf)?.is_success());
+//! # Ok::<(), tscns::apdu::Error>(())
+//! ```
 #![forbid(unsafe_code)]
 
 pub use tscns_apdu as apdu;
