@@ -34,7 +34,13 @@ fuzz_target!(|data: &[u8]| {
         max_read_chunk: usize::from(cfg & 0x7E) * 4 + 1,
         max_get_response: 16,
     };
-    let mut card = Card::with_options(FuzzCard { input: answers, sent: 0 }, options);
+    let mut card = Card::with_options(
+        FuzzCard {
+            input: answers,
+            sent: 0,
+        },
+        options,
+    );
     let data_len = if cfg & 0x80 != 0 { 600 } else { 12 };
     let command = Command::new(0x00, 0x2A, 0x9E, 0x9A)
         .with_data(vec![0x55; data_len])
