@@ -135,6 +135,17 @@ impl CnParts {
     }
 }
 
+/// The validated identity in a CNS certificate's CN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CnsIdentity {
+    /// The holder's codice fiscale.
+    pub codice_fiscale: CodiceFiscale,
+    /// The card id (EF_ID_Carta).
+    pub card_id: CardId,
+    /// The base64 hash after the card id, as written.
+    pub data_hash: String,
+}
+
 /// A CNS authentication certificate: an X.509 certificate plus the CNS reading of it.
 ///
 /// Built from DER or PEM with [`CnsCertificate::from_der`], [`CnsCertificate::from_pem`] or
@@ -203,6 +214,17 @@ impl CnsCertificate {
                 reason: "the subject has no CN".into(),
             }),
         }
+    }
+
+    /// The holder's identity from the CN, every part validated: codice fiscale (check letter),
+    /// card id (Luhn) and the hash as written.
+    pub fn identity(&self) -> Result<CnsIdentity, Error> {
+        let parts = self.cn_parts()?;
+        Ok(CnsIdentity {
+            codice_fiscale: CodiceFiscale::parse(&parts.codice_fiscale)?,
+            card_id: CardId::parse(&parts.card_id)?,
+            data_hash: parts.data_hash,
+        })
     }
 
     /// The holder's codice fiscale from the CN, validated.

@@ -32,7 +32,9 @@ mod error;
 mod report;
 
 pub use card_id::CardId;
-pub use certificate::{oid, parse_certificates, CnParts, CnsCertificate, KeyInfo, CNS_POLICIES};
+pub use certificate::{
+    oid, parse_certificates, CnParts, CnsCertificate, CnsIdentity, KeyInfo, CNS_POLICIES,
+};
 pub use codice_fiscale::{CodiceFiscale, Sex};
 pub use conformance::{codes, Finding, Severity};
 pub use error::Error;

@@ -34,6 +34,9 @@ fn conforming_certificate_reads_and_has_no_findings() {
     assert_eq!(cert.codice_fiscale().unwrap().as_str(), CF);
     assert_eq!(cert.card_id().unwrap().as_str(), CARD_ID);
     assert_eq!(cert.cn_parts().unwrap().data_hash, HASH);
+    let identity = cert.identity().unwrap();
+    assert_eq!(identity.codice_fiscale.as_str(), CF);
+    assert_eq!(identity.card_id.as_str(), CARD_ID);
     assert_eq!(cert.surname().as_deref(), Some("ROSSI"));
     assert_eq!(cert.given_name().as_deref(), Some("MARIO"));
     assert_eq!(
