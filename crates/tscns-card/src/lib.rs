@@ -45,6 +45,8 @@ pub mod emsa;
 mod error;
 pub mod personal_data;
 pub mod pin;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use atr::{Atr, CnsAtrInfo, KeySet, Profile, Quirks, Recognition};
 pub use card::{
