@@ -829,3 +829,31 @@ mod signed_tests {
         );
     }
 }
+#[cfg(test)]
+mod interop_tests {
+    //! Documents signed by libxmlsec1's `xmlsec1 --sign` (an independent implementation), with
+    //! prefixed `ds:` names, comments, tabs and CRs in values, nested namespaces: our C14N must
+    //! reproduce its octets exactly.
+    use super::*;
+
+    fn check(xml: &str) -> Result<()> {
+        let pem = include_bytes!("../tests/fixtures/xmlsec1-signer.pem");
+        let certs = crate::pem::certificates(pem).map_err(Error::Config)?;
+        let k = TrustedKey::from_certificate(&certs[0])?;
+        let doc = crate::xml::parse("t", xml, 1 << 20)?;
+        verify_enveloping(&doc, xml, &[k], SignaturePolicy::AllowSha1).map(|_| ())
+    }
+
+    #[test]
+    fn xmlsec1_inclusive_and_exclusive_verify() {
+        check(include_str!("../tests/fixtures/xmlsec1-inclusive.xml")).unwrap();
+        check(include_str!("../tests/fixtures/xmlsec1-exclusive.xml")).unwrap();
+    }
+
+    #[test]
+    fn xmlsec1_tampered_refused() {
+        let x = include_str!("../tests/fixtures/xmlsec1-exclusive.xml");
+        assert!(check(&x.replace("RSSMRA85T10A562S", "RSSMRA85T10A562T")).is_err());
+        assert!(check(&x.replace("x:z=\"1\"", "x:z=\"2\"")).is_err());
+    }
+}

@@ -37,6 +37,8 @@ mod auth_doc;
 mod clock;
 mod config;
 pub mod dsig;
+#[cfg(feature = "emulator")]
+pub mod emulator;
 mod error;
 mod pem;
 mod profile;
