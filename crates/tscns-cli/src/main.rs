@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod cert;
 mod cf;
+mod fetch;
 mod readers;
 
 /// Use the Italian TS-CNS smart card (Tessera Sanitaria – Carta Nazionale dei Servizi).
@@ -31,6 +32,8 @@ enum Command {
     /// X.509 certificates: inspect a CNS authentication certificate.
     #[command(subcommand)]
     Cert(cert::Command),
+    /// HTTPS GET authenticated with the card's certificate (TLS client authentication).
+    Fetch(fetch::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,5 +42,6 @@ fn main() -> ExitCode {
         Command::Readers(args) => readers::run(args),
         Command::Cf(cmd) => cf::run(cmd),
         Command::Cert(cmd) => cert::run(cmd),
+        Command::Fetch(args) => fetch::run(args),
     }
 }

@@ -98,6 +98,9 @@ pub enum KeySelector {
     Label(String),
     /// The first certificate that passes the CNS authentication profile.
     CnsConformant,
+    /// The first certificate that passes the CNS profile, else the first whose subject carries a
+    /// codice fiscale (test CAs, cards with profile warnings).
+    Cns,
 }
 
 impl std::fmt::Display for KeySelector {
@@ -106,6 +109,7 @@ impl std::fmt::Display for KeySelector {
             Self::CodiceFiscale(cf) => write!(f, "for codice fiscale {cf}"),
             Self::Label(l) => write!(f, "labelled {l:?}"),
             Self::CnsConformant => f.write_str("conforming to the CNS authentication profile"),
+            Self::Cns => f.write_str("with a codice fiscale"),
         }
     }
 }
@@ -276,6 +280,28 @@ impl Module {
         slot_id: Option<u64>,
         selector: &KeySelector,
     ) -> Result<CertificateEntry, Error> {
+        if *selector == KeySelector::Cns {
+            return match self.find_certificate_in(slot_id, &KeySelector::CnsConformant) {
+                Err(Error::NoCertificate { .. }) => self
+                    .find_certificate_matching(slot_id, &KeySelector::Cns)
+                    .map_err(|e| match e {
+                        Error::NoCertificate { module, .. } => Error::NoCertificate {
+                            wanted: KeySelector::Cns.to_string(),
+                            module,
+                        },
+                        other => other,
+                    }),
+                other => other,
+            };
+        }
+        self.find_certificate_matching(slot_id, selector)
+    }
+
+    fn find_certificate_matching(
+        &self,
+        slot_id: Option<u64>,
+        selector: &KeySelector,
+    ) -> Result<CertificateEntry, Error> {
         let mut tokens = self.tokens()?;
         if let Some(id) = slot_id {
             tokens.retain(|t| t.slot_id == id);
@@ -295,6 +321,7 @@ impl Module {
                         .is_some_and(|x| x.eq_ignore_ascii_case(cf.trim())),
                     KeySelector::Label(l) => c.label == *l,
                     KeySelector::CnsConformant => c.cns_conformant,
+                    KeySelector::Cns => c.codice_fiscale.is_some(),
                 };
                 if hit {
                     return Ok(c);
