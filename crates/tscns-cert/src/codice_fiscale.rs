@@ -423,6 +423,22 @@ fn base_letter(c: char) -> Option<u8> {
     Some(u as u8)
 }
 
+/// The first six characters of the codice fiscale for these names, `None` if one has no letters.
+pub(crate) fn name_code(surname: &str, given_name: &str) -> Option<[u8; 6]> {
+    let s = name_part(surname, false)?;
+    let g = name_part(given_name, true)?;
+    Some([s[0], s[1], s[2], g[0], g[1], g[2]])
+}
+
+impl CodiceFiscale {
+    /// Whether the first six characters match what `surname` and `given_name` give by the
+    /// standard rules (a mismatch may be a typo in either, or a name changed after the code was
+    /// issued).
+    pub fn matches_names(&self, surname: &str, given_name: &str) -> bool {
+        name_code(surname, given_name).is_some_and(|c| c[..] == self.code[..6])
+    }
+}
+
 /// Three letters from a surname (`given == false`) or given name, or `None` if it has no letters.
 fn name_part(name: &str, given: bool) -> Option<[u8; 3]> {
     let letters: Vec<u8> = name.chars().filter_map(base_letter).collect();

@@ -71,6 +71,8 @@ pub mod codes {
     pub const CARD_ID_INVALID: &str = "card-id-invalid";
     /// The card id in the CN fails its Luhn check (error).
     pub const CARD_ID_LUHN: &str = "card-id-luhn";
+    /// The codice fiscale's first six letters do not match SN and givenName (warning).
+    pub const NAMES_MISMATCH: &str = "names-mismatch-codice-fiscale";
     /// No SN attribute (warning).
     pub const SURNAME_MISSING: &str = "surname-missing";
     /// No givenName attribute (warning).
@@ -133,6 +135,48 @@ pub mod codes {
     pub const SIGNATURE_ALGORITHM_MISMATCH: &str = "signature-algorithm-mismatch";
     /// Issuer equals subject: a self-issued certificate, not a holder certificate (error).
     pub const SELF_ISSUED: &str = "self-issued";
+
+    /// Every code above, for documentation and exhaustive tests.
+    pub const ALL: &[&str] = &[
+        CN_MISSING,
+        CN_NOT_CNS_FORM,
+        CN_HASH_MALFORMED,
+        CODICE_FISCALE_INVALID,
+        CARD_ID_INVALID,
+        CARD_ID_LUHN,
+        NAMES_MISMATCH,
+        SURNAME_MISSING,
+        GIVEN_NAME_MISSING,
+        ISSUING_ADMINISTRATION_MISSING,
+        COUNTRY_NOT_IT,
+        VERSION_NOT_V3,
+        SERIAL_INVALID,
+        VALIDITY_INVERTED,
+        NOT_YET_VALID,
+        EXPIRED,
+        KEY_NOT_RSA,
+        RSA_KEY_UNDER_2048,
+        RSA_KEY_UNDER_1024,
+        KEY_MALFORMED,
+        KEY_USAGE_MISSING,
+        DIGITAL_SIGNATURE_MISSING,
+        NON_REPUDIATION_PRESENT,
+        KEY_USAGE_CA,
+        KEY_USAGE_NOT_CRITICAL,
+        CLIENT_AUTH_MISSING,
+        ANY_EXTENDED_KEY_USAGE,
+        CNS_POLICY_MISSING,
+        CIE_POLICY_ONLY,
+        BASIC_CONSTRAINTS_CA,
+        EXTENSION_MALFORMED,
+        EXTENSION_DUPLICATE,
+        EXTENSION_UNKNOWN_CRITICAL,
+        SIGNATURE_SHA1,
+        SIGNATURE_WEAK,
+        SIGNATURE_ALGORITHM_UNKNOWN,
+        SIGNATURE_ALGORITHM_MISMATCH,
+        SELF_ISSUED,
+    ];
 }
 
 /// Signature algorithms, by OID (RFC 3279, RFC 4055, RFC 5758, RFC 8410).
@@ -194,8 +238,20 @@ impl CnsCertificate {
                 ),
                 Err(e) => f.error(codes::CN_NOT_CNS_FORM, e.to_string()),
                 Ok(parts) => {
-                    if let Err(e) = CodiceFiscale::parse(&parts.codice_fiscale) {
-                        f.error(codes::CODICE_FISCALE_INVALID, e.to_string());
+                    match CodiceFiscale::parse(&parts.codice_fiscale) {
+                        Err(e) => f.error(codes::CODICE_FISCALE_INVALID, e.to_string()),
+                        Ok(cf) => {
+                            if let (Some(sn), Some(gn)) = (self.surname(), self.given_name()) {
+                                if !cf.matches_names(&sn, &gn) {
+                                    f.warning(
+                                        codes::NAMES_MISMATCH,
+                                        format!(
+                                            "the codice fiscale {cf} does not begin with the letters of SN {sn:?} and givenName {gn:?}"
+                                        ),
+                                    );
+                                }
+                            }
+                        }
                     }
                     match CardId::parse(&parts.card_id) {
                         Ok(_) => {}

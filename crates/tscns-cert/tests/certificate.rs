@@ -14,13 +14,23 @@ const AT: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
 
 fn codes_of(der: &[u8]) -> Vec<&'static str> {
     let cert = CnsCertificate::from_der(der).unwrap();
-    cert.conformance(AT).iter().map(|f| f.code).collect()
+    let codes: Vec<&'static str> = cert.conformance(AT).iter().map(|f| f.code).collect();
+    record(&codes);
+    codes
 }
 
-/// The certificate has exactly this finding (and only it, besides `also`).
+/// Codes seen by the tests of this binary, for `every_code_is_produced_by_some_test`.
+static SEEN: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
+fn record(codes: &[&'static str]) {
+    SEEN.lock().unwrap().extend_from_slice(codes);
+}
+
+/// The certificate has exactly this finding.
 fn assert_only(der: &[u8], code: &str, severity: Severity) {
     let cert = CnsCertificate::from_der(der).unwrap();
     let findings = cert.conformance(AT);
+    record(&findings.iter().map(|f| f.code).collect::<Vec<_>>());
     assert_eq!(findings.len(), 1, "expected only {code}: {findings:#?}");
     assert_eq!(findings[0].code, code);
     assert_eq!(findings[0].severity, severity);
@@ -148,6 +158,14 @@ fn every_finding_has_its_variant() {
                 ..d()
             },
             codes::SURNAME_MISSING,
+            Severity::Warning,
+        ),
+        (
+            LeafSpec {
+                surname: Some("BIANCHI".into()),
+                ..d()
+            },
+            codes::NAMES_MISMATCH,
             Severity::Warning,
         ),
         (
@@ -512,4 +530,35 @@ fn chain_accepts_a_1024_bit_holder_key_and_rejects_a_tampered_certificate() {
         .verify_chain(&[&b"junk"[..]], &none, AT)
         .unwrap_err();
     assert!(matches!(e, Error::BadTrustAnchor { index: 0, .. }), "{e:?}");
+}
+
+#[test]
+fn tiny_and_malformed_keys() {
+    let der = LeafSpec {
+        rsa_512: true,
+        ..LeafSpec::default()
+    }
+    .issue();
+    assert_only(&der, codes::RSA_KEY_UNDER_1024, Severity::Error);
+    let good = LeafSpec::default().issue();
+    let der = mutate(&good, |c| {
+        c.tbs_certificate.subject_public_key_info.subject_public_key =
+            x509_cert::der::asn1::BitString::from_bytes(&[0x05, 0x00]).unwrap();
+    });
+    assert_only(&der, codes::KEY_MALFORMED, Severity::Error);
+}
+
+/// Every finding code is produced by at least one certificate variant above. The tests share
+/// `SEEN`, so this one runs them all first (each is cheap once the keys exist).
+#[test]
+fn every_code_is_produced_by_some_test() {
+    every_finding_has_its_variant();
+    lombardy_policies_are_cns_and_cie_is_a_warning();
+    inverted_validity_is_reported();
+    signature_algorithm_findings();
+    structural_findings();
+    tiny_and_malformed_keys();
+    let seen = SEEN.lock().unwrap().clone();
+    let missing: Vec<&&str> = codes::ALL.iter().filter(|c| !seen.contains(c)).collect();
+    assert!(missing.is_empty(), "codes never produced: {missing:?}");
 }

@@ -46,6 +46,7 @@ proptest! {
         let parsed = CodiceFiscale::parse(&cf.to_string().to_lowercase()).unwrap();
         prop_assert_eq!(&parsed, &cf);
         prop_assert!(!parsed.is_omocodic());
+        prop_assert!(parsed.matches_names(&s, &g));
         prop_assert_eq!(parsed.sex(), sex);
         prop_assert_eq!(parsed.birthplace_code(), p);
         // Resolved against a reference date 0..99 years after birth, the birth date comes back.

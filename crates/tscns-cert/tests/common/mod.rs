@@ -49,6 +49,7 @@ pub struct Keys {
     pub other_ca: Vec<u8>,
     pub leaf_2048: RsaPublic,
     pub leaf_1024: RsaPublic,
+    pub leaf_512: RsaPublic,
 }
 
 fn rsa_private(bits: usize) -> rsa::RsaPrivateKey {
@@ -74,6 +75,7 @@ pub fn keys() -> &'static Keys {
             other_ca: pkcs8(rsa_private(2048)),
             leaf_2048: public(rsa_private(2048)),
             leaf_1024: public(rsa_private(1024)),
+            leaf_512: public(rsa_private(512)),
         }
     })
 }
@@ -156,6 +158,7 @@ pub struct LeafSpec {
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
     pub rsa_1024: bool,
+    pub rsa_512: bool,
     pub serial: Vec<u8>,
     /// An extra critical extension with an OID nobody processes.
     pub unknown_critical: bool,
@@ -177,6 +180,7 @@ impl Default for LeafSpec {
             not_before: datetime!(2024-01-01 0:00 UTC),
             not_after: datetime!(2030-01-01 0:00 UTC),
             rsa_1024: false,
+            rsa_512: false,
             serial: vec![0x4A, 0x7F, 0x10, 0x03],
             unknown_critical: false,
         }
@@ -274,7 +278,9 @@ impl LeafSpec {
     }
 
     pub fn issue_by(&self, issuer: &Issuer<'_, KeyPair>) -> Vec<u8> {
-        let key = if self.rsa_1024 {
+        let key = if self.rsa_512 {
+            &keys().leaf_512
+        } else if self.rsa_1024 {
             &keys().leaf_1024
         } else {
             &keys().leaf_2048
