@@ -40,7 +40,7 @@ pub enum LengthForm {
     Extended,
 }
 
-/// A command APDU: CLA INS P1 P2 [Lc data] [Le].
+/// A command APDU: `CLA INS P1 P2 [Lc data] [Le]`.
 ///
 /// `le` is the number of expected response bytes, 1..=65536 (the Le byte 00 in short form means 256;
 /// 0000 in extended form means 65536). The data field is wiped from memory when the command is
