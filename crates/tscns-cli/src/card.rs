@@ -1,0 +1,554 @@
+//! `tscns card`: read the identity on the card, manage the PIN, export the certificate, sign.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tscns_apdu::Transport;
+use tscns_card::{CnsCard, HashAlg, Identity, PersonalData, Pin, Puk};
+use zeroize::Zeroizing;
+
+/// `println!` that never panics: a closed pipe (`tscns card info | head`) just ends the output.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// Subcommands of `tscns card`.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Read the card: ATR, maker, card id, personal data, certificate, cross-checks.
+    Info(InfoArgs),
+    /// Verify, change or unblock the PIN.
+    #[command(subcommand)]
+    Pin(PinCommand),
+    /// Write the authentication certificate as PEM (to stdout or --out).
+    Cert(CertArgs),
+    /// Sign a file's hash with the card's authentication key (raw RSA signature out).
+    Sign(SignArgs),
+}
+
+/// Which card to talk to.
+#[derive(Debug, clap::Args)]
+pub struct Source {
+    /// PC/SC reader name (default: the first reader with a card).
+    #[arg(long, value_name = "READER")]
+    pub reader: Option<String>,
+    /// Use the in-process simulated card instead of a reader; PROFILE is a tscns-sim built-in
+    /// profile (default: `default`).
+    #[arg(long, value_name = "PROFILE", num_args = 0..=1, default_missing_value = "default")]
+    pub simulated: Option<String>,
+}
+
+/// Arguments of `tscns card info`.
+#[derive(Debug, clap::Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    source: Source,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How the PIN is entered.
+#[derive(Debug, clap::Args)]
+pub struct PinInput {
+    /// Read the PIN (and the new PIN / PUK, one per line) from standard input instead of
+    /// prompting on the terminal.
+    #[arg(long)]
+    pin_stdin: bool,
+}
+
+/// Arguments shared by the PIN subcommands.
+#[derive(Debug, clap::Args)]
+pub struct PinArgs {
+    #[command(flatten)]
+    source: Source,
+    #[command(flatten)]
+    input: PinInput,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `tscns card pin ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum PinCommand {
+    /// Check the PIN (one try is used only if it is wrong).
+    Verify(PinArgs),
+    /// Change the PIN (old PIN, then new PIN).
+    Change(PinArgs),
+    /// Unblock the PIN with the PUK and set a new PIN (PUK, then new PIN).
+    Unblock(PinArgs),
+}
+
+/// Arguments of `tscns card cert`.
+#[derive(Debug, clap::Args)]
+pub struct CertArgs {
+    #[command(flatten)]
+    source: Source,
+    /// Write the PEM to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+/// Arguments of `tscns card sign`.
+#[derive(Debug, clap::Args)]
+pub struct SignArgs {
+    #[command(flatten)]
+    source: Source,
+    #[command(flatten)]
+    input: PinInput,
+    /// The file whose hash is signed.
+    #[arg(long = "in", value_name = "FILE")]
+    input_file: PathBuf,
+    /// Hash algorithm: sha1, sha256, sha384, sha512.
+    #[arg(long, default_value = "sha256")]
+    hash: HashAlg,
+    /// RSASSA-PSS (salt length = hash length) instead of PKCS#1 v1.5.
+    #[arg(long)]
+    pss: bool,
+    /// Where the raw signature (modulus-sized bytes) goes.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+/// Runs `tscns card`.
+pub fn run(cmd: Command) -> ExitCode {
+    let result = match cmd {
+        Command::Info(a) => info(a),
+        Command::Pin(p) => pin(p),
+        Command::Cert(a) => cert(a),
+        Command::Sign(a) => sign(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("tscns card: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+type Fail = String;
+
+fn fail(e: impl std::fmt::Display) -> Fail {
+    e.to_string()
+}
+
+/// The card behind a box so real readers and the simulator share one path.
+struct Opened {
+    card: CnsCard<Box<dyn Transport>>,
+    reader: String,
+}
+
+fn open(source: &Source) -> Result<Opened, Fail> {
+    if let Some(profile_name) = &source.simulated {
+        let profile = tscns_sim::Profile::builtin(profile_name).map_err(fail)?;
+        let sim = tscns_sim::SimCard::new(&profile).map_err(fail)?;
+        let transport: Box<dyn Transport> = Box::new(sim);
+        return Ok(Opened {
+            card: CnsCard::open(transport).map_err(fail)?,
+            reader: format!("simulated ({profile_name})"),
+        });
+    }
+    open_pcsc(source.reader.as_deref())
+}
+
+#[cfg(feature = "pcsc")]
+fn open_pcsc(reader: Option<&str>) -> Result<Opened, Fail> {
+    use tscns_apdu::pcsc::PcscTransport;
+    let t = match reader {
+        Some(r) => PcscTransport::connect(r),
+        None => PcscTransport::connect_first(),
+    }
+    .map_err(fail)?;
+    let name = t.reader().to_owned();
+    let transport: Box<dyn Transport> = Box::new(t);
+    Ok(Opened {
+        card: CnsCard::open(transport).map_err(fail)?,
+        reader: name,
+    })
+}
+
+#[cfg(not(feature = "pcsc"))]
+fn open_pcsc(_reader: Option<&str>) -> Result<Opened, Fail> {
+    Err("this tscns was built without PC/SC support: use --simulated".into())
+}
+
+/// A spinner on stderr while slow card work runs, only when stderr is a terminal.
+struct Spinner(Option<indicatif::ProgressBar>);
+
+impl Spinner {
+    fn start(msg: &'static str) -> Spinner {
+        if !std::io::stderr().is_terminal() {
+            return Spinner(None);
+        }
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.set_message(msg);
+        pb.enable_steady_tick(Duration::from_millis(100));
+        Spinner(Some(pb))
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some(pb) = self.0.take() {
+            pb.finish_and_clear();
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+fn date(d: Option<tscns_cert::time::Date>) -> Value {
+    match d {
+        Some(d) => Value::String(format!(
+            "{:04}-{:02}-{:02}",
+            d.year(),
+            u8::from(d.month()),
+            d.day()
+        )),
+        None => Value::Null,
+    }
+}
+
+fn personal_data_json(pd: &PersonalData) -> Value {
+    json!({
+        "issuer_code": pd.issuer_code,
+        "issue_date": date(pd.issue_date),
+        "expiry_date": date(pd.expiry_date),
+        "surname": pd.surname,
+        "given_name": pd.given_name,
+        "birth_date": date(pd.birth_date),
+        "sex": pd.sex,
+        "height": pd.height,
+        "codice_fiscale": pd.codice_fiscale,
+        "citizenship": pd.citizenship,
+        "birth_municipality": pd.birth_municipality,
+        "birth_country": pd.birth_country,
+        "birth_act": pd.birth_act,
+        "residence_municipality": pd.residence_municipality,
+        "residence_address": pd.residence_address,
+        "expatriation_notes": pd.expatriation_notes,
+    })
+}
+
+fn certificate_json(id: &Identity) -> Result<Value, Fail> {
+    // The same object `tscns cert inspect --json` prints.
+    let report = crate::cert::certificate_report(
+        &id.certificate,
+        tscns_cert::time::OffsetDateTime::now_utc(),
+        &[],
+        &[],
+    );
+    serde_json::to_value(report).map_err(fail)
+}
+
+fn info(args: InfoArgs) -> Result<(), Fail> {
+    let mut opened = open(&args.source)?;
+    let spinner = Spinner::start("reading the card...");
+    let recognition = opened.card.recognition().clone();
+    let atr = hex(opened.card.atr());
+    let id = opened.card.identity().map_err(fail)?.clone();
+    drop(spinner);
+    let info = recognition.info;
+    let card = json!({
+        "cns_version": info.map(|i| i.cns_version.to_string()),
+        "chip_maker": info.map(|i| i.chip_maker.to_string()),
+        "os_maker": info.map(|i| i.os_maker.to_string()),
+        "profile": recognition.quirks.profile.as_str(),
+    });
+    if args.json {
+        let out = json!({
+            "reader": opened.reader,
+            "atr": atr,
+            "card": card,
+            "card_id": id.card_id.as_str(),
+            "personal_data": personal_data_json(&id.personal_data),
+            "certificate": certificate_json(&id)?,
+            "checks": {
+                "cf_matches_certificate": id.checks.cf_matches_certificate,
+                "data_hash_matches": id.checks.data_hash_matches,
+            },
+            "apdus": id.apdus,
+        });
+        say!("{}", serde_json::to_string_pretty(&out).map_err(fail)?);
+        return Ok(());
+    }
+    let pd = &id.personal_data;
+    let s = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let d = |v| match date(v) {
+        Value::String(s) => s,
+        _ => "-".into(),
+    };
+    let check = |v: Option<bool>| match v {
+        Some(true) => "match",
+        Some(false) => "MISMATCH",
+        None => "not available",
+    };
+    say!("reader:            {}", opened.reader);
+    say!("ATR:               {atr}");
+    match info {
+        Some(i) => say!(
+            "card:              CNS {}, chip {}, OS {}, firmware {:02X}.{:02X} (profile {})",
+            i.cns_version,
+            i.chip_maker,
+            i.os_maker,
+            i.firmware.0,
+            i.firmware.1,
+            recognition.quirks.profile
+        ),
+        None => say!("card:              recognised by its files (no CNS marker in the ATR)"),
+    }
+    say!("card id:           {}", id.card_id.as_str());
+    say!(
+        "holder:            {} {}",
+        s(&pd.given_name),
+        s(&pd.surname)
+    );
+    say!("codice fiscale:    {}", s(&pd.codice_fiscale));
+    say!(
+        "born:              {} in {}",
+        d(pd.birth_date),
+        s(&pd.birth_municipality)
+    );
+    say!("sex:               {}", s(&pd.sex));
+    say!(
+        "residence:         {} ({})",
+        s(&pd.residence_address),
+        s(&pd.residence_municipality)
+    );
+    say!(
+        "issued / expires:  {} / {}",
+        d(pd.issue_date),
+        d(pd.expiry_date)
+    );
+    say!("certificate:       {}", id.certificate.subject());
+    say!("issuer:            {}", id.certificate.issuer());
+    say!(
+        "checks:            codice fiscale vs certificate: {}; CN hash vs personal data: {}",
+        check(id.checks.cf_matches_certificate),
+        check(id.checks.data_hash_matches)
+    );
+    say!("APDUs:             {}", id.apdus);
+    Ok(())
+}
+
+/// Reads secrets for one command: from stdin lines (`--pin-stdin`) or no-echo prompts.
+struct SecretReader {
+    lines: Option<Vec<Zeroizing<String>>>,
+    next: usize,
+}
+
+impl SecretReader {
+    fn new(input: &PinInput) -> Result<Self, Fail> {
+        if !input.pin_stdin {
+            return Ok(SecretReader {
+                lines: None,
+                next: 0,
+            });
+        }
+        let mut all = Zeroizing::new(String::new());
+        std::io::stdin()
+            .take(4096)
+            .read_to_string(&mut all)
+            .map_err(|e| format!("cannot read the PIN from standard input: {e}"))?;
+        let lines = all
+            .lines()
+            .map(|l| Zeroizing::new(l.trim().to_owned()))
+            .collect();
+        Ok(SecretReader {
+            lines: Some(lines),
+            next: 0,
+        })
+    }
+
+    fn read(&mut self, prompt: &str) -> Result<Zeroizing<String>, Fail> {
+        match &self.lines {
+            Some(lines) => {
+                let l = lines
+                    .get(self.next)
+                    .cloned()
+                    .ok_or_else(|| format!("--pin-stdin: no line for the {prompt}"))?;
+                self.next += 1;
+                Ok(l)
+            }
+            None => {
+                if !std::io::stdin().is_terminal() && !std::io::stderr().is_terminal() {
+                    return Err(
+                        "no terminal to ask for the PIN on: pass --pin-stdin and write it to \
+                         standard input"
+                            .into(),
+                    );
+                }
+                rpassword::prompt_password(format!("{prompt}: "))
+                    .map(Zeroizing::new)
+                    .map_err(|e| format!("cannot read the PIN from the terminal: {e}"))
+            }
+        }
+    }
+
+    fn pin(&mut self, prompt: &str) -> Result<Pin, Fail> {
+        let s = self.read(prompt)?;
+        Pin::new(&s).map_err(fail)
+    }
+
+    fn puk(&mut self, prompt: &str) -> Result<Puk, Fail> {
+        let s = self.read(prompt)?;
+        Puk::new(&s).map_err(fail)
+    }
+}
+
+fn report_pin_error(e: tscns_card::Error, json_out: bool) -> Fail {
+    if json_out {
+        let (tries, blocked) = match &e {
+            tscns_card::Error::WrongSecret { tries_left, .. } => (*tries_left, false),
+            tscns_card::Error::Blocked { .. } => (Some(0), true),
+            _ => (None, false),
+        };
+        say!(
+            "{}",
+            json!({ "ok": false, "error": e.to_string(), "tries_left": tries, "blocked": blocked })
+        );
+    }
+    e.to_string()
+}
+
+fn pin(cmd: PinCommand) -> Result<(), Fail> {
+    let (args, what) = match &cmd {
+        PinCommand::Verify(a) => (a, "verify"),
+        PinCommand::Change(a) => (a, "change"),
+        PinCommand::Unblock(a) => (a, "unblock"),
+    };
+    let mut secrets = SecretReader::new(&args.input)?;
+    // Ask for everything before touching the card: a mistyped new PIN sends nothing.
+    let (first_pin, puk, new_pin) = match what {
+        "verify" => (Some(secrets.pin("PIN")?), None, None),
+        "change" => {
+            let old = secrets.pin("current PIN")?;
+            let new = secrets.pin("new PIN")?;
+            (Some(old), None, Some(new))
+        }
+        _ => {
+            let puk = secrets.puk("PUK")?;
+            let new = secrets.pin("new PIN")?;
+            (None, Some(puk), Some(new))
+        }
+    };
+    let mut opened = open(&args.source)?;
+    let spinner = Spinner::start("talking to the card...");
+    let r = match (first_pin, puk, new_pin) {
+        (Some(p), None, None) => opened.card.verify_pin(&p),
+        (Some(old), None, Some(new)) => opened.card.change_pin(&old, &new),
+        (None, Some(puk), Some(new)) => opened.card.unblock_pin(&puk, &new),
+        _ => return Err("internal error: unexpected PIN arguments".into()),
+    };
+    drop(spinner);
+    r.map_err(|e| report_pin_error(e, args.json))?;
+    let msg = match what {
+        "verify" => "PIN correct",
+        "change" => "PIN changed",
+        _ => "PIN unblocked and set",
+    };
+    if args.json {
+        say!("{}", json!({ "ok": true, "result": msg }));
+    } else {
+        say!("{msg}");
+    }
+    Ok(())
+}
+
+fn pem(der: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut b64 = String::new();
+    for chunk in der.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |a, (i, &b)| a | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                b64.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 0x3F) as usize]));
+            } else {
+                b64.push('=');
+            }
+        }
+    }
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+fn cert(args: CertArgs) -> Result<(), Fail> {
+    let mut opened = open(&args.source)?;
+    let spinner = Spinner::start("reading the certificate...");
+    let der = opened.card.certificate_der().map_err(fail)?;
+    drop(spinner);
+    let text = pem(&der);
+    match &args.out {
+        Some(path) => std::fs::write(path, text)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+        None => {
+            std::io::stdout().write_all(text.as_bytes()).map_err(fail)?;
+        }
+    }
+    Ok(())
+}
+
+fn sign(args: SignArgs) -> Result<(), Fail> {
+    let data = std::fs::read(&args.input_file)
+        .map_err(|e| format!("cannot read {}: {e}", args.input_file.display()))?;
+    let digest = args.hash.digest(&data);
+    let mut secrets = SecretReader::new(&args.input)?;
+    let pin = secrets.pin("PIN")?;
+    let mut opened = open(&args.source)?;
+    let spinner = Spinner::start("signing on the card...");
+    opened.card.identity().map_err(fail)?;
+    opened.card.verify_pin(&pin).map_err(fail)?;
+    let sig = if args.pss {
+        opened.card.sign_pss(args.hash, &digest)
+    } else {
+        opened.card.sign_pkcs1(args.hash, &digest)
+    }
+    .map_err(fail)?;
+    drop(spinner);
+    std::fs::write(&args.out, &sig)
+        .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
+    eprintln!(
+        "signed {} ({} {}, {} bytes, verified with the card's certificate) -> {}",
+        args.input_file.display(),
+        if args.pss {
+            "RSASSA-PSS"
+        } else {
+            "PKCS#1 v1.5"
+        },
+        args.hash,
+        sig.len(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_wraps_base64() {
+        let p = pem(b"hello world!!");
+        assert_eq!(
+            p,
+            "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQhIQ==\n-----END CERTIFICATE-----\n"
+        );
+    }
+}
