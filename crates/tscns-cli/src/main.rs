@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 mod card;
 mod cert;
 mod cf;
+mod fetch;
 mod readers;
 
 /// Use the Italian TS-CNS smart card (Tessera Sanitaria – Carta Nazionale dei Servizi).
@@ -32,6 +33,8 @@ enum Command {
     /// X.509 certificates: inspect a CNS authentication certificate.
     #[command(subcommand)]
     Cert(cert::Command),
+    /// HTTPS GET authenticated with the card's certificate (TLS client authentication).
+    Fetch(fetch::Args),
     /// The TS-CNS card: identity, PIN, certificate, signing (`--simulated` for a simulated card).
     #[command(subcommand)]
     Card(card::Command),
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Readers(args) => readers::run(args),
         Command::Cf(cmd) => cf::run(cmd),
         Command::Cert(cmd) => cert::run(cmd),
+        Command::Fetch(args) => fetch::run(args),
         Command::Card(cmd) => card::run(cmd),
     }
 }
