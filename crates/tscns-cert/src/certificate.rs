@@ -411,13 +411,10 @@ impl CnsCertificate {
     }
 }
 
-/// Whether bytes look like PEM rather than DER.
+/// Whether bytes look like PEM rather than DER: not starting with a DER SEQUENCE tag, and
+/// holding a `-----BEGIN ` line somewhere (text such as `openssl x509 -text` output may precede it).
 pub(crate) fn looks_like_pem(bytes: &[u8]) -> bool {
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(bytes.len());
-    bytes[start..].starts_with(b"-----BEGIN")
+    bytes.first() != Some(&0x30) && bytes.windows(11).any(|w| w == b"-----BEGIN ")
 }
 
 /// Splits a file of one or more certificates (PEM, possibly several, or a single DER) into DER

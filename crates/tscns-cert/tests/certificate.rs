@@ -562,3 +562,40 @@ fn every_code_is_produced_by_some_test() {
     let missing: Vec<&&str> = codes::ALL.iter().filter(|c| !seen.contains(c)).collect();
     assert!(missing.is_empty(), "codes never produced: {missing:?}");
 }
+
+#[test]
+fn pem_variants_and_bundles() {
+    let (ca_der, _) = ca();
+    let leaf = LeafSpec::default().issue();
+    let pem = |der: &[u8]| {
+        x509_cert::der::pem::encode_string("CERTIFICATE", x509_cert::der::pem::LineEnding::LF, der)
+            .unwrap()
+    };
+    // CRLF line endings.
+    let crlf = pem(&leaf).replace('\n', "\r\n");
+    assert_eq!(
+        CnsCertificate::from_bytes(crlf.as_bytes()).unwrap().der(),
+        leaf.as_slice()
+    );
+    // Text before the block, as `openssl x509 -text` prints it, and a key block to skip.
+    let text = format!(
+        "Certificate:\n    Data: ...\n-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n{}",
+        pem(&leaf)
+    );
+    assert_eq!(
+        CnsCertificate::from_bytes(text.as_bytes()).unwrap().der(),
+        leaf.as_slice()
+    );
+    // A bundle of anchors.
+    let bundle = format!("{}\n{}", pem(&ca_der), pem(&leaf));
+    let all = tscns_cert::parse_certificates(bundle.as_bytes()).unwrap();
+    assert_eq!(all, vec![ca_der.clone(), leaf.clone()]);
+    // A bare DER file is one certificate.
+    assert_eq!(
+        tscns_cert::parse_certificates(&ca_der).unwrap(),
+        vec![ca_der.clone()]
+    );
+    // A truncated block is an error, not a panic.
+    let truncated = &pem(&leaf)[..100];
+    assert!(tscns_cert::parse_certificates(truncated.as_bytes()).is_err());
+}
