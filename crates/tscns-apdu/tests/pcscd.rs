@@ -70,6 +70,8 @@ fn respond(apdu: &[u8], log: &Mutex<Vec<Vec<u8>>>) -> Vec<u8> {
             r
         }
         [0x00, 0xA4, ..] => vec![0x90, 0x00],
+        // PUT DATA, accepted in chained parts (CLA 10) and as the last part (CLA 00).
+        [0x00 | 0x10, 0xDA, ..] => vec![0x90, 0x00],
         _ => vec![0x6D, 0x00],
     }
 }
@@ -151,6 +153,10 @@ fn atr_and_response_loop_through_pcscd() {
         .unwrap();
     assert_eq!(file, (0..FILE_LEN).map(file_byte).collect::<Vec<u8>>());
 
+    // 300 data bytes to a card without extended length: two chained parts through pcscd.
+    let put = Command::new(0x00, 0xDA, 0x01, 0x02).with_data(vec![0x42; 300]);
+    assert!(card.transmit(&put).unwrap().is_success());
+
     // What reached the card, byte for byte.
     let log = s.log.lock().unwrap().clone();
     assert_eq!(log[0], [0x00, 0xCA, 0x01, 0x00, 0x00]);
@@ -159,8 +165,12 @@ fn atr_and_response_loop_through_pcscd() {
     assert_eq!(log[3], [0x00, 0xC0, 0x00, 0x00, 0x20]);
     assert_eq!(log[5], [0x00, 0xB0, 0x00, 0x00, 0xFF]);
     assert_eq!(log[6], [0x00, 0xB0, 0x00, 0xFF, 0xFF]);
-    assert_eq!(log.len(), 7);
-    assert_eq!(s.card.apdus(), 7);
+    assert_eq!(log[7][..5], [0x10, 0xDA, 0x01, 0x02, 0xFF]);
+    assert_eq!(log[7].len(), 5 + 255);
+    assert_eq!(log[8][..5], [0x00, 0xDA, 0x01, 0x02, 45]);
+    assert_eq!(log[8].len(), 5 + 45);
+    assert_eq!(log.len(), 9);
+    assert_eq!(s.card.apdus(), 9);
 }
 
 #[test]
