@@ -62,18 +62,6 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
-    /// The lock that gives a test exclusive use of a vpcd reader could not be taken in time.
-    #[error("could not lock vpcd reader port {port} ({}) within {seconds} s: {reason}", path.display())]
-    VpcdLock {
-        /// The vpcd port.
-        port: u16,
-        /// The lock file.
-        path: PathBuf,
-        /// How long we waited.
-        seconds: u64,
-        /// Why.
-        reason: String,
-    },
 }
 
 impl Error {

@@ -132,7 +132,4 @@ pub use profile::{
     CertificateSettings, KeyBits, Maker, PersonalData, Profile, Secret, BUILTIN_PROFILES,
     CNS_AUTHENTICATION_POLICY,
 };
-pub use vpcd::{
-    lock_vpcd_port, run_vpcd, serve_vpcd, vpcd_reader_name, VpcdPortLock, VpcdServer,
-    DEFAULT_VPCD_PORT,
-};
+pub use vpcd::{run_vpcd, serve_vpcd, vpcd_reader_name, VpcdServer, DEFAULT_VPCD_PORT};

@@ -5,10 +5,8 @@
 //! 4 "send your ATR" (the only control the card answers). Longer messages are C-APDUs, answered
 //! with the R-APDU. The card side is the TCP client; vpcd polls presence by asking for the ATR.
 
-use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -341,61 +339,6 @@ fn serve_connection(
                     // Mute: the wait is over, hang up so pcscd stops waiting too.
                     Outcome::Removed | Outcome::Mute | Outcome::Reset => return End::Dropped,
                 }
-            }
-        }
-    }
-}
-
-/// An exclusive lock on one vpcd reader (`/tmp/tscns-vpcd-<port>.lock`), held until dropped.
-/// Every test that plugs a card into a vpcd reader holds it, so tests never collide.
-#[derive(Debug)]
-pub struct VpcdPortLock {
-    _file: File,
-    path: PathBuf,
-}
-
-impl VpcdPortLock {
-    /// The lock file.
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
-    }
-}
-
-/// Takes the lock of a vpcd reader port, waiting at most `timeout`.
-pub fn lock_vpcd_port(port: u16, timeout: Duration) -> Result<VpcdPortLock, Error> {
-    let path = PathBuf::from(format!("/tmp/tscns-vpcd-{port}.lock"));
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| Error::File {
-            action: "open the vpcd lock file",
-            path: path.clone(),
-            source,
-        })?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(VpcdPortLock { _file: file, path }),
-            Err(std::fs::TryLockError::WouldBlock) => {
-                if Instant::now() >= deadline {
-                    return Err(Error::VpcdLock {
-                        port,
-                        path,
-                        seconds: timeout.as_secs(),
-                        reason: "another test holds the reader".to_owned(),
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(Error::VpcdLock {
-                    port,
-                    path,
-                    seconds: timeout.as_secs(),
-                    reason: e.to_string(),
-                })
             }
         }
     }

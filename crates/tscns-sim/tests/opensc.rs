@@ -1,0 +1,202 @@
+//! OpenSC judges the simulated card: through pcscd + vpcd, `pkcs15-tool` and `pkcs11-tool` with
+//! `opensc-pkcs11.so` read the certificate and the PIN, sign with the card's key (verified by
+//! `openssl`), and count wrong PINs down to a blocked PIN.
+//!
+//! Debian 12's OpenSC 0.23 drives the CNS 1.0-marked cards with 1024-bit keys: the STIncard,
+//! Athena and IDEMIA ID-One CNS v2 profiles. It predates the IDEMIA 2021 layout, does not know
+//! the bare NFC ATR, and enables 2048-bit RSA only for ATRs that say CNS 1.1.
+#![cfg(feature = "system-tests")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{run, Output, Plugged, TempDir, READER};
+use rsa::pkcs1v15::Pkcs1v15Sign;
+use sha2::{Digest, Sha256};
+use tscns_sim::Profile;
+
+const MODULE: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
+const T: Duration = Duration::from_secs(60);
+
+fn pkcs15_tool(args: &[&str]) -> Output {
+    let mut all = vec!["--reader", READER];
+    all.extend_from_slice(args);
+    run("pkcs15-tool", &all, T)
+}
+
+/// pkcs11-tool on the slot of our reader (the other vpcd reader may hold another test's card).
+fn pkcs11_tool(args: &[&str]) -> Output {
+    let mut all = vec!["--module", MODULE, "--slot-description", READER];
+    all.extend_from_slice(args);
+    run("pkcs11-tool", &all, T)
+}
+
+/// The whole judgement for one maker profile.
+fn opensc_accepts(profile_name: &str) {
+    let profile = Profile::builtin(profile_name).unwrap();
+    let pin = profile.pin.expose().to_owned();
+    let puk = profile.puk.expose().to_owned();
+    let card = Plugged::new(profile);
+    let h = card.handle.clone();
+    let pd = &card.profile.personal_data;
+    let dir = TempDir::new(profile_name);
+
+    // pkcs15-tool -D: the token, the certificate and the PIN.
+    let dump = pkcs15_tool(&["-D"]);
+    assert!(dump.success(), "{}", dump.all());
+    let text = &dump.stdout;
+    assert!(
+        text.contains(&format!("PKCS#15 Card [{} {}]", pd.given_name, pd.surname)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Serial number  : {}", card.profile.card_id)),
+        "{text}"
+    );
+    assert!(text.contains("X.509 Certificate [CNS0]"), "{text}");
+    assert!(text.contains("Path           : 3f0011001101"), "{text}");
+    assert!(text.contains("PIN [PIN CNS0]"), "{text}");
+    assert!(text.contains("Reference      : 16 (0x10)"), "{text}");
+    assert!(text.contains("Private RSA Key [CNS0]"), "{text}");
+    assert!(text.contains("ModLength      : 1024"), "{text}");
+
+    // pkcs11-tool -O and --sign in one session: the certificate, the private key (shown after
+    // login) and a signature, verified below by openssl against the certificate's public key.
+    let input = dir.path("input.txt");
+    let sig = dir.path("sig.bin");
+    let cert = dir.path("cert.pem");
+    let pubkey = dir.path("pubkey.pem");
+    std::fs::write(&input, format!("CNS signing test for {profile_name}\n")).unwrap();
+    std::fs::write(&cert, h.pki().card_cert_pem()).unwrap();
+    let signed = pkcs11_tool(&[
+        "--login",
+        "--pin",
+        &pin,
+        "-O",
+        "--sign",
+        "-m",
+        "SHA256-RSA-PKCS",
+        "-i",
+        input.to_str().unwrap(),
+        "-o",
+        sig.to_str().unwrap(),
+    ]);
+    assert!(signed.success(), "{}", signed.all());
+    let text = &signed.stdout;
+    assert!(
+        text.contains("Certificate Object; type = X.509 cert"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "CN={}\\/{}.",
+            pd.codice_fiscale, card.profile.card_id
+        )),
+        "{text}"
+    );
+    assert!(text.contains("Private Key Object; RSA"), "{text}");
+    assert!(text.contains("Usage:      sign"), "{text}");
+    assert_eq!(h.counters().signatures, 1, "one on-card RSA operation");
+    let pk = run(
+        "openssl",
+        &[
+            "x509",
+            "-in",
+            cert.to_str().unwrap(),
+            "-pubkey",
+            "-noout",
+            "-out",
+            pubkey.to_str().unwrap(),
+        ],
+        T,
+    );
+    assert!(pk.success(), "{}", pk.all());
+    let verified = run(
+        "openssl",
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            pubkey.to_str().unwrap(),
+            "-signature",
+            sig.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ],
+        T,
+    );
+    assert!(
+        verified.success() && verified.stdout.contains("Verified OK"),
+        "{}",
+        verified.all()
+    );
+    // And the same check in Rust, against the key the card holds.
+    let signature = std::fs::read(&sig).unwrap();
+    h.pki()
+        .card_public_key()
+        .verify(
+            Pkcs1v15Sign::new::<Sha256>(),
+            &Sha256::digest(std::fs::read(&input).unwrap()),
+            &signature,
+        )
+        .unwrap();
+
+    // Wrong PINs: OpenSC reports the counter falling, the card blocks at zero.
+    for left in [2u8, 1, 0] {
+        let out = pkcs15_tool(&["--change-pin", "--pin", "00000", "--new-pin", "99999"]);
+        assert!(
+            out.stderr
+                .contains(&format!("PIN code incorrect; tries left: {left}")),
+            "{}",
+            out.all()
+        );
+        assert_eq!(h.pin_tries_left(), left);
+    }
+    let locked = pkcs11_tool(&["--login", "--pin", &pin, "-O"]);
+    assert!(!locked.success());
+    assert!(locked.all().contains("CKR_PIN_LOCKED"), "{}", locked.all());
+    assert_eq!(h.pin_tries_left(), 0);
+
+    // The PUK unblocks it and the PIN works again.
+    let unblock = pkcs15_tool(&["--unblock-pin", "--puk", &puk, "--new-pin", &pin]);
+    assert!(unblock.success(), "{}", unblock.all());
+    assert_eq!(h.pin_tries_left(), 3);
+    let again = pkcs11_tool(&["--login", "--pin", &pin, "-O"]);
+    assert!(again.success(), "{}", again.all());
+}
+
+#[test]
+fn opensc_accepts_the_stincard_card() {
+    opensc_accepts("stincard-1024");
+}
+
+#[test]
+fn opensc_accepts_the_athena_card() {
+    opensc_accepts("athena-1024");
+}
+
+#[test]
+fn opensc_accepts_the_idemia_v2_card() {
+    opensc_accepts("idemia-v2-1024");
+}
+
+#[test]
+fn opensc_reads_the_2048_bit_idemia_v2_certificate() {
+    let card = Plugged::new(Profile::builtin("idemia-v2-2048").unwrap());
+    let dump = pkcs15_tool(&["-D"]);
+    assert!(dump.success(), "{}", dump.all());
+    assert!(
+        dump.stdout.contains("X.509 Certificate [CNS0]"),
+        "{}",
+        dump.all()
+    );
+    assert!(
+        dump.stdout.contains("ModLength      : 2048"),
+        "{}",
+        dump.all()
+    );
+    let cert = pkcs15_tool(&["--read-certificate", "01"]);
+    assert!(cert.success(), "{}", cert.all());
+    assert_eq!(cert.stdout.trim(), card.handle.pki().card_cert_pem().trim());
+}
