@@ -119,7 +119,6 @@ impl ClientAuthServer {
             .map_err(|e| setup(e.to_string()))?;
         let config = Arc::new(config);
         let listener = TcpListener::bind("127.0.0.1:0")?;
-        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -127,13 +126,14 @@ impl ClientAuthServer {
             let stop = stop.clone();
             let seen = seen.clone();
             let expect = options.expect_codice_fiscale.clone();
+            // Blocking accept; Drop wakes it with a connection of its own after setting `stop`.
             std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((sock, _)) => serve(sock, config.clone(), expect.as_deref(), &seen),
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            std::thread::sleep(Duration::from_millis(5));
-                        }
+                for sock in listener.incoming() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    match sock {
+                        Ok(sock) => serve(sock, config.clone(), expect.as_deref(), &seen),
                         Err(_) => std::thread::sleep(Duration::from_millis(5)),
                     }
                 }
@@ -178,6 +178,8 @@ impl ClientAuthServer {
 impl Drop for ClientAuthServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        // Wake the blocking accept (bounded: a loopback connect either succeeds or fails at once).
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
