@@ -218,6 +218,8 @@ fn serve_loop(
     let mut backoff = Duration::from_millis(100);
     while !stop.load(Ordering::SeqCst) {
         if shared.is_removed() {
+            // Out of the reader: hang up (a connection kept from before would look inserted).
+            stream = None;
             link.connected.store(false, Ordering::SeqCst);
             if !sleep_unless_stopped(POLL, stop) {
                 break;
