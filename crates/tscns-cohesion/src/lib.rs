@@ -34,6 +34,8 @@
 #![forbid(unsafe_code)]
 
 mod auth_doc;
+#[cfg(feature = "citizen")]
+pub mod citizen;
 mod clock;
 mod config;
 pub mod dsig;
@@ -46,6 +48,8 @@ mod replay;
 #[cfg(any(test, feature = "emulator"))]
 mod signer;
 mod sp;
+#[cfg(feature = "axum")]
+pub mod web;
 mod xml;
 
 pub use auth_doc::{DsAuth, AUTH_ELEMENTS, AUTH_NS, CALLBACK_EXTRAS};

@@ -1,0 +1,131 @@
+//! The citizen's side end to end, in process: the simulated TS-CNS card (tscns-sim) behind the card
+//! driver's TLS key, the Cohesion emulator, and an axum site protected by Cohesion (feature `axum`).
+//! Exactly one card signature for the whole login; the site sees the card's codice fiscale with
+//! tipo_autenticazione CF.
+#![cfg(all(feature = "emulator", feature = "citizen", feature = "axum"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use tscns_card::tls::CardKey;
+use tscns_card::{CnsCard, Pin};
+use tscns_cohesion::citizen::CitizenLogin;
+use tscns_cohesion::emulator::{Emulator, EmulatorConfig};
+use tscns_cohesion::web::{Cohesion, CohesionUser};
+use tscns_cohesion::{AuthRestriction, Environment, Error, Mode, ServiceProvider, SpConfig};
+use tscns_sim::{Profile, SimCard};
+
+async fn site(emu: &Emulator, mode: Mode) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut b = SpConfig::builder()
+        .environment(Environment::Custom(emu.base_url().unwrap()))
+        .site_id("COMUNE_TEST")
+        .mode(mode)
+        .allow(AuthRestriction::SmartCard)
+        .url_validate(format!("http://127.0.0.1:{port}/cohesion/callback"))
+        .trust_ca(emu.ca_pem().as_bytes())
+        .native_roots(false);
+    if matches!(mode, Mode::Saml { .. }) {
+        b = b.cohesion_certificate(emu.signing_certificate_pem().as_bytes());
+    }
+    let cohesion = Cohesion::new(ServiceProvider::new(b.build().unwrap()).unwrap());
+    let app = axum::Router::new()
+        .route(
+            "/area-riservata",
+            get(|u: CohesionUser| async move {
+                format!(
+                    "cf={} tipo={}",
+                    u.0.profile.codice_fiscale().unwrap(),
+                    u.0.profile.authentication().unwrap().code()
+                )
+            }),
+        )
+        .merge(cohesion.routes())
+        .layer(cohesion.layer());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://127.0.0.1:{port}/area-riservata")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smart_card_login_with_one_signature_in_both_modes() {
+    for mode in [
+        Mode::Saml {
+            direct_to_cohesion_idp: true,
+        },
+        Mode::Classic,
+    ] {
+        let profile = Profile::default_profile().unwrap();
+        let sim = SimCard::new(&profile).unwrap();
+        let handle = sim.handle();
+        let pki = sim.pki().clone();
+        let cf = tscns_cert::CnsCertificate::from_der(pki.card_cert_der())
+            .unwrap()
+            .codice_fiscale()
+            .unwrap()
+            .to_string();
+        let key = tokio::task::spawn_blocking(move || {
+            let mut card = CnsCard::open(sim).unwrap();
+            card.verify_pin(&Pin::new(profile.pin.expose()).unwrap())
+                .unwrap();
+            CardKey::new(card).unwrap()
+        })
+        .await
+        .unwrap();
+        let ca = rustls_pki_types::CertificateDer::from(pki.ca_cert_der().to_vec());
+        let emu = Emulator::start(EmulatorConfig::loopback(vec![ca]))
+            .await
+            .unwrap();
+        let url = site(&emu, mode).await;
+        handle.reset_counters();
+
+        let login = CitizenLogin::builder(Arc::new(key))
+            .cohesion_hosts(["localhost".to_string()])
+            .trust_ca_pem(emu.ca_pem().as_bytes())
+            .build()
+            .unwrap();
+        let out = login.login(&url).await.unwrap();
+        assert_eq!(out.status, 200, "{}", out.body);
+        assert_eq!(out.body, format!("cf={cf} tipo=CF"), "{mode:?}");
+        assert_eq!(out.signatures, 1, "{mode:?}");
+        assert_eq!(
+            handle.counters().signatures,
+            1,
+            "the card signed exactly once"
+        );
+        assert!(out.url.as_str().ends_with("/area-riservata"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_never_shown_to_unlisted_hosts() {
+    let profile = Profile::default_profile().unwrap();
+    let sim = SimCard::new(&profile).unwrap();
+    let handle = sim.handle();
+    let pki = sim.pki().clone();
+    let key = tokio::task::spawn_blocking(move || {
+        let mut card = CnsCard::open(sim).unwrap();
+        card.verify_pin(&Pin::new(profile.pin.expose()).unwrap())
+            .unwrap();
+        CardKey::new(card).unwrap()
+    })
+    .await
+    .unwrap();
+    let ca = rustls_pki_types::CertificateDer::from(pki.ca_cert_der().to_vec());
+    let emu = Emulator::start(EmulatorConfig::loopback(vec![ca]))
+        .await
+        .unwrap();
+    let url = site(&emu, Mode::Classic).await;
+    // Default allowlist: only the real Cohesion hosts, not this emulator on localhost.
+    let login = CitizenLogin::builder(Arc::new(key))
+        .trust_ca_pem(emu.ca_pem().as_bytes())
+        .build()
+        .unwrap();
+    let e = login.login(&url).await.unwrap_err();
+    assert!(
+        matches!(e, Error::Flow(ref m) if m.contains("not an allowed Cohesion host")),
+        "{e}"
+    );
+    assert_eq!(handle.counters().signatures, 0);
+}
