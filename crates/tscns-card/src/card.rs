@@ -679,6 +679,19 @@ impl<T: Transport> Link<'_, T> {
     }
 
     fn pso_sign(&mut self, key_ref: u8, block: &[u8]) -> Result<Vec<u8>, Error> {
+        let cached = self.st.security_env_set;
+        match self.pso_sign_once(key_ref, block) {
+            // 6985 with a security environment set in an earlier call: another application may
+            // have changed it. Set it again and try once more (no PIN is sent).
+            Err(Error::Status {
+                sw: StatusWord::CONDITIONS_NOT_SATISFIED,
+                ..
+            }) if cached => self.pso_sign_once(key_ref, block),
+            other => other,
+        }
+    }
+
+    fn pso_sign_once(&mut self, key_ref: u8, block: &[u8]) -> Result<Vec<u8>, Error> {
         if !self.st.security_env_set {
             // MSE RESTORE SE 03 with the trailing 00 the CNS wants (Functional Specification
             // 1.1.5 §13.14, cns-card spec "Signing" step 1): encoded as a short Le of 00.

@@ -376,3 +376,18 @@ fn unknown_card_is_not_cns() {
         .expect_hex("00 A4 08 00 04 1000 1003", "6A82");
     assert!(matches!(CnsCard::open(t), Err(Error::NotCns { .. })));
 }
+
+#[test]
+fn security_environment_is_set_once_per_connection() {
+    let (mut card, handle, profile) = open("athena-1024");
+    card.identity().unwrap();
+    card.verify_pin(&pin(&profile)).unwrap();
+    let digest = HashAlg::Sha256.digest(b"a");
+    card.sign_pkcs1(HashAlg::Sha256, &digest).unwrap();
+    handle.reset_counters();
+    card.sign_pkcs1(HashAlg::Sha256, &digest).unwrap();
+    // Only the PSO: MSE RESTORE / SET are not repeated.
+    let log = handle.apdu_log();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!((log[0].ins, log[0].p1, log[0].p2), (0x2A, 0x9E, 0x9A));
+}
