@@ -1,8 +1,11 @@
 //! Every command of the simulated card and every error answer, in-process.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::pkcs1_block;
 use rsa::pkcs1v15::Pkcs1v15Sign;
 use rsa::traits::PublicKeyParts;
 use sha2::{Digest, Sha256};
@@ -47,18 +50,6 @@ fn block(pin: &str) -> String {
     let mut b = [0xFFu8; 8];
     b[..pin.len()].copy_from_slice(pin.as_bytes());
     hex(&b)
-}
-
-/// EMSA-PKCS1-v1_5 block for SHA-256 of `msg`, `k` bytes long.
-fn pkcs1_block(msg: &[u8], k: usize) -> Vec<u8> {
-    let digest_info = parse_hex("3031300d060960864801650304020105000420").unwrap();
-    let mut t = digest_info;
-    t.extend(Sha256::digest(msg));
-    let mut out = vec![0x00, 0x01];
-    out.extend(std::iter::repeat_n(0xFF, k - t.len() - 3));
-    out.push(0x00);
-    out.extend(t);
-    out
 }
 
 // ---- ATR ----------------------------------------------------------------------------------------

@@ -8,23 +8,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Plugged, READER};
+use common::{pkcs1_block, Plugged, READER};
 use rsa::pkcs1v15::Pkcs1v15Sign;
 use sha2::{Digest, Sha256};
 use tscns_apdu::pcsc::{Disposition, PcscTransport};
 use tscns_apdu::{Card, CardOptions, Command, StatusWord, Transport};
 use tscns_sim::{Maker, Profile};
-
-/// EMSA-PKCS1-v1_5 block for SHA-256 of `msg`, `k` bytes long.
-fn pkcs1_block(msg: &[u8], k: usize) -> Vec<u8> {
-    let mut t = tscns_apdu::parse_hex("3031300d060960864801650304020105000420").unwrap();
-    t.extend(Sha256::digest(msg));
-    let mut out = vec![0x00, 0x01];
-    out.extend(std::iter::repeat_n(0xFF, k - t.len() - 3));
-    out.push(0x00);
-    out.extend(t);
-    out
-}
 
 fn status(card: &mut Card<PcscTransport>, cmd: Command) -> StatusWord {
     card.transmit(&cmd).unwrap().status()
