@@ -25,7 +25,11 @@ pub enum Maker {
     Stincard,
     /// CNS 1.0, Atmel chip with the Athena mask (`athena`).
     Athena,
-    /// IDEMIA ID-One CNS v2, Infineon chip (`idemia-v2`); a CNS 1.1-class card (extended length).
+    /// IDEMIA ID-One CNS v2, Infineon chip (`idemia-v2`); a CNS 1.1-class card (extended length,
+    /// classic file layout, key reference 0x01). Note two facts of its real ATR: the version byte
+    /// says 0x10 (so OpenSC 0.23 offers it 1024-bit RSA only), and its firmware byte 0x91 is >= 32,
+    /// so the "IDEMIA 2021" rule (chip 5, mask 5, firmware >= 32) alone would misclassify it:
+    /// a driver should confirm the layout by probing the files.
     IdemiaV2,
     /// IDEMIA 2021 card (`idemia2021`): certificate at 3F00/1400/9001/2002, key reference 0x02,
     /// GET CHALLENGE of at most 32 bytes, command chaining and extended length.
