@@ -21,6 +21,28 @@
 //! assert_eq!(id.card_type(), 8);
 //! # Ok::<(), tscns_cert::Error>(())
 //! ```
+//!
+//! Reading a card's authentication certificate, checking it against the profile and verifying its
+//! chain against the CAs a deployment trusts (here the test CA committed with this crate):
+//!
+//! ```
+//! use tscns_cert::{parse_certificates, CnsCertificate, Severity};
+//! use tscns_cert::time::macros::datetime;
+//!
+//! let cert = CnsCertificate::from_bytes(include_bytes!("../tests/examples/cns-valid.der"))?;
+//! let identity = cert.identity()?;
+//! assert_eq!(identity.codice_fiscale.as_str(), "RSSMRA85T10A562S");
+//! assert_eq!(identity.card_id.as_str(), "8038000000000009");
+//!
+//! let at = datetime!(2026-06-01 0:00 UTC);
+//! assert!(cert.conformance(at).iter().all(|f| f.severity != Severity::Error));
+//!
+//! let anchors = parse_certificates(include_bytes!("../tests/examples/ca.pem"))?;
+//! cert.verify_chain(&anchors, &[] as &[&[u8]], at)?;
+//! # Ok::<(), tscns_cert::Error>(())
+//! ```
+//!
+//! Finding codes are listed in [`codes`]; they are stable, messages may improve.
 #![forbid(unsafe_code)]
 
 mod card_id;
