@@ -17,7 +17,9 @@ use tscns_cohesion::{
 
 fn sp(mode: Mode, cert_pem: &str) -> ServiceProvider {
     let mut b = SpConfig::builder()
-        .environment(Environment::Custom(Url::parse("https://127.0.0.1:1/").unwrap()))
+        .environment(Environment::Custom(
+            Url::parse("https://127.0.0.1:1/").unwrap(),
+        ))
         .site_id("BENCH")
         .mode(mode)
         .allow(AuthRestriction::SmartCard)

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 mod card;
 mod cert;
 mod cf;
+mod cohesion;
 mod fetch;
 mod readers;
 
@@ -38,6 +39,9 @@ enum Command {
     /// The TS-CNS card: identity, PIN, certificate, signing (`--simulated` for a simulated card).
     #[command(subcommand)]
     Card(card::Command),
+    /// Cohesion (Regione Marche SSO): log in to a site with the smart card.
+    #[command(subcommand)]
+    Cohesion(cohesion::Command),
 }
 
 fn main() -> ExitCode {
@@ -48,5 +52,6 @@ fn main() -> ExitCode {
         Command::Cert(cmd) => cert::run(cmd),
         Command::Fetch(args) => fetch::run(args),
         Command::Card(cmd) => card::run(cmd),
+        Command::Cohesion(cmd) => cohesion::run(cmd),
     }
 }
