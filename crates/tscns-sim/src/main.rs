@@ -101,6 +101,12 @@ fn run(cli: Cli) -> Result<(), tscns_sim::Error> {
                 profile.card_id,
                 tscns_sim::vpcd_reader_name(port)
             );
+            if listening(port) == Some(false) {
+                eprintln!(
+                    "tscns-sim: nothing listens on 127.0.0.1:{port} yet; waiting for pcscd with the \
+                     vpcd driver (start it with `pcscd -f &`, package vsmartcard-vpcd)"
+                );
+            }
             let never = AtomicBool::new(false);
             tscns_sim::run_vpcd(card, port, &never);
             Ok(())
@@ -120,6 +126,27 @@ fn run(cli: Cli) -> Result<(), tscns_sim::Error> {
     }
 }
 
+/// Whether a TCP port on loopback is in LISTEN state, from /proc/net/tcp (None where that file
+/// cannot be read). Looking, not connecting: a probe connection would look like a card to vpcd.
+fn listening(port: u16) -> Option<bool> {
+    let needle = format!(":{port:04X} ");
+    let mut any = false;
+    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        any = true;
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // local_address is column 1, st (state) column 3; 0A = LISTEN.
+            if cols.len() > 3 && format!("{} ", cols[1]).contains(&needle) && cols[3] == "0A" {
+                return Some(true);
+            }
+        }
+    }
+    any.then_some(false)
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -127,5 +154,19 @@ fn main() -> ExitCode {
             eprintln!("tscns-sim: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_reads_proc_net_tcp() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert_eq!(listening(port), Some(true));
+        drop(l);
+        assert_eq!(listening(port), Some(false));
     }
 }
