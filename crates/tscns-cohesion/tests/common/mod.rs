@@ -83,8 +83,12 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(emu: &Emulator, client_cert: Option<&TestCns>) -> Self {
+        Self::with_ca(emu.ca_pem(), client_cert)
+    }
+
+    pub fn with_ca(ca_pem: &str, client_cert: Option<&TestCns>) -> Self {
         let mut roots = rustls::RootCertStore::empty();
-        for c in rustls_pki_types::CertificateDer::pem_slice_iter(emu.ca_pem().as_bytes()) {
+        for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
             roots.add(c.unwrap()).unwrap();
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
