@@ -259,8 +259,15 @@ impl TestPki {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        ca_params.not_before = cert.not_before - Duration::days(365);
-        ca_params.not_after = cert.not_after + Duration::days(3650);
+        // The CA is valid a year before and ten years after the card (saturating).
+        ca_params.not_before = cert
+            .not_before
+            .checked_sub(Duration::days(365))
+            .unwrap_or(cert.not_before);
+        ca_params.not_after = cert
+            .not_after
+            .checked_add(Duration::days(3650))
+            .unwrap_or(cert.not_after);
         let mut serial_rng = rng(profile.seed, Stream::Serial);
         ca_params.serial_number = Some(serial(&mut serial_rng));
         let ca_signer = RsaSigner::new(&ca_key)?;

@@ -373,6 +373,14 @@ impl Profile {
                 "must not be empty",
             ));
         }
+        for (key, at) in [
+            ("certificate.not_before", cert.not_before),
+            ("certificate.not_after", cert.not_after),
+        ] {
+            if !(1950..=9000).contains(&at.year()) {
+                return Err(Error::value(key, "must be in the years 1950 to 9000"));
+            }
+        }
         if cert.not_after <= cert.not_before {
             return Err(Error::value(
                 "certificate.not_after",
@@ -675,7 +683,10 @@ impl RawProfile {
             Some(s) => parse_instant("certificate.not_after", &s)?,
             None => match personal_data.expiry_date {
                 Some(d) => midnight(d),
-                None => not_before + Duration::from_secs(6 * 366 * 24 * 3600),
+                // Six years, as TS-CNS cards; saturating so no date can overflow.
+                None => not_before
+                    .checked_add(time::Duration::days(6 * 366))
+                    .unwrap_or(not_before),
             },
         };
         let raw_faults = self.faults.unwrap_or_default();

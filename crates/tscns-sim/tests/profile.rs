@@ -129,6 +129,8 @@ fn errors_name_the_key() {
         ("[certificate]\nnot_before = \"yesterday\"", "certificate.not_before"),
         ("[certificate]\nnot_before = \"2030-01-01T00:00:00Z\"\nnot_after = \"2029-01-01T00:00:00Z\"", "certificate.not_after"),
         ("[certificate]\npolicies = [\"1.3.banana\"]", "certificate.policies"),
+        ("[certificate]\nnot_after = \"9999-12-31T00:00:00Z\"", "certificate.not_after"),
+        ("[certificate]\nnot_before = \"0001-01-01T00:00:00Z\"", "certificate.not_before"),
         ("[certificate]\norganization = \"\"", "certificate.organization"),
         ("[faults]\nbit_rate = 0", "faults.bit_rate"),
         ("[faults]\nlatency_ms = 600000", "faults.latency_ms"),
