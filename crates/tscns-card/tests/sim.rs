@@ -391,3 +391,68 @@ fn security_environment_is_set_once_per_connection() {
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!((log[0].ins, log[0].p1, log[0].p2), (0x2A, 0x9E, 0x9A));
 }
+
+/// Records every raw C-APDU and R-APDU on the way to the card.
+struct Recorder<T> {
+    inner: T,
+    log: std::rc::Rc<std::cell::RefCell<Vec<(Vec<u8>, Vec<u8>)>>>,
+}
+
+impl<T: tscns_apdu::Transport> tscns_apdu::Transport for Recorder<T> {
+    fn transmit_raw(&mut self, command: &[u8]) -> Result<Vec<u8>, tscns_apdu::Error> {
+        let r = self.inner.transmit_raw(command)?;
+        self.log.borrow_mut().push((command.to_vec(), r.clone()));
+        Ok(r)
+    }
+    fn atr(&self) -> &[u8] {
+        self.inner.atr()
+    }
+    fn reconnect(&mut self) -> Result<(), tscns_apdu::Error> {
+        self.inner.reconnect()
+    }
+}
+
+#[test]
+fn identity_reads_each_file_exactly_once_and_never_past_the_certificate() {
+    for name in names() {
+        let profile = Profile::builtin(name).unwrap();
+        let sim = SimCard::new(&profile).unwrap();
+        let cert_len = sim.pki().card_cert_der().len();
+        let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let mut card = CnsCard::open(Recorder {
+            inner: sim,
+            log: log.clone(),
+        })
+        .unwrap();
+        card.identity().unwrap();
+        let log = log.borrow();
+        // SELECT by path from the MF, exactly three: ID_Carta, Dati_personali, the certificate.
+        let selects: Vec<&[u8]> = log
+            .iter()
+            .filter(|(c, _)| c[1] == 0xA4)
+            .map(|(c, _)| &c[..])
+            .collect();
+        assert_eq!(selects.len(), 3, "{name}");
+        assert!(
+            selects.iter().all(|c| c[2] == 0x08 && c[3] == 0x00),
+            "{name}"
+        );
+        assert_eq!(&selects[0][5..], &[0x10, 0x00, 0x10, 0x03]);
+        assert_eq!(&selects[1][5..], &[0x11, 0x00, 0x11, 0x02]);
+        // EF_ID_Carta is read with Le = 16 exactly.
+        let first_read = log.iter().find(|(c, _)| c[1] == 0xB0).unwrap();
+        assert_eq!(first_read.0, [0x00, 0xB0, 0x00, 0x00, 0x10]);
+        // The certificate reads add up to the DER length exactly, every one answered 9000
+        // (nothing read past the end of the DER into the file's padding).
+        let cert_select = log.iter().rposition(|(c, _)| c[1] == 0xA4).unwrap();
+        let cert_bytes: usize = log[cert_select + 1..]
+            .iter()
+            .filter(|(c, _)| c[1] == 0xB0)
+            .map(|(_, r)| {
+                assert_eq!(&r[r.len() - 2..], &[0x90, 0x00], "{name}");
+                r.len() - 2
+            })
+            .sum();
+        assert_eq!(cert_bytes, cert_len, "{name}");
+    }
+}
