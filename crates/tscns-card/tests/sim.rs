@@ -392,10 +392,13 @@ fn security_environment_is_set_once_per_connection() {
     assert_eq!((log[0].ins, log[0].p1, log[0].p2), (0x2A, 0x9E, 0x9A));
 }
 
+/// Raw C-APDU and R-APDU pairs, shared with the test.
+type ApduLog = std::rc::Rc<std::cell::RefCell<Vec<(Vec<u8>, Vec<u8>)>>>;
+
 /// Records every raw C-APDU and R-APDU on the way to the card.
 struct Recorder<T> {
     inner: T,
-    log: std::rc::Rc<std::cell::RefCell<Vec<(Vec<u8>, Vec<u8>)>>>,
+    log: ApduLog,
 }
 
 impl<T: tscns_apdu::Transport> tscns_apdu::Transport for Recorder<T> {
@@ -418,7 +421,7 @@ fn identity_reads_each_file_exactly_once_and_never_past_the_certificate() {
         let profile = Profile::builtin(name).unwrap();
         let sim = SimCard::new(&profile).unwrap();
         let cert_len = sim.pki().card_cert_der().len();
-        let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let log = ApduLog::default();
         let mut card = CnsCard::open(Recorder {
             inner: sim,
             log: log.clone(),
