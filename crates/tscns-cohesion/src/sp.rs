@@ -531,7 +531,67 @@ async fn read_limited(mut resp: reqwest::Response, limit: usize, host: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SpConfig;
     use std::collections::BTreeSet;
+
+    fn classic_sp() -> ServiceProvider {
+        let cfg = SpConfig::builder()
+            .environment(crate::Environment::Custom(
+                Url::parse("https://127.0.0.1:1/").unwrap(),
+            ))
+            .site_id("S")
+            .mode(Mode::Classic)
+            .allow(AuthRestriction::Password)
+            .url_validate("https://s.example/cb")
+            .native_roots(true)
+            .build()
+            .unwrap();
+        ServiceProvider::new(cfg).unwrap()
+    }
+
+    fn callback(id: &str) -> UntrustedCallback {
+        let mut d = DsAuth::request(
+            "S",
+            "https://s.example/cb",
+            "https://s.example/",
+            "AuthRestriction=0",
+        );
+        d.set("user", "RSSMRA85T10A562S");
+        d.set("esito_auth_sso", "OK");
+        d.set("id_sessione_sso", id);
+        d.set("id_sessione_aspnet_sso", "abc");
+        UntrustedCallback::parse(&d.to_base64()).unwrap()
+    }
+
+    #[test]
+    fn hostile_profile_answers_refused() {
+        let sp = classic_sp();
+        let bomb = r#"<?xml version="1.0"?><!DOCTYPE p [<!ENTITY a "aaaaaaaaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><profile><base><login>&c;</login></base></profile>"#;
+        assert!(matches!(
+            sp.redeem_with_response(callback("A1"), bomb.as_bytes()),
+            Err(Error::DtdRejected { .. })
+        ));
+        let xxe = r#"<!DOCTYPE profile SYSTEM "file:///etc/passwd"><profile><base><login>x</login></base></profile>"#;
+        assert!(matches!(
+            sp.redeem_with_response(callback("A2"), xxe.as_bytes()),
+            Err(Error::DtdRejected { .. })
+        ));
+        let huge = format!(
+            "<profile><base><login>{}</login></base></profile>",
+            "x".repeat(crate::MAX_PROFILE_BYTES)
+        );
+        assert!(matches!(
+            sp.redeem_with_response(callback("A3"), huge.as_bytes()),
+            Err(Error::TooLarge { .. })
+        ));
+        assert!(matches!(
+            sp.redeem_with_response(callback("A4"), b"<AUTH>NO</AUTH>"),
+            Err(Error::CredentialRefused(_))
+        ));
+        assert!(sp
+            .redeem_with_response(callback("A5"), b"\xff\xfe")
+            .is_err());
+    }
 
     #[test]
     fn level_rules() {
