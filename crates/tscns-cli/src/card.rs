@@ -39,7 +39,13 @@ pub struct Source {
     pub reader: Option<String>,
     /// Use the in-process simulated card instead of a reader; PROFILE is a tscns-sim built-in
     /// profile (default: `default`).
-    #[arg(long, value_name = "PROFILE", num_args = 0..=1, default_missing_value = "default")]
+    #[arg(
+        long,
+        value_name = "PROFILE",
+        num_args = 0..=1,
+        default_missing_value = "default",
+        conflicts_with = "reader"
+    )]
     pub simulated: Option<String>,
 }
 
