@@ -84,6 +84,13 @@ pub enum Error {
         /// The token's signing mechanisms.
         mechanisms: String,
     },
+    /// The token lists a mechanism but refuses it when asked to sign (OpenSC lists PSS for cards
+    /// that cannot do it). Signing falls back to the next mechanism; this error means none was left.
+    #[error("the token refused the {mechanism} mechanism it lists")]
+    MechanismRefused {
+        /// The mechanism.
+        mechanism: String,
+    },
     /// A certificate on the token could not be parsed.
     #[error("the certificate {label:?} on the token is unusable: {reason}")]
     BadCertificate {

@@ -51,6 +51,7 @@ pub struct Pkcs11Key {
     pub(crate) certificate: CertificateEntry,
     pub(crate) key_bits: usize,
     pub(crate) mechanisms: Vec<MechanismType>,
+    refused: Mutex<Vec<MechanismType>>,
     state: Mutex<State>,
 }
 
@@ -125,6 +126,7 @@ impl Pkcs11Key {
             certificate,
             key_bits,
             mechanisms,
+            refused: Mutex::new(Vec::new()),
             state: Mutex::new(State { session, key: None }),
         })
     }
@@ -149,21 +151,27 @@ impl Pkcs11Key {
         &self.mechanisms
     }
 
-    /// Whether the token lists `m` as a signing mechanism.
+    /// Whether the token lists `m` as a signing mechanism and has not refused it.
     pub fn has_mechanism(&self, m: MechanismType) -> bool {
         self.mechanisms.contains(&m)
+            && !self
+                .refused
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(&m)
     }
 
-    /// Logs in with `pin`. Never retried: a wrong PIN returns [`Error::WrongPin`] with what the token
-    /// says about the tries left, a blocked one [`Error::PinBlocked`] without sending anything.
+    /// Logs in with `pin`, sent once and never retried: a wrong PIN returns [`Error::WrongPin`] with
+    /// what the token says about the tries left, a blocked one [`Error::PinBlocked`]. With feature
+    /// `tls`, one probe signature then checks that PSS really works (see `probe_pss`).
     pub fn login(&self, pin: &Pin) -> Result<(), Error> {
         let info = self
             .pkcs11
             .get_token_info(self.slot)
             .map_err(|e| Error::from_cryptoki("reading the token", e))?;
-        if info.user_pin_locked() {
-            return Err(Error::PinBlocked);
-        }
+        // The token's "PIN locked" flag is not trusted before trying: OpenSC reports it for cards
+        // whose PIN state it cannot query (the TS-CNS through itacns). The card's own answer
+        // (CKR_PIN_LOCKED) is what says the PIN is blocked.
         let len = pin.0.chars().count();
         let (min, max) = (info.min_pin_length(), info.max_pin_length());
         if len < min || (max > 0 && len > max) {
@@ -182,8 +190,7 @@ impl Pkcs11Key {
             Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::PinIncorrect, _)) => {
                 let after = self.pkcs11.get_token_info(self.slot).ok();
                 return Err(match after {
-                    Some(i) if i.user_pin_locked() => Error::PinBlocked,
-                    Some(i) if i.user_pin_final_try() => Error::WrongPin {
+                    Some(i) if i.user_pin_final_try() && !i.user_pin_locked() => Error::WrongPin {
                         tries_left: Some(1),
                     },
                     _ => Error::WrongPin { tries_left: None },
@@ -192,6 +199,9 @@ impl Pkcs11Key {
             Err(e) => return Err(Error::from_cryptoki("logging in", e)),
         }
         state.key = Some(self.find_private_key(&state.session)?);
+        drop(state);
+        #[cfg(feature = "tls")]
+        self.probe_pss()?;
         Ok(())
     }
 
@@ -250,9 +260,25 @@ impl Pkcs11Key {
                 k
             }
         };
-        state
-            .session
-            .sign(mechanism, key, data)
-            .map_err(|e| Error::from_cryptoki("signing", e))
+        match state.session.sign(mechanism, key, data) {
+            Ok(sig) => Ok(sig),
+            Err(cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::FunctionNotSupported
+                | cryptoki::error::RvError::MechanismInvalid
+                | cryptoki::error::RvError::MechanismParamInvalid,
+                _,
+            )) => {
+                let m = mechanism.mechanism_type();
+                tracing::warn!(mechanism = %m, "the token lists a mechanism but refuses it");
+                self.refused
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(m);
+                Err(Error::MechanismRefused {
+                    mechanism: m.to_string(),
+                })
+            }
+            Err(e) => Err(Error::from_cryptoki("signing", e)),
+        }
     }
 }

@@ -64,7 +64,8 @@ pub struct TokenSummary {
     pub model: String,
     /// Serial number.
     pub serial: String,
-    /// Whether the user PIN is blocked.
+    /// Whether the module flags the user PIN as blocked. Not reliable: OpenSC sets it for cards
+    /// whose PIN state it cannot query (the TS-CNS); the login's answer is what counts.
     pub pin_locked: bool,
     /// Whether the next wrong PIN blocks it.
     pub pin_final_try: bool,

@@ -89,6 +89,24 @@ impl Pkcs11Key {
             .map(|(_, r)| *r)
     }
 
+    /// Checks, with one signature over a fixed test message, whether the token really produces
+    /// RSA-PSS through the mechanisms it lists (OpenSC lists PSS and raw RSA for the TS-CNS but its
+    /// driver refuses both). Refused mechanisms are dropped, so [`schemes`](Self::schemes) — and the
+    /// TLS version chosen from it — tells the truth before any handshake. Called by
+    /// [`login`](Pkcs11Key::login).
+    pub fn probe_pss(&self) -> Result<(), Error> {
+        if self.route(SignatureScheme::PssSha256).is_none() {
+            return Ok(());
+        }
+        match self.sign_scheme(
+            SignatureScheme::PssSha256,
+            b"tscns: RSA-PSS capability probe",
+        ) {
+            Ok(_) | Err(Error::MechanismRefused { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The TLS schemes this token can really produce with this key.
     pub fn schemes(&self) -> Vec<SignatureScheme> {
         SignatureScheme::ALL
@@ -98,7 +116,24 @@ impl Pkcs11Key {
     }
 
     /// Signs the unhashed `message` with `scheme`, through the best mechanism the token lists.
+    ///
+    /// A mechanism the token lists but refuses is remembered and the next route is tried (at most
+    /// three: one per mechanism family), so OpenSC advertising PSS for a raw-RSA card still works.
     pub fn sign_scheme(&self, scheme: SignatureScheme, message: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut last = None;
+        for _ in 0..3 {
+            match self.sign_scheme_once(scheme, message) {
+                Err(e @ Error::MechanismRefused { .. }) => last = Some(e),
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or(Error::Unsupported {
+            what: scheme.to_string(),
+            mechanisms: String::new(),
+        }))
+    }
+
+    fn sign_scheme_once(&self, scheme: SignatureScheme, message: &[u8]) -> Result<Vec<u8>, Error> {
         let route = self.route(scheme).ok_or_else(|| Error::Unsupported {
             what: scheme.to_string(),
             mechanisms: self

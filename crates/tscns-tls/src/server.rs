@@ -353,6 +353,18 @@ impl OpensslServer {
         client_ca_pem: &str,
         tls: Option<&str>,
     ) -> Result<Self, ServerError> {
+        Self::start_with_security_level(cert_pem, key_pem, client_ca_pem, tls, None)
+    }
+
+    /// Like [`start`](Self::start), with OpenSSL's security level set (`Some(0)` accepts the
+    /// 1024-bit RSA keys of older TS-CNS cards, which Debian's default level 2 refuses).
+    pub fn start_with_security_level(
+        cert_pem: &str,
+        key_pem: &str,
+        client_ca_pem: &str,
+        tls: Option<&str>,
+        security_level: Option<u8>,
+    ) -> Result<Self, ServerError> {
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "tscns-s_server-{}-{}",
@@ -378,6 +390,9 @@ impl OpensslServer {
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
+        if let Some(level) = security_level {
+            cmd.arg("-cipher").arg(format!("DEFAULT:@SECLEVEL={level}"));
+        }
         match tls {
             Some("1.2") => {
                 cmd.arg("-tls1_2");
