@@ -183,3 +183,49 @@ fn without_the_pin_the_card_refuses_and_the_error_says_so() {
         other => panic!("unexpected: {other}"),
     }
 }
+
+/// The in-process card against `openssl s_server -Verify 1` (a server nobody here wrote), TLS 1.3
+/// and 1.2, 2048-bit and 1024-bit cards (security level 0 for the latter: Debian's default refuses
+/// 1024-bit RSA). Needs openssl: `scripts/test` installs it.
+#[cfg(feature = "system-tests")]
+#[test]
+fn the_card_logs_in_to_openssl_s_server() {
+    for (profile, level) in [("default", None), ("athena-1024", Some(0))] {
+        let s = setup(profile);
+        let sc = s.pki.issue_server_certificate(&["localhost"]).unwrap();
+        for (tls, v, shown) in [
+            ("1.3", TlsVersions::Auto, "TLSv1.3"),
+            ("1.2", TlsVersions::Tls12, "TLSv1.2"),
+        ] {
+            let o = tscns_tls::server::OpensslServer::start_with_security_level(
+                &sc.cert_pem,
+                &sc.key_pem,
+                s.pki.ca_cert_pem(),
+                Some(tls),
+                level,
+            )
+            .unwrap();
+            let c = client(&s, v);
+            let before = s.handle.counters().signatures;
+            let body = rt().block_on(async {
+                let mut body = String::new();
+                for _ in 0..3 {
+                    let r = c
+                        .get(&format!("https://localhost:{}/", o.port()))
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 200);
+                    body = r.text().await.unwrap();
+                }
+                body
+            });
+            assert!(body.contains(shown), "{profile}: {body}");
+            assert!(body.contains(&s.cf), "{profile}: {body}");
+            assert_eq!(
+                s.handle.counters().signatures - before,
+                1,
+                "{profile} {tls}"
+            );
+        }
+    }
+}

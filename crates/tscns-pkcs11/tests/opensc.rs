@@ -211,3 +211,48 @@ fn opensc_wrong_and_blocked_pin_are_typed_errors() {
     assert!(matches!(err, Error::PinBlocked), "{err}");
     assert!(err.to_string().contains("blocked"));
 }
+
+#[test]
+fn opensc_card_removed_after_login_is_token_removed_and_nothing_hangs() {
+    let mut p = plug("athena-1024");
+    let key = open_key(&p.cf);
+    key.login(&Pin::new(&p.pin).unwrap()).unwrap();
+    let key: Arc<dyn SigningKey> = Arc::new(key);
+    let sc = p.pki.issue_server_certificate(&["localhost"]).unwrap();
+    let o = OpensslServer::start_with_security_level(
+        &sc.cert_pem,
+        &sc.key_pem,
+        p.pki.ca_cert_pem(),
+        Some("1.2"),
+        Some(0),
+    )
+    .unwrap();
+    // Pull the card out of the reader, then ask for a handshake.
+    if let Some(v) = p.vpcd.take() {
+        v.stop();
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let client = AuthClientBuilder::new(key)
+        .add_ca_pem(p.pki.ca_cert_pem().as_bytes(), "simulator CA")
+        .unwrap()
+        .allow_host("localhost")
+        .unwrap()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(client.get(&format!("https://localhost:{}/", o.port())))
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(60));
+    match &err {
+        tscns_tls::Error::Signing { source, .. } => {
+            let e = source.downcast_ref::<Error>().unwrap();
+            assert!(matches!(e, Error::TokenRemoved), "{e}");
+        }
+        other => panic!("unexpected: {other}"),
+    }
+}
