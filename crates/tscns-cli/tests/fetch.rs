@@ -203,3 +203,207 @@ fn the_url_must_be_https() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an https URL"));
 }
+
+/// Through the real middleware: `--pkcs11` with SoftHSM2 holding a CNS-profile key and
+/// certificate, and `--reader` with a tscns-sim card in pcscd's vpcd reader. Needs softhsm2,
+/// opensc (pkcs11-tool), pcscd with vsmartcard-vpcd: `scripts/test` installs and starts them.
+#[cfg(feature = "system-tests")]
+mod system {
+    use super::*;
+    use std::path::Path;
+    use std::time::Duration;
+
+    fn tscns_env(args: &[&str], stdin: &str, env: (&str, &Path)) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tscns"))
+            .args(args)
+            .env(env.0, env.1)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn run(conf: &Path, args: &[&str]) {
+        let out = Command::new("timeout")
+            .arg("60")
+            .args(args)
+            .env("SOFTHSM2_CONF", conf)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {}: {e}: run scripts/test, or `apt-get install softhsm2 opensc`",
+                    args[0]
+                )
+            });
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn fetch_with_pkcs11_through_softhsm2() {
+        let module = [
+            "/usr/lib/softhsm/libsofthsm2.so",
+            "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        ]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or_else(|| {
+            panic!("SoftHSM2 is not installed: run scripts/test, or `apt-get install softhsm2`")
+        });
+        let cf = "RSSMRA80A01H501U";
+        let pki = tscns_tls::test_pki::TestPki::generate(cf, 2048).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("softhsm2.conf");
+        std::fs::create_dir_all(dir.path().join("tokens")).unwrap();
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\n",
+                dir.path().join("tokens").display()
+            ),
+        )
+        .unwrap();
+        let key = dir.path().join("key.pem");
+        let cert = dir.path().join("cert.der");
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&key, &pki.client_key_pem).unwrap();
+        std::fs::write(&cert, &pki.client_cert_der).unwrap();
+        std::fs::write(&ca, &pki.ca_pem).unwrap();
+        run(
+            &conf,
+            &[
+                "softhsm2-util",
+                "--init-token",
+                "--free",
+                "--label",
+                "CNS",
+                "--pin",
+                "12345678",
+                "--so-pin",
+                "87654321",
+            ],
+        );
+        run(
+            &conf,
+            &[
+                "softhsm2-util",
+                "--import",
+                key.to_str().unwrap(),
+                "--token",
+                "CNS",
+                "--label",
+                "CNS0",
+                "--id",
+                "01",
+                "--pin",
+                "12345678",
+            ],
+        );
+        run(
+            &conf,
+            &[
+                "pkcs11-tool",
+                "--module",
+                module,
+                "--token-label",
+                "CNS",
+                "--login",
+                "--pin",
+                "12345678",
+                "--write-object",
+                cert.to_str().unwrap(),
+                "--type",
+                "cert",
+                "--id",
+                "01",
+                "--label",
+                "CNS0",
+            ],
+        );
+        let mut o = ServerOptions::new(
+            pki.server_cert_pem.clone().into_bytes(),
+            pki.server_key_pem.clone().into_bytes(),
+            pki.ca_pem.clone().into_bytes(),
+        );
+        o.expect_codice_fiscale = Some(cf.into());
+        let s = ClientAuthServer::start(o).unwrap();
+        let url = format!("https://127.0.0.1:{}/", s.addr().port());
+        for tls in ["1.3", "1.2"] {
+            let out = tscns_env(
+                &[
+                    "fetch",
+                    &url,
+                    "--pkcs11",
+                    module,
+                    "--ca",
+                    ca.to_str().unwrap(),
+                    "--tls",
+                    tls,
+                    "--pin-stdin",
+                ],
+                "12345678\n",
+                ("SOFTHSM2_CONF", &conf),
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{stderr}");
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), cf);
+        }
+        let versions: Vec<String> = s.seen().iter().map(|x| x.version.clone()).collect();
+        assert_eq!(versions, ["TLSv1_3", "TLSv1_2"]);
+        let out = tscns_env(
+            &[
+                "fetch",
+                &url,
+                "--pkcs11",
+                module,
+                "--ca",
+                ca.to_str().unwrap(),
+                "--pin-stdin",
+            ],
+            "00000000\n",
+            ("SOFTHSM2_CONF", &conf),
+        );
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("wrong PIN"));
+    }
+
+    #[test]
+    fn fetch_with_the_card_in_a_pcscd_reader() {
+        use tscns_apdu::testing::{ReaderLock, PCSCD_HOWTO};
+        let _lock = ReaderLock::acquire(35963, Duration::from_secs(120)).unwrap();
+        let b = bed();
+        let profile = Profile::builtin("default").unwrap();
+        let sim = tscns_sim::SimCard::new(&profile).unwrap();
+        let vpcd =
+            tscns_sim::serve_vpcd(sim, 35963).unwrap_or_else(|e| panic!("{e}: {PCSCD_HOWTO}"));
+        assert!(vpcd.wait_ready(Duration::from_secs(10)), "{PCSCD_HOWTO}");
+        std::thread::sleep(Duration::from_millis(500));
+        let out = tscns(
+            &[
+                "fetch",
+                &url(&b),
+                "--reader",
+                &vpcd.reader_name(),
+                "--ca",
+                &b.ca,
+                "--pin-stdin",
+            ],
+            &format!("{}\n", b.pin),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), b.cf);
+        vpcd.stop();
+    }
+}
