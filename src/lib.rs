@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | [`apdu`] | `tscns-apdu` | ISO 7816-4 APDUs, status words, the `Transport` trait, the PC/SC backend |
 //! | [`cert`] | `tscns-cert` | codice fiscale, card id, the CNS certificate profile and chain checks |
+//! | [`cohesion`] | `tscns-cohesion` | Cohesion SSO: service provider, citizen smart-card login, emulator |
 //!
 //! ```
 //! // Talk ISO 7816-4 to a card; here a scripted one, in real life `apdu::pcsc::PcscTransport`.
@@ -24,3 +25,5 @@
 
 pub use tscns_apdu as apdu;
 pub use tscns_cert as cert;
+/// Cohesion SSO (Regione Marche): service provider, citizen login (feature `citizen`), emulator.
+pub use tscns_cohesion as cohesion;
