@@ -10,6 +10,8 @@
 //! |---|---|---|
 //! | [`apdu`] | `tscns-apdu` | ISO 7816-4 APDUs, status words, the `Transport` trait, the PC/SC backend |
 //! | [`cert`] | `tscns-cert` | codice fiscale, card id, the CNS certificate profile and chain checks |
+//! | [`tls`] | `tscns-tls` | TLS client authentication with the card's key: rustls adapter, host allowlist, reqwest client |
+//! | [`pkcs11`] | `tscns-pkcs11` | signing through a PKCS#11 module (OpenSC, vendor modules, SoftHSM2) |
 //! | [`cohesion`] | `tscns-cohesion` | Cohesion SSO: service provider, citizen smart-card login, emulator |
 //!
 //! ```
@@ -25,5 +27,7 @@
 
 pub use tscns_apdu as apdu;
 pub use tscns_cert as cert;
+pub use tscns_pkcs11 as pkcs11;
+pub use tscns_tls as tls;
 /// Cohesion SSO (Regione Marche): service provider, citizen login (feature `citizen`), emulator.
 pub use tscns_cohesion as cohesion;
