@@ -818,6 +818,34 @@ mod signed_tests {
         assert!(verify(&ext, &k, SignaturePolicy::AllowSha1).is_err());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Any profile text (escaping-relevant characters included) signs and verifies, and any
+        /// change of one character in it breaks the signature.
+        #[test]
+        fn sign_verify_and_any_change_breaks(
+            name in "[A-Za-z0-9 &<>\"'\t\r\nàèé]{1,40}",
+            attr in "[A-Za-z0-9 &<>\"'\t]{0,20}",
+        ) {
+            let esc_attr = crate::xml::escape_attr(&attr);
+            let profile = format!(
+                "<profile timestamp=\"Tue, 25 Jan 2022 22:02:49 GMT\" x=\"{esc_attr}\" xmlns=\"\"><base><nome>{}</nome><login>L</login></base></profile>",
+                crate::xml::escape_text(&name)
+            );
+            let xml = signer().sign_profile(&profile).unwrap();
+            proptest::prop_assert!(verify(&xml, &[key(signer())], SignaturePolicy::AllowSha1).is_ok());
+            let tampered = xml.replace("<login>L</login>", "<login>M</login>");
+            proptest::prop_assert!(verify(&tampered, &[key(signer())], SignaturePolicy::AllowSha1).is_err());
+        }
+
+        /// Garbage never panics the verifier.
+        #[test]
+        fn verify_never_panics(s in "\\PC{0,400}") {
+            let _ = verify(&s, &[key(signer())], SignaturePolicy::AllowSha1);
+        }
+    }
+
     #[test]
     fn comment_injection_does_not_truncate() {
         let good = signer().sign_profile(PROFILE).unwrap();

@@ -14,8 +14,9 @@
 //! malformed `auth`, an unknown, expired or logged-out session (`<AUTH>NO</AUTH>`), a caller outside
 //! the whitelist.
 //!
-//! Test users ([`TestUser`]): `PWUSER`-style password users and password+PIN users are configured
-//! in [`EmulatorConfig::users`]; the defaults are listed in [`TestUser::defaults`].
+//! Test users ([`TestUser`]) for the password and password+PIN methods are configured in
+//! [`EmulatorConfig::users`]; the defaults are listed in [`TestUser::defaults`]. The domain method
+//! (AuthRestriction 3) is shown but not emulated.
 
 mod tls;
 
