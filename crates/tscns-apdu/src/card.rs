@@ -145,7 +145,8 @@ impl<T: Transport> Card<T> {
 
     /// Sends a command, follows 61xx with GET RESPONSE (bounded) and 6Cxx with one re-send, chains
     /// long data when the card lacks extended length, and returns the final response whatever its
-    /// status word: the caller decides.
+    /// status word: the caller decides. A secret-bearing command ([`Command::is_secret_bearing`])
+    /// is never re-sent: its 6Cxx goes back to the caller as it is.
     pub fn transmit(&mut self, command: &Command) -> Result<Response, Error> {
         self.transaction(|card| card.transmit_in_transaction(command))
     }
@@ -256,6 +257,11 @@ impl<T: Transport> Card<T> {
     fn exchange(&mut self, command: &Command) -> Result<Response, Error> {
         let mut response = self.send(command)?;
         if let Some(le) = response.status().correct_le() {
+            if command.is_secret_bearing() {
+                // Never send a PIN or PUK twice on the caller's behalf: a card (or something
+                // posing as one) answering 6Cxx to VERIFY would otherwise get a second try.
+                return Ok(response);
+            }
             // 6Cxx: wrong Le, re-send once with Le = xx (ISO 7816-4 §5.6 table 5).
             tracing::debug!(target: "tscns_apdu", "{}: re-sending with Le {le}", response.status());
             let again = command.clone().with_le(le);
@@ -396,6 +402,32 @@ mod tests {
             .transmit(&Command::new(0, 0xCA, 0, 0).with_le(16))
             .unwrap();
         assert_eq!(r.status(), StatusWord::new(0x6C, 0x04));
+        c.into_inner().finish().unwrap();
+    }
+
+    #[test]
+    fn wrong_le_never_resends_a_secret() {
+        // VERIFY, CHANGE REFERENCE DATA and RESET RETRY COUNTER answered 6Cxx: the status goes
+        // back to the caller and the PIN is not sent again (the script fails on a second send).
+        for ins in [0x20, 0x24, 0x2C] {
+            let cmd = Command::new(0, ins, 0, 0x10).with_data(*b"12345\xFF\xFF\xFF");
+            let mut c =
+                card(ScriptedTransport::new([0x3B]).expect(cmd.encode().unwrap(), [0x6C, 0x08]));
+            let r = c.transmit(&cmd).unwrap();
+            assert_eq!(r.status(), StatusWord::new(0x6C, 0x08));
+            assert_eq!(c.apdu_count(), 1);
+            c.into_inner().finish().unwrap();
+        }
+        // With Le too (case 4): still sent once.
+        let cmd = Command::new(0, 0x20, 0, 0x10)
+            .with_data(*b"12345678")
+            .with_le(4);
+        let mut c =
+            card(ScriptedTransport::new([0x3B]).expect(cmd.encode().unwrap(), [0x6C, 0x02]));
+        assert_eq!(
+            c.transmit(&cmd).unwrap().status(),
+            StatusWord::new(0x6C, 0x02)
+        );
         c.into_inner().finish().unwrap();
     }
 
