@@ -54,6 +54,9 @@ async fn smart_card_login_with_one_signature_in_both_modes() {
         Mode::Saml {
             direct_to_cohesion_idp: true,
         },
+        Mode::Saml {
+            direct_to_cohesion_idp: false,
+        },
         Mode::Classic,
     ] {
         let profile = Profile::default_profile().unwrap();

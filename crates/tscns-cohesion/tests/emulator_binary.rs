@@ -82,7 +82,18 @@ async fn binary_serves_a_saml_login() {
     )
     .unwrap();
     let b = Browser::with_ca(&ca_pem, None);
-    let (status, url, page) = b.get(sp.login_url().unwrap().as_str()).await;
+    // Without entityID the WAYF chooser comes first; choose Cohesion's own IdP.
+    let (status, wayf_url, wayf) = b.get(sp.login_url().unwrap().as_str()).await;
+    assert_eq!(status, 200, "{wayf}");
+    let idp = wayf
+        .split("id=\"idp-cohesion\" href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let idp = Url::parse(&wayf_url).unwrap().join(idp).unwrap();
+    let (status, url, page) = b.get(idp.as_str()).await;
     assert_eq!(status, 200, "{page}");
     let (_, cb) = password_login(
         &b,
@@ -102,7 +113,18 @@ async fn binary_serves_a_saml_login() {
     );
     // A wrong PIN is refused (new browser: the first one now has an SSO session).
     let b = Browser::with_ca(&ca_pem, None);
-    let (_, url, page) = b.get(sp.login_url().unwrap().as_str()).await;
+    let (_, url, page) = b.get(idp.as_str().replace("req=", "req=x").as_str()).await;
+    assert!(
+        page.contains("scaduta"),
+        "an unknown login request is refused: {page}"
+    );
+    let mut direct = sp.login_url().unwrap();
+    direct
+        .query_pairs_mut()
+        .append_pair("entityID", "cohesion2.regione.marche.it:idp");
+    let (_, url2, page2) = b.get(direct.as_str()).await;
+    let _ = (url, page);
+    let (url, page) = (url2, page2);
     let (status, _) = password_login(
         &b,
         &url,

@@ -185,6 +185,14 @@ impl CitizenLogin {
                 }
                 continue;
             }
+            if let Some(link) = pages::cohesion_idp_link(&body)? {
+                // Rule 4: the WAYF chooser; the card logs in at Cohesion's own IdP.
+                let target = url
+                    .join(&link)
+                    .map_err(|e| Error::Flow(format!("identity-provider link {link:?}: {e}")))?;
+                resp = self.client.get(target.as_str()).await.map_err(flow_error)?;
+                continue;
+            }
             if status >= 400 {
                 let why = pages::error_text(&body)?.unwrap_or_else(|| "no explanation".into());
                 return Err(Error::Flow(format!("{url} answered HTTP {status}: {why}")));

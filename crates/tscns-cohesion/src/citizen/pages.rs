@@ -13,6 +13,10 @@
 //!    are posted to its `action`.
 //! 3. **An error page** ([`error_text`]): an element with id `errore` or class `error`/`errore`,
 //!    whose text explains why Cohesion refused.
+//! 4. **The WAYF chooser** ([`cohesion_idp_link`]): in SAML mode without `entityID`, the page that
+//!    lists the identity providers; the citizen's card is Cohesion's own IdP. Matched: an element
+//!    with id `idp-cohesion` (the emulator); an `<a>` whose `href` carries
+//!    `entityID=cohesion…:idp`; an `<a>` whose text starts with "Cohesion".
 
 use scraper::{Html, Selector};
 
@@ -76,6 +80,32 @@ pub fn auto_post_form(html: &str) -> Result<Option<PostForm>> {
     Ok(None)
 }
 
+/// Rule 4: the link to Cohesion's own identity provider on a WAYF chooser, if any.
+pub fn cohesion_idp_link(html: &str) -> Result<Option<String>> {
+    let doc = Html::parse_document(html);
+    if let Some(a) = doc.select(&sel("a#idp-cohesion")?).next() {
+        return Ok(a.value().attr("href").map(str::to_owned));
+    }
+    for a in doc.select(&sel("a[href]")?) {
+        let href = a.value().attr("href").unwrap_or_default();
+        let lower = href.to_ascii_lowercase();
+        if lower.contains("entityid=cohesion") && lower.contains("idp") {
+            return Ok(Some(href.to_owned()));
+        }
+    }
+    for a in doc.select(&sel("a[href]")?) {
+        let text: String = a.text().collect::<String>();
+        if text
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("cohesion")
+        {
+            return Ok(a.value().attr("href").map(str::to_owned));
+        }
+    }
+    Ok(None)
+}
+
 /// Rule 3: the error text of a Cohesion error page, if any.
 pub fn error_text(html: &str) -> Result<Option<String>> {
     let doc = Html::parse_document(html);
@@ -105,6 +135,12 @@ mod tests {
             Some("/go")
         );
         assert_eq!(smart_card_link("<p>niente</p>").unwrap(), None);
+        assert_eq!(
+            cohesion_idp_link(r#"<a href="/spid">SPID</a><a href="/w?entityID=cohesion2.regione.marche.it:idp">X</a>"#)
+                .unwrap()
+                .as_deref(),
+            Some("/w?entityID=cohesion2.regione.marche.it:idp")
+        );
         let form = r#"<form method="POST" action="https://site/cb"><input type="hidden" name="auth" value="QQ=="></form>"#;
         let (action, fields) = auto_post_form(form).unwrap().unwrap();
         assert_eq!(action, "https://site/cb");
@@ -123,6 +159,7 @@ mod tests {
             let _ = smart_card_link(&s);
             let _ = auto_post_form(&s);
             let _ = error_text(&s);
+            let _ = cohesion_idp_link(&s);
         }
     }
 }

@@ -532,14 +532,18 @@ fn login_request(st: &Shared, req: &Request, front: FrontEnd, sso_page: bool) ->
         Ok(s) => s,
         Err(e) => return error_page(StatusCode::BAD_REQUEST, &e),
     };
+    // SAML front end without entityID: the WAYF chooser comes first (after the SSO check).
+    let mut show_wayf = false;
     if front == FrontEnd::Saml {
-        if let Some(e) = query_param(req, "entityID") {
-            if e != COHESION_IDP_ENTITY_ID && e != "cohesion.regione.marche.it:idp" {
+        match query_param(req, "entityID") {
+            Some(e) if e != COHESION_IDP_ENTITY_ID && e != "cohesion.regione.marche.it:idp" => {
                 return error_page(
                     StatusCode::BAD_REQUEST,
                     &format!("Identity provider {e:?} non disponibile nell'emulatore"),
                 );
             }
+            Some(_) => {}
+            None => show_wayf = true,
         }
     }
     let now = st.clock.now();
@@ -583,11 +587,29 @@ fn login_request(st: &Shared, req: &Request, front: FrontEnd, sso_page: bool) ->
             },
         );
     }
+    if show_wayf {
+        return wayf_page(&id);
+    }
     (
         StatusCode::FOUND,
         [(header::LOCATION, format!("/SA/Login.aspx?req={id}"))],
     )
         .into_response()
+}
+
+/// The WAYF chooser ("Where Are You From"): Cohesion's own IdP; SPID, CIE and eIDAS are listed
+/// but need the national infrastructure, which the emulator does not have.
+fn wayf_page(id: &str) -> Response {
+    let id = escape_attr(id);
+    html(
+        StatusCode::OK,
+        "Cohesion - Scegli come accedere",
+        &format!(
+            "<ul><li><a id=\"idp-cohesion\" href=\"/SA/Login.aspx?req={id}\">Cohesion \
+(password, password e PIN, Smart Card)</a></li><li>SPID (non disponibile nell'emulatore)</li>\
+<li>CIE (non disponibile nell'emulatore)</li><li>eIDAS (non disponibile nell'emulatore)</li></ul>"
+        ),
+    )
 }
 
 fn login_page(st: &Shared, id: &str) -> Response {
