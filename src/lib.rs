@@ -27,7 +27,7 @@
 
 pub use tscns_apdu as apdu;
 pub use tscns_cert as cert;
-pub use tscns_pkcs11 as pkcs11;
-pub use tscns_tls as tls;
 /// Cohesion SSO (Regione Marche): service provider, citizen login (feature `citizen`), emulator.
 pub use tscns_cohesion as cohesion;
+pub use tscns_pkcs11 as pkcs11;
+pub use tscns_tls as tls;
