@@ -360,10 +360,7 @@ impl SecretReader {
                 next: 0,
             });
         }
-        let mut all = Zeroizing::new(String::new());
-        std::io::stdin()
-            .take(4096)
-            .read_to_string(&mut all)
+        let all = read_stdin_secrets()
             .map_err(|e| format!("cannot read the PIN from standard input: {e}"))?;
         let lines = all
             .lines()
@@ -409,6 +406,29 @@ impl SecretReader {
         let s = self.read(prompt)?;
         Puk::new(&s).map_err(fail)
     }
+}
+
+/// Most bytes `--pin-stdin` reads.
+const MAX_SECRET_INPUT: usize = 4096;
+
+/// Reads `--pin-stdin` input without leaving copies of the secrets behind: into one buffer
+/// allocated up front (no reallocation strands a copy) that is wiped on drop, and on Unix straight
+/// from the file descriptor, since std's stdin buffer is never wiped.
+fn read_stdin_secrets() -> std::io::Result<Zeroizing<String>> {
+    let mut all = Zeroizing::new(String::with_capacity(MAX_SECRET_INPUT + 1));
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        let fd = std::io::stdin().as_fd().try_clone_to_owned()?;
+        std::fs::File::from(fd)
+            .take(MAX_SECRET_INPUT as u64)
+            .read_to_string(&mut all)?;
+    }
+    #[cfg(not(unix))]
+    std::io::stdin()
+        .take(MAX_SECRET_INPUT as u64)
+        .read_to_string(&mut all)?;
+    Ok(all)
 }
 
 fn report_pin_error(e: tscns_card::Error, json_out: bool) -> Fail {
