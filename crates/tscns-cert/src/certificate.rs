@@ -190,6 +190,14 @@ impl CnsCertificate {
         &self.der
     }
 
+    /// The certificate as PEM (`-----BEGIN CERTIFICATE-----`, base64 in 64-character lines, LF
+    /// line endings), encoding the DER exactly as read.
+    pub fn to_pem(&self) -> Result<String, Error> {
+        use x509_cert::der::pem::{encode_string, LineEnding};
+        encode_string("CERTIFICATE", LineEnding::LF, &self.der)
+            .map_err(|e| Error::NotACertificate(format!("cannot encode as PEM: {e}")))
+    }
+
     /// The parsed `x509-cert` certificate, for anything this type does not expose.
     pub fn x509(&self) -> &Certificate {
         &self.cert

@@ -83,6 +83,10 @@ fn conforming_certificate_reads_and_has_no_findings() {
     .unwrap();
     let from_pem = CnsCertificate::from_bytes(pem.as_bytes()).unwrap();
     assert_eq!(from_pem.der(), der.as_slice());
+    // And back to PEM.
+    assert_eq!(cert.to_pem().unwrap(), pem);
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"));
+    assert!(pem.lines().all(|l| l.len() <= 64));
 }
 
 #[test]
