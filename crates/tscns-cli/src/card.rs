@@ -208,10 +208,6 @@ impl Drop for Spinner {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
-
 fn date(d: Option<tscns_cert::time::Date>) -> Value {
     match d {
         Some(d) => Value::String(format!(
@@ -260,7 +256,7 @@ fn info(args: InfoArgs) -> Result<(), Fail> {
     let mut opened = open(&args.source)?;
     let spinner = Spinner::start("reading the card...");
     let recognition = opened.card.recognition().clone();
-    let atr = hex(opened.card.atr());
+    let atr = crate::readers::hex(opened.card.atr());
     let id = opened.card.identity().map_err(fail)?.clone();
     drop(spinner);
     let info = recognition.info;
@@ -490,37 +486,17 @@ fn pin(cmd: PinCommand) -> Result<(), Fail> {
     Ok(())
 }
 
-fn pem(der: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut b64 = String::new();
-    for chunk in der.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |a, (i, &b)| a | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                b64.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 0x3F) as usize]));
-            } else {
-                b64.push('=');
-            }
-        }
-    }
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
-}
-
 fn cert(args: CertArgs) -> Result<(), Fail> {
     let mut opened = open(&args.source)?;
     let spinner = Spinner::start("reading the certificate...");
-    let der = opened.card.certificate_der().map_err(fail)?;
+    let text = opened
+        .card
+        .identity()
+        .map_err(fail)?
+        .certificate
+        .to_pem()
+        .map_err(fail)?;
     drop(spinner);
-    let text = pem(&der);
     match &args.out {
         Some(path) => std::fs::write(path, text)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
@@ -563,18 +539,4 @@ fn sign(args: SignArgs) -> Result<(), Fail> {
         args.out.display()
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pem_wraps_base64() {
-        let p = pem(b"hello world!!");
-        assert_eq!(
-            p,
-            "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQhIQ==\n-----END CERTIFICATE-----\n"
-        );
-    }
 }

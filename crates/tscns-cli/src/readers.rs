@@ -21,8 +21,8 @@ struct ReaderJson<'a> {
     atr: Option<String>,
 }
 
-/// Uppercase hex without spaces, e.g. `3B8A80`.
-fn hex(bytes: &[u8]) -> String {
+/// Uppercase hex without spaces, e.g. `3B8A80` (the ATR in `tscns readers` and `tscns card info`).
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
