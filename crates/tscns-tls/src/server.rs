@@ -36,6 +36,8 @@ pub struct ServerOptions {
     pub versions: Vec<&'static rustls::SupportedProtocolVersion>,
     /// Answer 403 unless the client certificate carries this codice fiscale.
     pub expect_codice_fiscale: Option<String>,
+    /// Answer every authenticated request with `302 Found` to this URL instead.
+    pub redirect_to: Option<String>,
 }
 
 impl ServerOptions {
@@ -49,6 +51,7 @@ impl ServerOptions {
             client_schemes: None,
             versions: vec![&rustls::version::TLS13, &rustls::version::TLS12],
             expect_codice_fiscale: None,
+            redirect_to: None,
         }
     }
 }
@@ -126,6 +129,7 @@ impl ClientAuthServer {
             let stop = stop.clone();
             let seen = seen.clone();
             let expect = options.expect_codice_fiscale.clone();
+            let redirect = options.redirect_to.clone();
             // Blocking accept; Drop wakes it with a connection of its own after setting `stop`.
             std::thread::spawn(move || {
                 for sock in listener.incoming() {
@@ -133,7 +137,13 @@ impl ClientAuthServer {
                         break;
                     }
                     match sock {
-                        Ok(sock) => serve(sock, config.clone(), expect.as_deref(), &seen),
+                        Ok(sock) => serve(
+                            sock,
+                            config.clone(),
+                            expect.as_deref(),
+                            redirect.as_deref(),
+                            &seen,
+                        ),
                         Err(_) => std::thread::sleep(Duration::from_millis(5)),
                     }
                 }
@@ -190,10 +200,11 @@ fn serve(
     sock: TcpStream,
     config: Arc<rustls::ServerConfig>,
     expect: Option<&str>,
+    redirect: Option<&str>,
     seen: &Mutex<Vec<SeenClient>>,
 ) {
     let record = |s: SeenClient| seen.lock().unwrap_or_else(PoisonError::into_inner).push(s);
-    if let Some(s) = handle(sock, config, expect, &record) {
+    if let Some(s) = handle(sock, config, expect, redirect, &record) {
         record(s);
     }
 }
@@ -204,6 +215,7 @@ fn handle(
     mut sock: TcpStream,
     config: Arc<rustls::ServerConfig>,
     expect: Option<&str>,
+    redirect: Option<&str>,
     record: &dyn Fn(SeenClient),
 ) -> Option<SeenClient> {
     sock.set_nonblocking(false).ok()?;
@@ -254,12 +266,18 @@ fn handle(
     let (status, body) = match (&cf, expect) {
         (None, _) => (401, "anonymous\n".to_string()),
         (Some(cf), Some(want)) if cf != want => (403, format!("forbidden: {cf}\n")),
+        (Some(_), _) if redirect.is_some() => (302, String::new()),
         (Some(cf), _) => (200, format!("{cf}\n")),
     };
     let reason = match status {
         200 => "OK",
+        302 => "Found",
         401 => "Unauthorized",
         _ => "Forbidden",
+    };
+    let location = match (status, redirect) {
+        (302, Some(to)) => format!("Location: {to}\r\n"),
+        _ => String::new(),
     };
     record(SeenClient {
         presented_certificate: !certs.is_empty(),
@@ -269,7 +287,7 @@ fn handle(
         status,
     });
     let resp = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} {reason}\r\n{location}Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let _ = stream.write_all(resp.as_bytes());

@@ -277,3 +277,35 @@ async fn a_server_refusing_our_ca_is_a_refused_handshake() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_redirect_to_a_host_not_allowed_does_not_carry_the_certificate() {
+    // B: asks for a certificate, lets anonymous clients in, records what it got.
+    let b = server(|o| o.require_client_cert = false);
+    // A (allowed as 127.0.0.1) sends the logged-in client on to B under a name not allowed.
+    let to = format!("https://localhost:{}/landing", b.addr().port());
+    let a = server(|o| o.redirect_to = Some(to.clone()));
+    let k = key(SoftwareKeyMode::RawRsa);
+    let c = client(k.clone(), TlsVersions::Auto).unwrap();
+    let r = c
+        .get(&format!("https://127.0.0.1:{}/", a.addr().port()))
+        .await
+        .unwrap();
+    assert_eq!(r.url().as_str(), to);
+    assert_eq!(r.status(), 401);
+    assert!(a.seen()[0].presented_certificate);
+    let seen_b = b.wait_for(1, std::time::Duration::from_secs(5));
+    assert_eq!(seen_b.len(), 1);
+    assert!(!seen_b[0].presented_certificate);
+    assert_eq!(k.signatures(), 1);
+    // The per-host reqwest client itself never follows a redirect off its host.
+    let url = format!("https://127.0.0.1:{}/", a.addr().port());
+    let direct = c
+        .client_for(&url.parse().unwrap())
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), 302);
+    assert_eq!(b.seen().len(), 1);
+}
