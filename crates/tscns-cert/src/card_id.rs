@@ -22,6 +22,22 @@ pub struct CardId {
     digits: [u8; 16],
 }
 
+/// The ASCII digits of `s` (at most 16, checked by the caller) at the front of a 16-byte array;
+/// any other character is an error naming its position.
+fn ascii_digits(s: &str) -> Result<[u8; 16], Error> {
+    let mut digits = [0u8; 16];
+    for (i, (slot, c)) in digits.iter_mut().zip(s.chars()).enumerate() {
+        if !c.is_ascii_digit() {
+            return Err(Error::CardIdCharacter {
+                character: c,
+                position: i + 1,
+            });
+        }
+        *slot = c as u8;
+    }
+    Ok(digits)
+}
+
 impl CardId {
     /// Parses 16 ASCII digits (surrounding white space ignored) and checks the Luhn digit.
     pub fn parse(input: &str) -> Result<Self, Error> {
@@ -30,16 +46,7 @@ impl CardId {
         if count != 16 {
             return Err(Error::CardIdLength { found: count });
         }
-        let mut digits = [0u8; 16];
-        for (i, c) in trimmed.chars().enumerate() {
-            if !c.is_ascii_digit() {
-                return Err(Error::CardIdCharacter {
-                    character: c,
-                    position: i + 1,
-                });
-            }
-            digits[i] = c as u8;
-        }
+        let digits = ascii_digits(trimmed)?;
         let expected = luhn_check_digit(&digits[..15]);
         if expected != digits[15] {
             return Err(Error::CardIdLuhn {
@@ -57,16 +64,7 @@ impl CardId {
         if count != 15 {
             return Err(Error::CardIdLength { found: count + 1 });
         }
-        let mut digits = [0u8; 16];
-        for (i, c) in trimmed.chars().enumerate() {
-            if !c.is_ascii_digit() {
-                return Err(Error::CardIdCharacter {
-                    character: c,
-                    position: i + 1,
-                });
-            }
-            digits[i] = c as u8;
-        }
+        let mut digits = ascii_digits(trimmed)?;
         digits[15] = luhn_check_digit(&digits[..15]);
         Ok(CardId { digits })
     }
