@@ -10,13 +10,6 @@ use tscns_apdu::Transport;
 use tscns_card::{CnsCard, HashAlg, Identity, PersonalData, Pin, Puk};
 use zeroize::Zeroizing;
 
-/// `println!` that never panics: a closed pipe (`tscns card info | head`) just ends the output.
-macro_rules! say {
-    ($($t:tt)*) => {{
-        let _ = writeln!(std::io::stdout().lock(), $($t)*);
-    }};
-}
-
 /// Subcommands of `tscns card`.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {

@@ -94,7 +94,7 @@ fn inspect(args: &InspectArgs) -> Result<(), String> {
     let report = certificate_report(&cert, at, &anchors, &intermediates);
     if args.json {
         let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-        println!("{text}");
+        say!("{text}");
     } else {
         print_human(&report);
     }
@@ -106,51 +106,51 @@ fn or_none(v: &Option<String>) -> &str {
 }
 
 fn print_human(r: &CertificateReport) {
-    println!("subject:                {}", r.subject);
-    println!("codice fiscale:         {}", or_none(&r.codice_fiscale));
-    println!("card id:                {}", or_none(&r.card_id));
-    println!("data hash:              {}", or_none(&r.data_hash));
-    println!("surname:                {}", or_none(&r.surname));
-    println!("given name:             {}", or_none(&r.given_name));
-    println!(
+    say!("subject:                {}", r.subject);
+    say!("codice fiscale:         {}", or_none(&r.codice_fiscale));
+    say!("card id:                {}", or_none(&r.card_id));
+    say!("data hash:              {}", or_none(&r.data_hash));
+    say!("surname:                {}", or_none(&r.surname));
+    say!("given name:             {}", or_none(&r.given_name));
+    say!(
         "issuing administration: {}",
         or_none(&r.issuing_administration)
     );
-    println!("issuer:                 {}", r.issuer);
-    println!("serial:                 {}", r.serial);
-    println!("valid from:             {}", or_none(&r.not_before));
-    println!("valid until:            {}", or_none(&r.not_after));
+    say!("issuer:                 {}", r.issuer);
+    say!("serial:                 {}", r.serial);
+    say!("valid from:             {}", or_none(&r.not_before));
+    say!("valid until:            {}", or_none(&r.not_after));
     let bits = r.key.bits.map_or("?".to_owned(), |b| b.to_string());
     match &r.key.curve {
-        Some(c) => println!(
+        Some(c) => say!(
             "key:                    {} {bits} bits ({c})",
             r.key.algorithm
         ),
-        None => println!("key:                    {} {bits} bits", r.key.algorithm),
+        None => say!("key:                    {} {bits} bits", r.key.algorithm),
     }
-    println!(
+    say!(
         "key usage:              {}",
         r.key_usage
             .as_ref()
             .map_or("(none)".to_owned(), |k| k.join(", "))
     );
-    println!(
+    say!(
         "extended key usage:     {}",
         r.extended_key_usage.join(", ")
     );
-    println!("policies:               {}", r.policies.join(", "));
+    say!("policies:               {}", r.policies.join(", "));
     if r.findings.is_empty() {
-        println!("findings:               none: conforms to the CNS authentication profile");
+        say!("findings:               none: conforms to the CNS authentication profile");
     } else {
-        println!("findings:");
+        say!("findings:");
         for f in &r.findings {
-            println!("  {:7} {}: {}", f.severity, f.code, f.message);
+            say!("  {:7} {}: {}", f.severity, f.code, f.message);
         }
     }
     match &r.chain {
-        None => println!("chain:                  not checked (give --anchor FILE)"),
-        Some(c) if c.valid => println!("chain:                  valid for client authentication"),
-        Some(c) => println!(
+        None => say!("chain:                  not checked (give --anchor FILE)"),
+        Some(c) if c.valid => say!("chain:                  valid for client authentication"),
+        Some(c) => say!(
             "chain:                  INVALID: {}",
             c.error.as_deref().unwrap_or("unknown reason")
         ),

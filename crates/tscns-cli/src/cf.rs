@@ -113,23 +113,23 @@ fn check(args: CheckArgs) -> ExitCode {
     let today = OffsetDateTime::now_utc().date();
     let parsed = CodiceFiscale::parse(&args.code);
     if args.json {
-        println!("{:#}", check_json(&args.code, today));
+        say!("{:#}", check_json(&args.code, today));
     } else {
         match &parsed {
             Ok(cf) => {
-                println!("{}: valid", cf.as_str());
+                say!("{}: valid", cf.as_str());
                 if cf.is_omocodic() {
-                    println!("  omocodic, canonical form {}", cf.canonical());
+                    say!("  omocodic, canonical form {}", cf.canonical());
                 }
                 if let Some(d) = cf.birth_date(today) {
-                    println!("  born {d}");
+                    say!("  born {d}");
                 }
                 let sex = match cf.sex() {
                     Sex::Male => "male",
                     Sex::Female => "female",
                 };
-                println!("  sex {} ({sex})", cf.sex());
-                println!(
+                say!("  sex {} ({sex})", cf.sex());
+                say!(
                     "  birthplace code {}{}",
                     cf.birthplace_code(),
                     if cf.born_abroad() { " (abroad)" } else { "" }
@@ -158,7 +158,7 @@ fn make(args: MakeArgs) -> ExitCode {
         &args.place,
     ) {
         Ok(cf) => {
-            println!("{cf}");
+            say!("{cf}");
             ExitCode::SUCCESS
         }
         Err(e) => {

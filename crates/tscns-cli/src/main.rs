@@ -9,6 +9,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `println!` that never panics: a closed pipe (`tscns cert inspect F | head -1`) or a full disk
+/// just ends the output.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
 mod card;
 mod cert;
 mod cf;

@@ -356,3 +356,28 @@ fn cert_inspect_failures() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Output to a stdout that cannot take it (a closed pipe, a full disk) ends the output quietly:
+/// no panic, the exit code still says what happened to the input.
+#[test]
+fn unwritable_stdout_is_no_panic() {
+    if !std::path::Path::new("/dev/full").exists() {
+        panic!("/dev/full is missing: this test needs a Linux /dev");
+    }
+    let cert = example("cns-valid.der");
+    for (args, code) in [
+        (vec!["cert", "inspect", cert.as_str()], 0),
+        (vec!["cert", "inspect", cert.as_str(), "--json"], 0),
+        (vec!["cf", "check", "RSSMRA85T10A562S"], 0),
+        (vec!["cf", "check", "RSSMRA85T10A562S", "--json"], 0),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tscns"))
+            .args(&args)
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+    }
+}
