@@ -11,26 +11,23 @@ use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha20Rng;
 use rsa::traits::PublicKeyParts;
 use rsa::{BigUint, RsaPrivateKey};
-use tscns_apdu::{Command, Response, StatusWord};
+use tscns_apdu::{
+    Command, Response, StatusWord, CLA_CHAINING as CLA_CHAIN, INS_CHANGE_REFERENCE_DATA,
+    INS_GET_RESPONSE, INS_READ_BINARY, INS_RESET_RETRY_COUNTER, INS_VERIFY,
+};
 use zeroize::Zeroizing;
 
 use crate::fs::{FileSystem, Kind};
 use crate::pki::{rng, Stream, TestPki};
 use crate::profile::{Maker, Profile};
 
-// Instructions (ISO/IEC 7816-4 §11, §12.6; PSO from ISO/IEC 7816-8).
+// Instructions (ISO/IEC 7816-4 §11, §12.6; PSO from ISO/IEC 7816-8) that tscns-apdu does not
+// name; VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER, READ BINARY, GET RESPONSE and the
+// chaining CLA bit come from there.
 const INS_SELECT: u8 = 0xA4;
-const INS_READ_BINARY: u8 = 0xB0;
-const INS_VERIFY: u8 = 0x20;
-const INS_CHANGE_REFERENCE_DATA: u8 = 0x24;
-const INS_RESET_RETRY_COUNTER: u8 = 0x2C;
 const INS_MSE: u8 = 0x22;
 const INS_PSO: u8 = 0x2A;
 const INS_GET_CHALLENGE: u8 = 0x84;
-const INS_GET_RESPONSE: u8 = 0xC0;
-
-/// CLA bit of command chaining (ISO/IEC 7816-4 §5.1.1).
-const CLA_CHAIN: u8 = 0x10;
 
 /// PIN reference of the CNS0 PIN; the PUK is the next one (spec "PIN"; OpenSC pkcs15-itacns.c).
 pub(crate) const PIN_REF: u8 = 0x10;
@@ -44,10 +41,6 @@ const PIN_BLOCK: usize = 8;
 const SE_CNS: u8 = 0x03;
 /// Largest chained PSO input the card buffers.
 const MAX_CHAIN: usize = 1024;
-
-const fn sw(v: u16) -> StatusWord {
-    StatusWord::from_u16(v)
-}
 
 fn status(s: StatusWord) -> Response {
     Response::new(Vec::new(), s)
@@ -627,7 +620,7 @@ impl Engine {
                 Response::new(out, StatusWord::SUCCESS)
             }
             // Cannot happen for m < n; a real card would report a memory/processing failure.
-            Err(_) => status(sw(0x6F00)),
+            Err(_) => status(StatusWord::NO_PRECISE_DIAGNOSIS),
         }
     }
 
