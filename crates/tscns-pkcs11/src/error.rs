@@ -91,6 +91,16 @@ pub enum Error {
         /// The mechanism.
         mechanism: String,
     },
+    /// Every signing mechanism the token lists was refused for this key (OpenSC 0.23 signs only with
+    /// 1024-bit TS-CNS keys, for example).
+    #[error(
+        "the token lists signing mechanisms ({mechanisms}) but refuses all of them for this key: \
+         use the card directly (`--reader`) or another PKCS#11 module"
+    )]
+    NoWorkingMechanism {
+        /// The mechanisms the token lists.
+        mechanisms: String,
+    },
     /// A certificate on the token could not be parsed.
     #[error("the certificate {label:?} on the token is unusable: {reason}")]
     BadCertificate {

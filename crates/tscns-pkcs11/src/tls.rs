@@ -90,19 +90,34 @@ impl Pkcs11Key {
     }
 
     /// Checks, with one signature over a fixed test message, whether the token really produces
-    /// RSA-PSS through the mechanisms it lists (OpenSC lists PSS and raw RSA for the TS-CNS but its
-    /// driver refuses both). Refused mechanisms are dropped, so [`schemes`](Self::schemes) — and the
-    /// TLS version chosen from it — tells the truth before any handshake. Called by
+    /// RSA-PSS through the mechanisms it lists (OpenSC lists PSS and raw RSA for the TS-CNS even
+    /// when its driver refuses them), and if not, PKCS#1 v1.5. Refused mechanisms are dropped, so
+    /// [`schemes`](Self::schemes) — and the TLS version chosen from it — tells the truth before any
+    /// handshake; a token that refuses everything gives [`Error::NoWorkingMechanism`]. Called by
     /// [`login`](Pkcs11Key::login).
     pub fn probe_pss(&self) -> Result<(), Error> {
-        if self.route(SignatureScheme::PssSha256).is_none() {
-            return Ok(());
+        const PROBE: &[u8] = b"tscns: signature capability probe";
+        if self.route(SignatureScheme::PssSha256).is_some() {
+            match self.sign_scheme(SignatureScheme::PssSha256, PROBE) {
+                Ok(_) => return Ok(()),
+                Err(Error::MechanismRefused { .. } | Error::Unsupported { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
-        match self.sign_scheme(
-            SignatureScheme::PssSha256,
-            b"tscns: RSA-PSS capability probe",
-        ) {
-            Ok(_) | Err(Error::MechanismRefused { .. }) => Ok(()),
+        // No PSS: make sure PKCS#1 v1.5 really works, so a token that refuses everything is
+        // reported at login rather than as a failed handshake.
+        match self.sign_scheme(SignatureScheme::Pkcs1Sha256, PROBE) {
+            Ok(_) => Ok(()),
+            Err(Error::MechanismRefused { .. } | Error::Unsupported { .. }) => {
+                Err(Error::NoWorkingMechanism {
+                    mechanisms: self
+                        .mechanisms
+                        .iter()
+                        .map(|m| m.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
+            }
             Err(e) => Err(e),
         }
     }

@@ -256,3 +256,13 @@ fn opensc_card_removed_after_login_is_token_removed_and_nothing_hangs() {
         other => panic!("unexpected: {other}"),
     }
 }
+
+#[test]
+fn opensc_with_a_2048_bit_card_fails_at_login_with_a_clear_error() {
+    // OpenSC 0.23's itacns driver lists mechanisms but refuses 2048-bit keys for all of them.
+    let p = plug("default");
+    let key = open_key(&p.cf);
+    let err = key.login(&Pin::new(&p.pin).unwrap()).unwrap_err();
+    assert!(matches!(err, Error::NoWorkingMechanism { .. }), "{err}");
+    assert!(err.to_string().contains("--reader"), "{err}");
+}
