@@ -10,7 +10,8 @@
 //!   feature `pcsc`, on by default), by the simulator of crate `tscns-sim`, and by
 //!   [`ScriptedTransport`] for unit tests.
 //! - [`Card`]: the response loop over any transport: 61xx answered with GET RESPONSE (bounded),
-//!   6Cxx re-sent once with the right Le, command chaining when the card lacks extended length,
+//!   6Cxx re-sent once with the right Le (never a secret-bearing command: a PIN goes to the card
+//!   once), command chaining when the card lacks extended length,
 //!   whole-file READ BINARY, exclusive transactions, and `tracing` output in which the data of
 //!   VERIFY, CHANGE REFERENCE DATA and RESET RETRY COUNTER never appears.
 //!
