@@ -705,6 +705,54 @@ mod tests {
             .is_err());
     }
 
+    proptest::proptest! {
+        /// Any combination of options either builds a config whose login URL parses back into
+        /// the same site and restrictions, or is refused with a Config error; never a panic.
+        #[test]
+        fn any_combination_builds_or_is_refused(
+            saml in proptest::bool::ANY,
+            direct in proptest::bool::ANY,
+            codes in proptest::collection::btree_set(0u8..4, 0..4),
+            eidas in proptest::option::of(1u8..4),
+            purpose in proptest::bool::ANY,
+            ipa in proptest::option::of("[a-z_0-9;]{0,6}"),
+            site in "[A-Za-z0-9_ ;]{0,10}",
+        ) {
+            let mut b = SpConfig::builder()
+                .environment(Environment::Development)
+                .site_id(site.clone())
+                .mode(if saml { Mode::Saml { direct_to_cohesion_idp: direct } } else { Mode::Classic })
+                .restrictions(codes.iter().filter_map(|c| AuthRestriction::from_code(*c)))
+                .url_validate("https://c.example/cb");
+            if saml {
+                b = b.cohesion_certificate(include_bytes!("../tests/fixtures/xmlsec1-signer.pem"));
+            }
+            if let Some(e) = eidas {
+                b = b.eidas(match e { 1 => Eidas::NoCheck, 2 => Eidas::SimpleCheck, _ => Eidas::PhysicalCheck });
+            }
+            if purpose {
+                b = b.purpose(Purpose::PersonaFisica);
+            }
+            if let Some(i) = ipa {
+                b = b.ipa(i);
+            }
+            match b.build() {
+                Ok(c) => {
+                    let sp = crate::ServiceProvider::new(c).unwrap();
+                    let url = sp.login_url().unwrap();
+                    let auth = url.query_pairs().find(|(k, _)| k == "auth").unwrap().1.into_owned();
+                    let doc = crate::DsAuth::parse_base64("t", &auth).unwrap();
+                    proptest::prop_assert_eq!(doc.get("id_sito"), site.as_str());
+                    let st = doc.get("stilesheet");
+                    let list = st.split(';').next().unwrap().strip_prefix("AuthRestriction=").unwrap();
+                    let parsed = AuthRestriction::parse_list(list).unwrap();
+                    proptest::prop_assert_eq!(&parsed, sp.config().restrictions());
+                }
+                Err(e) => proptest::prop_assert!(matches!(e, Error::Config(_))),
+            }
+        }
+    }
+
     #[test]
     fn restriction_list_parses() {
         let s = AuthRestriction::parse_list("3,2,1").unwrap();
