@@ -216,7 +216,9 @@ impl Command {
         Ok(4 + lc_len + self.data.len() + le_len)
     }
 
-    /// Encodes the command (limits checked: data <= 65535 bytes, Le 1..=65536).
+    /// Encodes the command (limits checked: data <= 65535 bytes, Le 1..=65536). The returned
+    /// `Vec` is not wiped on drop: for a secret-bearing command, encode into a
+    /// `Zeroizing<Vec<u8>>` with [`Command::encode_into`] as [`crate::Card`] does.
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
         let mut out = Vec::new();
         self.encode_into(&mut out)?;
