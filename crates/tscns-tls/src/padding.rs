@@ -214,6 +214,74 @@ mod tests {
         assert_eq!(b[0] & 0x80, 0);
     }
 
+    /// EMSA-PSS-VERIFY (RFC 8017 §9.1.2) for the tests, on the block as built for raw RSA.
+    fn pss_verify(hash: HashAlgorithm, digest: &[u8], block: &[u8], key_bits: usize) -> bool {
+        let h_len = hash.output_len();
+        let em_bits = key_bits - 1;
+        let em_len = em_bits.div_ceil(8);
+        let em = &block[block.len() - em_len..];
+        if em[em_len - 1] != 0xbc {
+            return false;
+        }
+        let (masked_db, rest) = em.split_at(em_len - h_len - 1);
+        let h = &rest[..h_len];
+        let mut db: Vec<u8> = masked_db
+            .iter()
+            .zip(mgf1(hash, h, masked_db.len()))
+            .map(|(a, b)| a ^ b)
+            .collect();
+        db[0] &= 0xffu8 >> (8 * em_len - em_bits);
+        let Some(one) = db.iter().position(|&b| b != 0) else {
+            return false;
+        };
+        if db[one] != 0x01 {
+            return false;
+        }
+        let salt = &db[one + 1..];
+        let mut m_prime = vec![0u8; 8];
+        m_prime.extend_from_slice(digest);
+        m_prime.extend_from_slice(salt);
+        salt.len() == h_len && hash.digest(&m_prime) == h
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pss_blocks_verify(msg in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+                             salt in proptest::collection::vec(proptest::num::u8::ANY, 64),
+                             bits in proptest::sample::select(vec![1024usize, 1025, 2047, 2048, 3072]),
+                             h in proptest::sample::select(vec![HashAlgorithm::Sha256, HashAlgorithm::Sha384, HashAlgorithm::Sha512])) {
+            let digest = h.digest(&msg);
+            let salt = &salt[..h.output_len()];
+            match pss_block_with_salt(h, &digest, bits, salt) {
+                Ok(block) => {
+                    proptest::prop_assert_eq!(block.len(), bits.div_ceil(8));
+                    proptest::prop_assert!(pss_verify(h, &digest, &block, bits));
+                    let mut other = digest.clone();
+                    other[0] ^= 1;
+                    proptest::prop_assert!(!pss_verify(h, &other, &block, bits));
+                }
+                Err(e) => proptest::prop_assert!(matches!(e, PaddingError::KeyTooShort { .. }), "{}", e),
+            }
+        }
+
+        #[test]
+        fn pkcs1_blocks_end_with_the_digest_info(msg in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+                                                 bits in proptest::sample::select(vec![512usize, 1024, 2048])) {
+            for h in [HashAlgorithm::Sha256, HashAlgorithm::Sha384, HashAlgorithm::Sha512] {
+                let d = h.digest(&msg);
+                match pkcs1_v15_block(h, &d, bits) {
+                    Ok(b) => {
+                        let di = digest_info(h, &d).unwrap();
+                        proptest::prop_assert_eq!(b.len(), bits / 8);
+                        proptest::prop_assert!(b.ends_with(&di));
+                        proptest::prop_assert_eq!(&b[..2], &[0u8, 1][..]);
+                    }
+                    Err(e) => proptest::prop_assert!(matches!(e, PaddingError::KeyTooShort { .. }), "{}", e),
+                }
+            }
+        }
+    }
+
     #[test]
     fn wrong_digest_length_is_an_error() {
         assert!(matches!(
