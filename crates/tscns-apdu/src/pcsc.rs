@@ -585,6 +585,13 @@ impl Worker {
 
     fn transmit(&self, card: &sys::Card, cmd: &[u8], buf: &mut [u8]) -> Result<Reply, Error> {
         match shield(|| card.transmit(cmd, buf).map(|r| r.to_vec())) {
+            // A card that leaves the reader in the middle of a command can come back as an
+            // "answer" without status bytes (vpcd does this when the card hangs up): ask pcscd
+            // whether the card is still there before calling it a malformed answer.
+            Ok(r) if r.len() < 2 => match self.card_gone(card) {
+                Some(gone) => Err(gone),
+                None => Ok(Reply::Data(r)),
+            },
             Ok(r) => Ok(Reply::Data(r)),
             Err(e) => Err(self.session_error(card, e)),
         }
@@ -607,16 +614,26 @@ impl Worker {
             | E::UnknownError => {}
             other => return map_err(other, Some(&self.reader)),
         }
+        self.card_gone(card)
+            .unwrap_or_else(|| map_err(e, Some(&self.reader)))
+    }
+
+    /// Asks pcscd, for up to 2 s (it notices a removal within its polling period), whether the
+    /// card was removed or reset; `None` when it is still there as we left it.
+    fn card_gone(&self, card: &sys::Card) -> Option<Error> {
+        use sys::Error as E;
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
             match shield(|| card.status2_owned()) {
-                Err(E::RemovedCard | E::NoSmartcard) => return Error::CardRemoved,
-                Err(E::ResetCard) => return Error::CardReset,
-                Ok(s) if s.status().contains(sys::Status::ABSENT) => return Error::CardRemoved,
+                Err(E::RemovedCard | E::NoSmartcard) => return Some(Error::CardRemoved),
+                Err(E::ResetCard) => return Some(Error::CardReset),
+                Ok(s) if s.status().contains(sys::Status::ABSENT) => {
+                    return Some(Error::CardRemoved)
+                }
                 _ => {}
             }
             if Instant::now() >= deadline {
-                return map_err(e, Some(&self.reader));
+                return None;
             }
             thread::sleep(Duration::from_millis(100));
         }

@@ -151,3 +151,21 @@ fn through_pcscd_reset_and_removal_mid_operation() {
     assert!(matches!(r, Err(Error::CardRemoved)), "removal: {r:?}");
     drop((card, card2, card3));
 }
+
+#[test]
+fn through_pcscd_removal_in_the_middle_of_an_identity_read() {
+    let _lock = ReaderLock::acquire(PORT, Duration::from_secs(180)).unwrap();
+    let (server, _profile, reader) = serve("stincard-1024");
+    let mut card = CnsCard::open(PcscTransport::connect(&reader).unwrap()).unwrap();
+    // The card hangs up after answering two more APDUs: the identity read (9 APDUs) is cut
+    // short while a command is on its way, not between operations.
+    server.handle().set_faults(tscns_sim::Faults {
+        remove_after: Some(2),
+        ..Default::default()
+    });
+    let r = card.identity().map(|_| ());
+    assert!(matches!(r, Err(Error::CardRemoved)), "removal: {r:?}");
+    drop(card);
+    server.stop();
+    wait_for_card(&reader, false, Duration::from_secs(10)).unwrap();
+}
