@@ -179,10 +179,10 @@ fn open_pcsc(_reader: Option<&str>) -> Result<Opened, Fail> {
 }
 
 /// A spinner on stderr while slow card work runs, only when stderr is a terminal.
-struct Spinner(Option<indicatif::ProgressBar>);
+pub(crate) struct Spinner(Option<indicatif::ProgressBar>);
 
 impl Spinner {
-    fn start(msg: &'static str) -> Spinner {
+    pub(crate) fn start(msg: &'static str) -> Spinner {
         if !std::io::stderr().is_terminal() {
             return Spinner(None);
         }
@@ -336,13 +336,13 @@ fn info(args: InfoArgs) -> Result<(), Fail> {
 }
 
 /// Reads secrets for one command: from stdin lines (`--pin-stdin`) or no-echo prompts.
-struct SecretReader {
+pub(crate) struct SecretReader {
     lines: Option<Vec<Zeroizing<String>>>,
     next: usize,
 }
 
 impl SecretReader {
-    fn new(input: &PinInput) -> Result<Self, Fail> {
+    pub(crate) fn new(input: &PinInput) -> Result<Self, Fail> {
         if !input.pin_stdin {
             return Ok(SecretReader {
                 lines: None,
@@ -386,7 +386,7 @@ impl SecretReader {
         }
     }
 
-    fn pin(&mut self, prompt: &str) -> Result<Pin, Fail> {
+    pub(crate) fn pin(&mut self, prompt: &str) -> Result<Pin, Fail> {
         let s = self.read(prompt)?;
         Pin::new(&s).map_err(fail)
     }

@@ -55,7 +55,8 @@ pub fn run(cmd: Command) -> ExitCode {
     }
 }
 
-fn load_all(paths: &[PathBuf]) -> Result<Vec<Vec<u8>>, String> {
+/// Every certificate (DER) in the PEM or DER files at `paths`.
+pub(crate) fn load_all(paths: &[PathBuf]) -> Result<Vec<Vec<u8>>, String> {
     let mut out = Vec::new();
     for p in paths {
         let bytes = read(p)?;

@@ -22,6 +22,7 @@ mod card;
 mod cert;
 mod cf;
 mod cohesion;
+mod demo;
 mod fetch;
 mod readers;
 
@@ -51,6 +52,9 @@ enum Command {
     /// Cohesion (Regione Marche SSO): log in to a site with the smart card.
     #[command(subcommand)]
     Cohesion(cohesion::Command),
+    /// The main job: the citizen's whole smart-card login to a municipal site through Cohesion, in
+    /// one process on loopback (real card if a reader holds one, else the simulated card).
+    Demo(demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,5 +66,6 @@ fn main() -> ExitCode {
         Command::Fetch(args) => fetch::run(args),
         Command::Card(cmd) => card::run(cmd),
         Command::Cohesion(cmd) => cohesion::run(cmd),
+        Command::Demo(args) => demo::run(args),
     }
 }

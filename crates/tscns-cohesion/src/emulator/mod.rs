@@ -18,7 +18,10 @@
 //! [`EmulatorConfig::users`]; the defaults are listed in [`TestUser::defaults`]. The domain method
 //! (AuthRestriction 3) is shown but not emulated.
 
+mod site;
 mod tls;
+
+pub use site::{DemoSite, DEMO_SITE_ID, PROTECTED_PATH};
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -339,6 +342,14 @@ impl Emulator {
             .tokens
             .lock()
             .map(|t| t.len())
+            .unwrap_or_default()
+    }
+    /// How many tokens a LogoutSito has ended (tests, `tscns demo`).
+    pub fn tokens_logged_out(&self) -> usize {
+        self.shared
+            .tokens
+            .lock()
+            .map(|t| t.values().filter(|t| t.logged_out).count())
             .unwrap_or_default()
     }
 }

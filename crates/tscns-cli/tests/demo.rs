@@ -1,0 +1,158 @@
+//! `tscns demo` end to end: the real binary, the in-process simulated card, the Cohesion emulator
+//! and the demo site on loopback, one process. The facts in its JSON are checked against the
+//! simulator's profile.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tscns_sim::Profile;
+
+/// Bound on one run of the binary.
+const RUN_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Kills the child on drop (a failed assertion never leaves it running).
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn tscns(args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("stdout");
+    let err_path = dir.path().join("stderr");
+    let child = Command::new(env!("CARGO_BIN_EXE_tscns"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = running.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < RUN_TIMEOUT,
+            "tscns {args:?} still running after {RUN_TIMEOUT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Run {
+        code: status.code(),
+        stdout: std::fs::read_to_string(&out_path).unwrap(),
+        stderr: std::fs::read_to_string(&err_path).unwrap(),
+    }
+}
+
+/// Runs `tscns demo --simulated [PROFILE] --json` and checks every fact against the profile.
+fn demo_matches_profile(profile_arg: Option<&str>) {
+    let name = profile_arg.unwrap_or("default");
+    let profile = Profile::builtin(name).unwrap();
+    let pd = &profile.personal_data;
+    let mut args = vec!["demo", "--simulated"];
+    args.extend(profile_arg);
+    args.push("--json");
+    let run = tscns(&args);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "tscns {args:?} failed: {}{}",
+        run.stdout,
+        run.stderr
+    );
+    let v: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {}", run.stdout));
+
+    let card = &v["card"];
+    assert_eq!(card["source"], "simulated");
+    assert_eq!(card["reader"], format!("simulated ({name})"));
+    assert_eq!(card["card_id"], profile.card_id.as_str());
+    assert_eq!(card["codice_fiscale"], pd.codice_fiscale.as_str());
+    assert_eq!(card["surname"], pd.surname.as_str());
+    assert_eq!(card["given_name"], pd.given_name.as_str());
+    assert_eq!(
+        card["certificate"]["codice_fiscale"],
+        pd.codice_fiscale.as_str()
+    );
+    assert_eq!(card["certificate"]["chain"]["valid"], true, "{card}");
+
+    let login = &v["login"];
+    assert_eq!(login["codice_fiscale"], pd.codice_fiscale.as_str());
+    assert_eq!(login["tipo_autenticazione"], "CF");
+    assert_eq!(login["given_name"], pd.given_name.as_str());
+    assert_eq!(login["surname"], pd.surname.as_str());
+    assert_eq!(login["signatures"], 1, "one card signature for the login");
+
+    assert_eq!(v["logout"], true);
+    let apdus = v["apdus"].as_u64().unwrap();
+    assert!(
+        apdus >= 5,
+        "identity, PIN and signature take several APDUs, got {apdus}"
+    );
+}
+
+#[test]
+fn demo_with_the_default_simulated_card() {
+    demo_matches_profile(None);
+}
+
+#[test]
+fn demo_with_an_idemia_profile() {
+    demo_matches_profile(Some("idemia-v2-2048"));
+}
+
+#[test]
+fn demo_text_output_tells_which_card_and_what_the_site_saw() {
+    let run = tscns(&["demo", "--simulated", "idemia2021-2048"]);
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    let pd = Profile::builtin("idemia2021-2048").unwrap().personal_data;
+    for needle in [
+        "the simulated TS-CNS card, profile \"idemia2021-2048\"".to_owned(),
+        "the simulated card's PIN, known from its profile".to_owned(),
+        format!(
+            "codice fiscale {}, tipo_autenticazione CF",
+            pd.codice_fiscale
+        ),
+        "card signatures for the login: 1 (counted by the simulator)".to_owned(),
+        "logout (LogoutSito): done".to_owned(),
+    ] {
+        assert!(
+            run.stdout.contains(&needle),
+            "{needle:?} missing in:\n{}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn demo_with_a_1024_bit_card_fails_with_a_way_out() {
+    let run = tscns(&["demo", "--simulated", "athena-1024", "--json"]);
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.is_empty(), "no JSON on failure: {}", run.stdout);
+    assert!(
+        run.stderr.contains("1024 bits") && run.stderr.contains("--simulated idemia-v2-2048"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn demo_with_an_unknown_profile_names_the_known_ones() {
+    let run = tscns(&["demo", "--simulated", "no-such-profile"]);
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("idemia-v2-2048"), "{}", run.stderr);
+}
