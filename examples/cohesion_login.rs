@@ -20,12 +20,15 @@ use tscns_cohesion::citizen::CitizenLogin;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut _emu = None;
+    let mut _site = None;
     let (url, ca_pem) = match args.as_slice() {
         [url, ca] => (url.clone(), std::fs::read(ca)?),
         [] => {
             let emu = cohesion_common::start_emulator().await?;
-            let url = cohesion_common::start_site(&emu, 0).await?;
+            let site = cohesion_common::start_site(&emu, 0).await?;
+            let url = site.protected_url();
             let ca = emu.ca_pem().as_bytes().to_vec();
+            _site = Some(site);
             _emu = Some(emu);
             (url, ca)
         }

@@ -27,7 +27,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let emu = cohesion_common::start_emulator().await?;
     let ca_path = dir.join("cohesion-ca.pem");
     std::fs::write(&ca_path, emu.ca_pem())?;
-    let url = cohesion_common::start_site(&emu, port).await?;
+    let site = cohesion_common::start_site(&emu, port).await?;
+    let url = site.protected_url();
     println!(
         "Cohesion emulator: {} (smart card on port {})",
         emu.base_url()?,

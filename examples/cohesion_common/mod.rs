@@ -3,10 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::routing::get;
-use tscns_cohesion::emulator::{Emulator, EmulatorConfig};
-use tscns_cohesion::web::{Cohesion, CohesionUser};
-use tscns_cohesion::{AuthRestriction, Environment, Mode, ServiceProvider, SpConfig};
+use tscns_cohesion::emulator::{DemoSite, Emulator, EmulatorConfig};
 
 /// Starts the Cohesion emulator trusting the simulated card's CA (`tscns-sim` default profile).
 pub async fn start_emulator() -> Result<Emulator, Box<dyn std::error::Error>> {
@@ -16,52 +13,10 @@ pub async fn start_emulator() -> Result<Emulator, Box<dyn std::error::Error>> {
 }
 
 /// Starts the site on `127.0.0.1:port` (0: any free port): `/` is public, `/area-riservata` needs
-/// a smart-card login through Cohesion (SAML mode, straight to the Cohesion IdP). Returns the
-/// protected page's URL.
-pub async fn start_site(emu: &Emulator, port: u16) -> Result<String, Box<dyn std::error::Error>> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    let port = listener.local_addr()?.port();
-    let config = SpConfig::builder()
-        .environment(Environment::Custom(emu.base_url()?))
-        .site_id("COMUNE_DI_ESEMPIO")
-        .mode(Mode::Saml {
-            direct_to_cohesion_idp: true,
-        })
-        .allow(AuthRestriction::SmartCard)
-        .url_validate(format!("http://127.0.0.1:{port}/cohesion/callback"))
-        .logout_url(format!("http://127.0.0.1:{port}/"))
-        .cohesion_certificate(emu.signing_certificate_pem().as_bytes())
-        .trust_ca(emu.ca_pem().as_bytes())
-        .native_roots(false)
-        .build()?;
-    let cohesion = Cohesion::new(ServiceProvider::new(config)?);
-    let app = axum::Router::new()
-        .route(
-            "/",
-            get(|| async {
-                "Comune di Esempio: servizi online. Area riservata: /area-riservata\n"
-            }),
-        )
-        .route("/area-riservata", get(private))
-        .merge(cohesion.routes())
-        .layer(cohesion.layer());
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            eprintln!("site stopped: {e}");
-        }
-    });
-    Ok(format!("http://127.0.0.1:{port}/area-riservata"))
-}
-
-async fn private(user: CohesionUser) -> String {
-    let p = &user.0.profile;
-    format!(
-        "Benvenuto {} {}\ncodice fiscale: {}\ntipo_autenticazione: {}\n",
-        p.first_name().unwrap_or("-"),
-        p.last_name().unwrap_or("-"),
-        p.codice_fiscale().map(|c| c.as_str()).unwrap_or("-"),
-        p.authentication().map(|a| a.code()).unwrap_or("-"),
-    )
+/// a smart-card login through Cohesion (SAML mode, straight to the Cohesion IdP). It is
+/// `tscns_cohesion::emulator::DemoSite`, the site `tscns demo` runs; it stops when dropped.
+pub async fn start_site(emu: &Emulator, port: u16) -> Result<DemoSite, Box<dyn std::error::Error>> {
+    Ok(DemoSite::start(emu, port).await?)
 }
 
 /// Keeps `Arc` in use for examples that share state.
