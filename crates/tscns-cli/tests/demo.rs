@@ -3,7 +3,7 @@
 //! simulator's profile.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -29,12 +29,18 @@ struct Run {
 }
 
 fn tscns(args: &[&str]) -> Run {
+    tscns_with_stdin(args, "")
+}
+
+fn tscns_with_stdin(args: &[&str], stdin: &str) -> Run {
     let dir = tempfile::tempdir().unwrap();
+    let in_path = dir.path().join("stdin");
+    std::fs::write(&in_path, stdin).unwrap();
     let out_path = dir.path().join("stdout");
     let err_path = dir.path().join("stderr");
     let child = Command::new(env!("CARGO_BIN_EXE_tscns"))
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(std::fs::File::open(&in_path).unwrap())
         .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(std::fs::File::create(&err_path).unwrap())
         .spawn()
@@ -155,4 +161,87 @@ fn demo_with_an_unknown_profile_names_the_known_ones() {
     let run = tscns(&["demo", "--simulated", "no-such-profile"]);
     assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("idemia-v2-2048"), "{}", run.stderr);
+}
+
+/// A tscns-sim card in a vpcd reader, through pcscd: `tscns demo` takes it as a real card.
+#[cfg(feature = "system-tests")]
+mod system {
+    use super::*;
+    use tscns_apdu::testing::{ReaderLock, PCSCD_HOWTO};
+    use tscns_sim::{serve_vpcd, SimCard, DEFAULT_VPCD_PORT};
+
+    #[test]
+    fn demo_with_a_card_in_a_reader() {
+        assert!(
+            std::path::Path::new("/run/pcscd/pcscd.comm").exists(),
+            "{PCSCD_HOWTO}"
+        );
+        let port = DEFAULT_VPCD_PORT;
+        let _lock = ReaderLock::acquire(port, Duration::from_secs(120)).unwrap();
+        let profile = Profile::builtin("idemia-v2-2048").unwrap();
+        let pd = &profile.personal_data;
+        let card = SimCard::new(&profile).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, card.pki().ca_cert_pem()).unwrap();
+        let ca = ca.to_str().unwrap();
+        let server = serve_vpcd(card, port).unwrap();
+        assert!(
+            server.wait_ready(Duration::from_secs(10)),
+            "vpcd card not ready"
+        );
+        let reader = server.reader_name();
+        tscns_apdu::pcsc::wait_for_card(&reader, true, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("pcscd does not see the card: {e}"));
+
+        // Without the CA that issued the card: refused before the PIN is asked or used.
+        let run = tscns_with_stdin(&["demo", "--reader", &reader, "--pin-stdin"], "");
+        assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains("--cns-ca"), "{}", run.stderr);
+        assert_eq!(server.handle().pin_tries_left(), 3);
+
+        // A wrong PIN: one try used, never retried, exit 1.
+        let run = tscns_with_stdin(
+            &[
+                "demo",
+                "--reader",
+                &reader,
+                "--cns-ca",
+                ca,
+                "--pin-stdin",
+                "--json",
+            ],
+            "99999\n",
+        );
+        assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+        assert_eq!(server.handle().pin_tries_left(), 2, "{}", run.stderr);
+
+        // The PIN typed once: the whole journey.
+        let before = server.handle().counters().signatures;
+        let run = tscns_with_stdin(
+            &[
+                "demo",
+                "--reader",
+                &reader,
+                "--cns-ca",
+                ca,
+                "--pin-stdin",
+                "--json",
+            ],
+            &format!("{}\n", profile.pin.expose()),
+        );
+        assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+        let v: Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(v["card"]["source"], "pcsc");
+        assert_eq!(v["card"]["reader"], reader.as_str());
+        assert_eq!(v["card"]["codice_fiscale"], pd.codice_fiscale.as_str());
+        assert_eq!(v["login"]["codice_fiscale"], pd.codice_fiscale.as_str());
+        assert_eq!(v["login"]["tipo_autenticazione"], "CF");
+        assert_eq!(v["login"]["signatures"], 1);
+        assert_eq!(server.handle().counters().signatures - before, 1);
+        assert_eq!(v["logout"], true);
+        assert_eq!(server.handle().pin_tries_left(), 3);
+        server.stop();
+    }
 }
