@@ -101,7 +101,7 @@ fn simulated(name: &str, why: Option<String>, args: &Args) -> Result<(), Fail> {
         if let Some(why) = why {
             say!("{why}");
         }
-        say!("card:     the simulated TS-CNS card, profile {name:?} (tscns-sim, in this process)");
+        say!("card:            the simulated TS-CNS card, profile {name:?} (tscns-sim, in this process)");
     }
     let source = Source {
         kind: "simulated",
@@ -131,14 +131,14 @@ fn real_or_simulated(args: &Args) -> Result<(), Fail> {
         None => match PcscTransport::connect_first() {
             Ok(t) => t,
             Err(e) => {
-                let why = format!("no card through PC/SC ({e}): using the simulated card");
+                let why = format!("no card in a PC/SC reader (PC/SC says: {e}), so the built-in simulated card is used");
                 return simulated("default", Some(why), args);
             }
         },
     };
     let reader = t.reader().to_owned();
     if !args.json {
-        say!("card:     the card in reader {reader:?} (PC/SC)");
+        say!("card:            the card in reader {reader:?} (PC/SC)");
     }
     let cns_cas = crate::cert::load_all(&args.cns_ca)?;
     let cas_label = format!("the CA certificates from {}", paths(&args.cns_ca));
@@ -195,30 +195,39 @@ fn journey<T: Transport + Send + 'static>(
     let pd = &id.personal_data;
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     if !args.json {
-        say!("card id:  {}", id.card_id.as_str());
-        say!("holder:   {} {}", dash(&pd.given_name), dash(&pd.surname));
-        say!("codice fiscale: {}", dash(&pd.codice_fiscale));
-        say!("certificate: {}", report.subject);
+        say!("card id:         {}", id.card_id.as_str());
         say!(
-            "  issuer {}, valid until {}",
+            "holder:          {} {}",
+            dash(&pd.given_name),
+            dash(&pd.surname)
+        );
+        say!("codice fiscale:  {}", dash(&pd.codice_fiscale));
+        say!("certificate:     {}", report.subject);
+        say!(
+            "                 issued by {}, valid until {}",
             report.issuer,
             dash(&report.not_after)
         );
         if report.findings.is_empty() {
-            say!("  CNS authentication profile: conforms (no findings)");
+            say!("conformance:     CNS authentication profile: no findings");
         } else {
             say!(
-                "  CNS authentication profile: {} finding(s)",
+                "conformance:     CNS authentication profile: {} finding(s)",
                 report.findings.len()
             );
             for f in &report.findings {
-                say!("  - {} {}: {}", f.severity, f.code, f.message);
+                say!(
+                    "                 - {} {}: {}",
+                    f.severity,
+                    f.code,
+                    f.message
+                );
             }
         }
         match &report.chain {
-            Some(c) if c.valid => say!("  chain: valid against {}", source.cas_label),
+            Some(c) if c.valid => say!("chain:           valid against {}", source.cas_label),
             Some(c) => say!(
-                "  chain: NOT valid against {} ({})",
+                "chain:           NOT valid against {} ({})",
                 source.cas_label,
                 c.error.as_deref().unwrap_or("no reason given")
             ),
@@ -257,7 +266,7 @@ fn journey<T: Transport + Send + 'static>(
     let sim_handle = match &source.sim {
         Some((pin, handle)) => {
             if !args.json {
-                say!("PIN:      the simulated card's PIN, known from its profile");
+                say!("PIN:             the simulated card's, known from its profile (not asked)");
             }
             key.card().verify_pin(pin).map_err(fail)?;
             Some(handle.clone())
@@ -290,12 +299,15 @@ fn journey<T: Transport + Send + 'static>(
             .map_err(|e| format!("cannot start the demo site: {e}"))?;
         if !args.json {
             say!(
-                "Cohesion emulator: {} (smart card on {}), trusting {}",
+                "Cohesion:        emulator at {} (smart-card login on {}, trusting {})",
                 emu.base_url().map_err(fail)?,
                 emu.cns_addr(),
                 source.cas_label
             );
-            say!("municipal site:    {}", site.protected_url());
+            say!(
+                "municipal site:  {} (protected by Cohesion)",
+                site.protected_url()
+            );
         }
         // 4. The login.
         let login = CitizenLogin::builder(key.clone())
@@ -347,24 +359,29 @@ fn journey<T: Transport + Send + 'static>(
     let tipo = p.authentication().map(|a| a.code().to_owned());
     if !args.json {
         say!(
-            "the site saw: {} {}, codice fiscale {}, tipo_autenticazione {}",
+            "the site saw:    {} {}, codice fiscale {}, tipo_autenticazione {}",
             p.first_name().unwrap_or("-"),
             p.last_name().unwrap_or("-"),
             seen_cf.as_deref().unwrap_or("-"),
             tipo.as_deref().unwrap_or("-")
         );
         say!(
-            "card signatures for the login: {signatures}{}",
+            "card signatures: {signatures} for the login{}",
             if sim_handle.is_some() {
                 " (counted by the simulator)"
             } else {
                 ""
             }
         );
-        say!("APDUs exchanged with the card: {apdus}");
+        say!("APDUs:           {apdus} exchanged with the card");
         say!(
-            "logout (LogoutSito): {}",
-            if logged_out { "done" } else { "FAILED" }
+            "logout:          {}",
+            if logged_out {
+                "done (LogoutSito acknowledged by Cohesion; the site no longer serves the page); \
+                 emulator and site stopped"
+            } else {
+                "FAILED"
+            }
         );
     } else {
         let out = json!({

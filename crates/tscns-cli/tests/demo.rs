@@ -128,13 +128,13 @@ fn demo_text_output_tells_which_card_and_what_the_site_saw() {
     let pd = Profile::builtin("idemia2021-2048").unwrap().personal_data;
     for needle in [
         "the simulated TS-CNS card, profile \"idemia2021-2048\"".to_owned(),
-        "the simulated card's PIN, known from its profile".to_owned(),
+        "PIN:             the simulated card's, known from its profile".to_owned(),
         format!(
             "codice fiscale {}, tipo_autenticazione CF",
             pd.codice_fiscale
         ),
-        "card signatures for the login: 1 (counted by the simulator)".to_owned(),
-        "logout (LogoutSito): done".to_owned(),
+        "card signatures: 1 for the login (counted by the simulator)".to_owned(),
+        "logout:          done".to_owned(),
     ] {
         assert!(
             run.stdout.contains(&needle),
