@@ -25,6 +25,10 @@ use tscns_tls::rustls::pki_types::CertificateDer;
 
 /// Arguments of `tscns demo`.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("pin_stdin", |a| a.help(
+    "With a real card: read the PIN from the first line of standard input instead of prompting \
+     on the terminal"
+)))]
 pub struct Args {
     /// Use the in-process simulated card even when a reader holds a card; PROFILE is a tscns-sim
     /// built-in profile or a profile file (default: `default`).
@@ -36,7 +40,7 @@ pub struct Args {
     reader: Option<String>,
     /// With a real card: the CA certificate(s) (PEM or DER, repeatable) that issued the card's
     /// certificate, for the emulator's smart-card listener to trust.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "simulated")]
     cns_ca: Vec<PathBuf>,
     #[command(flatten)]
     pin: crate::card::PinInput,
