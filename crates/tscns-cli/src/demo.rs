@@ -254,6 +254,15 @@ fn journey<T: Transport + Send + 'static>(
             report.issuer
         ));
     }
+    if let Some(c) = report.chain.as_ref().filter(|c| !c.valid) {
+        return Err(format!(
+            "the card's certificate does not chain to {} ({}), so the emulator would refuse it: \
+             give the CA that issued it ({}) with --cns-ca FILE",
+            source.cas_label,
+            c.error.as_deref().unwrap_or("no reason given"),
+            report.issuer
+        ));
+    }
     let card_json = json!({
         "source": source.kind,
         "reader": source.reader,

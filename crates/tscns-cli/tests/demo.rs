@@ -185,6 +185,9 @@ mod system {
         let ca = dir.path().join("ca.pem");
         std::fs::write(&ca, card.pki().ca_cert_pem()).unwrap();
         let ca = ca.to_str().unwrap();
+        let not_ca = dir.path().join("card.pem");
+        std::fs::write(&not_ca, card.pki().card_cert_pem()).unwrap();
+        let not_ca = not_ca.to_str().unwrap();
         let server = serve_vpcd(card, port).unwrap();
         assert!(
             server.wait_ready(Duration::from_secs(10)),
@@ -198,6 +201,22 @@ mod system {
         let run = tscns_with_stdin(&["demo", "--reader", &reader, "--pin-stdin"], "");
         assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
         assert!(run.stderr.contains("--cns-ca"), "{}", run.stderr);
+        assert_eq!(server.handle().pin_tries_left(), 3);
+
+        // A --cns-ca that did not issue the card: refused before the PIN too.
+        let run = tscns_with_stdin(
+            &[
+                "demo",
+                "--reader",
+                &reader,
+                "--cns-ca",
+                not_ca,
+                "--pin-stdin",
+            ],
+            "",
+        );
+        assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains("does not chain"), "{}", run.stderr);
         assert_eq!(server.handle().pin_tries_left(), 3);
 
         // A wrong PIN: one try used, never retried, exit 1.
