@@ -411,3 +411,18 @@ fn a_host_not_allowed_never_gets_the_token_certificate() {
     assert_eq!((status, body.as_str(), sigs), (401, "anonymous\n", 0));
     assert!(!s.seen()[0].presented_certificate);
 }
+
+#[test]
+fn discovery_follows_tscns_pkcs11_module_first() {
+    let _g = serial();
+    let f = fixture();
+    std::env::set_var(tscns_pkcs11::MODULE_ENV, f.module.path());
+    let found = Module::discover().unwrap();
+    assert_eq!(found.path(), f.module.path());
+    assert!(found.tokens().unwrap().iter().any(|t| t.label == "CNS"));
+    std::env::set_var(tscns_pkcs11::MODULE_ENV, "/nonexistent/libnothing.so");
+    let err = Module::discover().unwrap_err();
+    assert!(matches!(err, Error::Load { .. }), "{err}");
+    assert!(err.to_string().contains("/nonexistent/libnothing.so"));
+    std::env::remove_var(tscns_pkcs11::MODULE_ENV);
+}
