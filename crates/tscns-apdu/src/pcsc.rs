@@ -618,11 +618,12 @@ impl Worker {
             .unwrap_or_else(|| map_err(e, Some(&self.reader)))
     }
 
-    /// Asks pcscd, for up to 2 s (it notices a removal within its polling period), whether the
-    /// card was removed or reset; `None` when it is still there as we left it.
+    /// Asks pcscd, for up to 5 s (it notices a removal within its polling period, which a busy
+    /// machine stretches), whether the card was removed or reset; `None` when it is still there
+    /// as we left it.
     fn card_gone(&self, card: &sys::Card) -> Option<Error> {
         use sys::Error as E;
-        let deadline = Instant::now() + Duration::from_secs(2);
+        let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             match shield(|| card.status2_owned()) {
                 Err(E::RemovedCard | E::NoSmartcard) => return Some(Error::CardRemoved),
