@@ -31,7 +31,7 @@ pub struct Source {
     #[arg(long, value_name = "READER")]
     pub reader: Option<String>,
     /// Use the in-process simulated card instead of a reader; PROFILE is a tscns-sim built-in
-    /// profile (default: `default`).
+    /// profile or a profile file (TOML) (default: `default`).
     #[arg(
         long,
         value_name = "PROFILE",
@@ -146,7 +146,7 @@ struct Opened {
 
 fn open(source: &Source) -> Result<Opened, Fail> {
     if let Some(profile_name) = &source.simulated {
-        let profile = tscns_sim::Profile::builtin(profile_name).map_err(fail)?;
+        let profile = tscns_sim::Profile::builtin_or_file(profile_name).map_err(fail)?;
         let sim = tscns_sim::SimCard::new(&profile).map_err(fail)?;
         let transport: Box<dyn Transport> = Box::new(sim);
         return Ok(Opened {

@@ -112,13 +112,7 @@ fn card_key<T: tscns_apdu::Transport + Send + 'static>(
 
 fn key(args: &LoginArgs) -> Result<Arc<dyn SigningKey>, Fail> {
     if let Some(profile) = &args.simulated {
-        let path = std::path::Path::new(profile);
-        let profile = if path.exists() {
-            tscns_sim::Profile::from_file(path)
-        } else {
-            tscns_sim::Profile::builtin(profile)
-        }
-        .map_err(|e| e.to_string())?;
+        let profile = tscns_sim::Profile::builtin_or_file(profile).map_err(|e| e.to_string())?;
         let sim = tscns_sim::SimCard::new(&profile).map_err(|e| e.to_string())?;
         let card = tscns_card::CnsCard::open(sim).map_err(|e| e.to_string())?;
         return card_key(card, args);

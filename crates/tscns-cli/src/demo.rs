@@ -88,13 +88,7 @@ struct Source {
 }
 
 fn load_profile(name: &str) -> Result<tscns_sim::Profile, Fail> {
-    let path = std::path::Path::new(name);
-    if path.exists() {
-        tscns_sim::Profile::from_file(path)
-    } else {
-        tscns_sim::Profile::builtin(name)
-    }
-    .map_err(fail)
+    tscns_sim::Profile::builtin_or_file(name).map_err(fail)
 }
 
 fn simulated(name: &str, why: Option<String>, args: &Args) -> Result<(), Fail> {

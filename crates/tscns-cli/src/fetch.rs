@@ -131,13 +131,7 @@ fn reader_key(_args: &Args) -> Result<Arc<dyn SigningKey>, Fail> {
 }
 
 fn simulated_key(profile: &str, args: &Args) -> Result<Arc<dyn SigningKey>, Fail> {
-    let path = std::path::Path::new(profile);
-    let profile = if path.exists() {
-        tscns_sim::Profile::from_file(path)
-    } else {
-        tscns_sim::Profile::builtin(profile)
-    }
-    .map_err(|e| e.to_string())?;
+    let profile = tscns_sim::Profile::builtin_or_file(profile).map_err(|e| e.to_string())?;
     let sim = tscns_sim::SimCard::new(&profile).map_err(|e| e.to_string())?;
     let card = tscns_card::CnsCard::open(sim).map_err(|e| e.to_string())?;
     card_key(card, args)

@@ -21,7 +21,7 @@ pub enum Error {
         reason: String,
     },
     /// No built-in profile has this name.
-    #[error("there is no built-in profile called {name:?}: choose one of {known}")]
+    #[error("there is no built-in profile called {name:?} and no profile file at that path: choose one of {known}, or give the path of a TOML profile")]
     UnknownBuiltinProfile {
         /// The name asked for.
         name: String,

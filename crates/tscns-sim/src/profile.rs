@@ -319,7 +319,21 @@ impl Profile {
         Profile::from_toml(text)
     }
 
-    /// Reads a profile file.
+    /// A built-in profile when `name_or_path` is the name of one, otherwise the TOML file at that
+    /// path: what a command's `--simulated PROFILE` takes. A name that is neither lists the
+    /// built-in names.
+    pub fn builtin_or_file(name_or_path: &str) -> Result<Profile, Error> {
+        if BUILTIN_PROFILES.iter().any(|(n, _)| *n == name_or_path) {
+            return Profile::builtin(name_or_path);
+        }
+        let path = Path::new(name_or_path);
+        if path.exists() {
+            return Profile::from_file(path);
+        }
+        Profile::builtin(name_or_path)
+    }
+
+    /// Reads and validates a profile file (TOML).
     pub fn from_file(path: &Path) -> Result<Profile, Error> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::File {
             action: "read the profile",

@@ -234,3 +234,21 @@ fn server_certificates_chain_to_the_test_ca() {
     assert!(server.key_pem.contains("PRIVATE KEY"));
     assert!(!server.key_pkcs8_der.is_empty());
 }
+
+#[test]
+fn builtin_or_file_takes_a_name_or_a_path_and_lists_the_names_otherwise() {
+    let by_name = Profile::builtin_or_file("athena-1024").unwrap();
+    assert_eq!(by_name.maker, Maker::Athena);
+
+    let dir = std::env::temp_dir().join(format!("tscns-sim-profile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("mine.toml");
+    std::fs::write(&path, ISSUE_EXAMPLE).unwrap();
+    let by_path = Profile::builtin_or_file(path.to_str().unwrap()).unwrap();
+    assert_eq!(by_path.card_id, "6120000000000002");
+    assert_eq!(by_path.maker, Maker::Stincard);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let e = Profile::builtin_or_file("no-such-profile").unwrap_err().to_string();
+    assert!(e.contains("no-such-profile") && e.contains("athena-1024"), "{e}");
+}
