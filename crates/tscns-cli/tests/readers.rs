@@ -1,11 +1,59 @@
-//! `tscns readers` as a user runs it: the built binary against the real pcscd + vpcd, and against
-//! a PC/SC socket that does not exist.
+//! `tscns readers` as a user runs it: the built binary against the real pcscd + vpcd (with a
+//! `tscns-sim` card in the reader), and against a PC/SC socket that does not exist.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-fn tscns() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tscns"))
+/// Bound on one run of the binary.
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Kills the child on drop (a failed assertion never leaves it running).
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+/// Runs `tscns ARGS` with `envs`, waiting at most [`RUN_TIMEOUT`] before killing it.
+fn tscns(args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("stdout");
+    let err_path = dir.path().join("stderr");
+    let child = Command::new(env!("CARGO_BIN_EXE_tscns"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = running.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < RUN_TIMEOUT,
+            "tscns {args:?} still running after {RUN_TIMEOUT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Run {
+        code: status.code(),
+        stdout: std::fs::read(&out_path).unwrap(),
+        stderr: std::fs::read_to_string(&err_path).unwrap(),
+    }
 }
 
 /// With no pcscd to talk to (pcsc-lite's client reads PCSCLITE_CSOCK_NAME; pointing it at a
@@ -14,14 +62,15 @@ fn tscns() -> Command {
 #[test]
 fn readers_without_pcscd_says_how_to_start_it() {
     for args in [&["readers"][..], &["readers", "--json"][..]] {
-        let out = tscns()
-            .args(args)
-            .env("PCSCLITE_CSOCK_NAME", "/nonexistent/tscns-test/pcscd.comm")
-            .env("RUST_BACKTRACE", "1")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        let out = tscns(
+            args,
+            &[
+                ("PCSCLITE_CSOCK_NAME", "/nonexistent/tscns-test/pcscd.comm"),
+                ("RUST_BACKTRACE", "1"),
+            ],
+        );
+        let stderr = &out.stderr;
+        assert_eq!(out.code, Some(1), "{args:?}: {stderr}");
         assert!(stderr.contains("pcscd is not running"), "{stderr}");
         assert!(stderr.contains("pcscd -f"), "{stderr}");
         assert!(
@@ -32,26 +81,27 @@ fn readers_without_pcscd_says_how_to_start_it() {
     }
 }
 
+/// A `tscns-sim` card (the default profile, an STIncard) served into `Virtual PCD 00 00`.
 #[cfg(feature = "system-tests")]
 mod system {
     use std::time::Duration;
 
     use serde_json::Value;
     use tscns_apdu::pcsc::wait_for_card;
-    use tscns_apdu::testing::{
-        atr_with_historical_bytes, ReaderLock, VpcdCard, PCSCD_HOWTO, VPCD_PORT_0, VPCD_READER_0,
-    };
+    use tscns_apdu::testing::{ReaderLock, PCSCD_HOWTO, VPCD_PORT_0, VPCD_READER_0};
+    use tscns_sim::{serve_vpcd, Profile, SimCard};
 
     use super::tscns;
 
     const WAIT: Duration = Duration::from_secs(15);
 
     fn readers_json() -> Vec<Value> {
-        let out = tscns().args(["readers", "--json"]).output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success(),
-            "tscns readers --json failed: {stderr}\n{PCSCD_HOWTO}"
+        let out = tscns(&["readers", "--json"], &[]);
+        assert_eq!(
+            out.code,
+            Some(0),
+            "tscns readers --json failed: {}\n{PCSCD_HOWTO}",
+            out.stderr
         );
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         v.as_array().expect("a JSON array").clone()
@@ -65,7 +115,7 @@ mod system {
     }
 
     #[test]
-    fn readers_json_shows_the_test_card() {
+    fn readers_json_shows_the_simulated_card() {
         let _lock = ReaderLock::acquire(VPCD_PORT_0, Duration::from_secs(300)).unwrap();
         wait_for_card(VPCD_READER_0, false, WAIT)
             .unwrap_or_else(|e| panic!("{VPCD_READER_0} did not become empty: {e}. {PCSCD_HOWTO}"));
@@ -82,8 +132,17 @@ mod system {
         assert_eq!(empty["card_present"], false);
         assert!(empty["atr"].is_null());
 
-        let atr = atr_with_historical_bytes(b"tscns readers");
-        let card = VpcdCard::insert(VPCD_PORT_0, atr.clone(), |_| vec![0x6D, 0x00], WAIT).unwrap();
+        let profile = Profile::default_profile().unwrap();
+        let atr = profile.maker.atr().to_vec();
+        let card = SimCard::new(&profile).unwrap();
+        assert_eq!(card.handle().atr(), atr, "the card answers its maker's ATR");
+        let server = serve_vpcd(card, VPCD_PORT_0)
+            .unwrap_or_else(|e| panic!("cannot serve the card on vpcd: {e}. {PCSCD_HOWTO}"));
+        assert_eq!(server.reader_name(), VPCD_READER_0);
+        assert!(
+            server.wait_ready(WAIT),
+            "pcscd never asked the card for its ATR: {PCSCD_HOWTO}"
+        );
         wait_for_card(VPCD_READER_0, true, WAIT).unwrap();
         let expected: String = atr.iter().map(|b| format!("{b:02X}")).collect();
         let with_card = reader0(&readers_json());
@@ -91,15 +150,17 @@ mod system {
         assert_eq!(with_card["atr"], Value::String(expected.clone()));
 
         // The human form shows the same.
-        let out = tscns().arg("readers").output().unwrap();
-        assert!(out.status.success());
+        let out = tscns(&["readers"], &[]);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             text.contains(&format!("{VPCD_READER_0}: card present, ATR {expected}")),
             "{text}"
         );
+        // Listing readers does not talk to the card.
+        assert_eq!(server.handle().counters().apdus, 0);
 
-        card.remove();
+        server.stop();
         wait_for_card(VPCD_READER_0, false, WAIT).unwrap();
         let gone = reader0(&readers_json());
         assert_eq!(gone["card_present"], false);
