@@ -15,6 +15,7 @@ use tscns_cohesion::emulator::{Emulator, EmulatorConfig};
 use tscns_cohesion::web::{Cohesion, CohesionUser};
 use tscns_cohesion::{AuthRestriction, Environment, Error, Mode, ServiceProvider, SpConfig};
 use tscns_sim::{Profile, SimCard};
+use tscns_tls::{SignError, SignatureScheme, SigningKey, TlsVersions};
 
 async fn site(emu: &Emulator, mode: Mode) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -131,4 +132,128 @@ async fn certificate_never_shown_to_unlisted_hosts() {
         "{e}"
     );
     assert_eq!(handle.counters().signatures, 0);
+}
+
+/// A key that offers only some of the card key's schemes (to make the client sign PKCS#1 v1.5),
+/// and with `tamper` flips a bit of every signature.
+#[derive(Debug)]
+struct OnlySchemes<K>(K, Vec<SignatureScheme>, bool);
+
+impl<K: SigningKey> SigningKey for OnlySchemes<K> {
+    fn certificate_chain(&self) -> Vec<Vec<u8>> {
+        self.0.certificate_chain()
+    }
+    fn key_bits(&self) -> usize {
+        self.0.key_bits()
+    }
+    fn schemes(&self) -> Vec<SignatureScheme> {
+        self.1.clone()
+    }
+    fn sign(&self, scheme: SignatureScheme, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        assert!(self.1.contains(&scheme), "asked for {scheme}");
+        let mut sig = self.0.sign(scheme, message)?;
+        if self.2 {
+            sig[20] ^= 0x04;
+        }
+        Ok(sig)
+    }
+}
+
+/// Logs in to the test site with a simulated `profile_name` card through the emulator;
+/// `schemes` restricts the key's schemes (None: all the card can do). With `tamper` every signature
+/// is corrupted and the login must fail at the handshake.
+async fn login_with_profile(
+    profile_name: &str,
+    versions: TlsVersions,
+    schemes: Option<Vec<SignatureScheme>>,
+    tamper: bool,
+) {
+    let what = format!("{profile_name} {versions:?} {schemes:?}");
+    let profile = Profile::builtin(profile_name).unwrap();
+    let sim = SimCard::new(&profile).unwrap();
+    let handle = sim.handle();
+    let pki = sim.pki().clone();
+    let cf = tscns_cert::CnsCertificate::from_der(pki.card_cert_der())
+        .unwrap()
+        .codice_fiscale()
+        .unwrap()
+        .to_string();
+    let key = tokio::task::spawn_blocking(move || {
+        let mut card = CnsCard::open(sim).unwrap();
+        card.verify_pin(&Pin::new(profile.pin.expose()).unwrap())
+            .unwrap();
+        CardKey::new(card).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(key.key_bits(), 1024, "{what}: a CNS 1.0 key");
+    let all = key.schemes();
+    let key: Arc<dyn SigningKey> = Arc::new(OnlySchemes(key, schemes.unwrap_or(all), tamper));
+    let ca = rustls_pki_types::CertificateDer::from(pki.ca_cert_der().to_vec());
+    let emu = Emulator::start(EmulatorConfig::loopback(vec![ca]))
+        .await
+        .unwrap();
+    let url = site(&emu, Mode::Classic).await;
+    handle.reset_counters();
+
+    let login = CitizenLogin::builder(key)
+        .cohesion_hosts(["localhost".to_string()])
+        .trust_ca_pem(emu.ca_pem().as_bytes())
+        .tls_versions(versions)
+        .build()
+        .unwrap();
+    if tamper {
+        let e = login.login(&url).await.unwrap_err();
+        assert!(
+            e.to_string().contains("refused the TLS handshake"),
+            "{what}: {e}"
+        );
+        assert_eq!(handle.counters().signatures, 1, "{what}: signed once");
+        return;
+    }
+    let out = login
+        .login(&url)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(out.status, 200, "{what}: {}", out.body);
+    assert_eq!(out.body, format!("cf={cf} tipo=CF"), "{what}");
+    assert_eq!(out.signatures, 1, "{what}");
+    assert_eq!(
+        handle.counters().signatures,
+        1,
+        "{what}: the card signed exactly once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1024_bit_card_logs_in_with_tls13_pss() {
+    login_with_profile("stincard-1024", TlsVersions::Tls13, None, false).await;
+    // Auto picks TLS 1.3 (PSS) for a key that can do PSS.
+    login_with_profile("athena-1024", TlsVersions::Auto, None, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1024_bit_card_logs_in_with_tls12_pkcs1() {
+    for scheme in [
+        SignatureScheme::Pkcs1Sha256,
+        SignatureScheme::Pkcs1Sha384,
+        SignatureScheme::Pkcs1Sha512,
+    ] {
+        login_with_profile(
+            "stincard-1024",
+            TlsVersions::Tls12,
+            Some(vec![scheme]),
+            false,
+        )
+        .await;
+    }
+    // TLS 1.2 with every scheme the card can do: the client prefers PSS there too.
+    login_with_profile("stincard-1024", TlsVersions::Tls12, None, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_signature_from_a_1024_bit_card_is_refused() {
+    login_with_profile("stincard-1024", TlsVersions::Tls13, None, true).await;
+    let pkcs1 = Some(vec![SignatureScheme::Pkcs1Sha256]);
+    login_with_profile("stincard-1024", TlsVersions::Tls12, pkcs1, true).await;
 }

@@ -14,7 +14,7 @@ pub mod pages;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tscns_tls::{AuthClient, AuthClientBuilder, SigningKey};
+use tscns_tls::{AuthClient, AuthClientBuilder, SigningKey, TlsVersions};
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -46,6 +46,7 @@ pub struct CitizenLoginBuilder {
     hosts: Vec<String>,
     cas: Vec<Vec<u8>>,
     timeout: Duration,
+    versions: TlsVersions,
 }
 
 /// What a successful login brings back.
@@ -84,12 +85,19 @@ impl CitizenLoginBuilder {
         self.timeout = t;
         self
     }
+    /// Which TLS versions to offer (default [`TlsVersions::Auto`]: TLS 1.3 with RSA-PSS when the key
+    /// can, else TLS 1.2).
+    pub fn tls_versions(mut self, versions: TlsVersions) -> Self {
+        self.versions = versions;
+        self
+    }
     /// Builds the HTTPS client.
     pub fn build(self) -> Result<CitizenLogin> {
         let tls = |e: tscns_tls::Error| Error::Tls(e.to_string());
         let mut b = AuthClientBuilder::new(self.key)
             .timeout(self.timeout)
-            .connect_timeout(self.timeout);
+            .connect_timeout(self.timeout)
+            .tls_versions(self.versions);
         for h in &self.hosts {
             b = b.allow_host(h).map_err(tls)?;
         }
@@ -119,6 +127,7 @@ impl CitizenLogin {
             hosts: COHESION_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
             cas: Vec::new(),
             timeout: Duration::from_secs(30),
+            versions: TlsVersions::Auto,
         }
     }
 

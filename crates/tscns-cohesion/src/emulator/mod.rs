@@ -18,6 +18,7 @@
 //! [`EmulatorConfig::users`]; the defaults are listed in [`TestUser::defaults`]. The domain method
 //! (AuthRestriction 3) is shown but not emulated.
 
+mod client_auth;
 mod site;
 mod tls;
 

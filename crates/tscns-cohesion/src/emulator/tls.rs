@@ -9,6 +9,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::client_auth::CnsClientVerifier;
 use crate::error::{Error, Result};
 
 /// What the handlers learn about the connection a request came on.
@@ -133,10 +134,11 @@ pub(crate) fn server_config(
                     .add(r.clone())
                     .map_err(|e| Error::Tls(format!("CNS CA refused: {e}")))?;
             }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(store), provider())
+            let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(store), provider())
                 .build()
                 .map_err(|e| Error::Tls(format!("client verifier: {e}")))?;
-            builder.with_client_cert_verifier(verifier)
+            // The chain as WebPKI checks it; handshake signatures from 1024-bit CNS 1.0 keys too.
+            builder.with_client_cert_verifier(Arc::new(CnsClientVerifier::new(webpki)))
         }
     };
     let mut cfg = builder
@@ -170,9 +172,16 @@ pub(crate) async fn serve(
         tokio::spawn(async move {
             let handshake =
                 tokio::time::timeout(Duration::from_secs(20), acceptor.accept(tcp)).await;
-            let Ok(Ok(tls)) = handshake else {
-                tracing::debug!(%peer, "TLS handshake failed or timed out");
-                return;
+            let tls = match handshake {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
             };
             let client_chain = tls
                 .get_ref()
