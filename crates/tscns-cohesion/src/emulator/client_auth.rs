@@ -515,6 +515,44 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Any certificate bytes and signature: an answer, never a panic; never `Some` (valid) for
+        /// bytes that are not a certificate.
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            cert in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            sig in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            tls13 in proptest::prelude::any::<bool>(),
+        ) {
+            let cert = CertificateDer::from(cert);
+            let r = verify_here(&cert, SignatureScheme::RSA_PSS_SHA256, MESSAGE, &sig, tls13);
+            proptest::prop_assert!(!matches!(r, Ok(Some(_))));
+        }
+
+        /// A 1024-bit key's certificate with any signature bytes: refused unless it is the real one.
+        #[test]
+        fn random_signatures_from_a_1024_bit_key_are_refused(
+            sig in proptest::collection::vec(proptest::prelude::any::<u8>(), 128),
+            pss in proptest::prelude::any::<bool>(),
+        ) {
+            let cert = fixed_1024_cert();
+            let scheme = if pss {
+                SignatureScheme::RSA_PSS_SHA256
+            } else {
+                SignatureScheme::RSA_PKCS1_SHA256
+            };
+            proptest::prop_assert!(verify_here(cert, scheme, MESSAGE, &sig, false).is_err());
+        }
+    }
+
+    /// One 1024-bit certificate for the property tests (key generation once).
+    fn fixed_1024_cert() -> &'static CertificateDer<'static> {
+        static CERT: std::sync::OnceLock<CertificateDer<'static>> = std::sync::OnceLock::new();
+        CERT.get_or_init(|| rsa_identity(1024).1)
+    }
+
     #[test]
     fn bit_length_counts_from_the_first_set_bit() {
         assert_eq!(bit_len(&[]), 0);
