@@ -55,8 +55,6 @@ fn fail(e: impl std::fmt::Display) -> Fail {
     e.to_string()
 }
 
-/// Smallest RSA key the emulator's TLS server (rustls, ring provider) verifies signatures from.
-const MIN_RSA_BITS: u32 = 2048;
 /// Bound on the whole login (each request is also bounded by the client's own timeout).
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(120);
 /// Bound on the logout and on the check that the site forgot the session.
@@ -231,14 +229,6 @@ fn journey<T: Transport + Send + 'static>(
             ),
             None => {}
         }
-    }
-    if let Some(bits) = report.key.bits.filter(|b| *b < MIN_RSA_BITS) {
-        return Err(format!(
-            "this card's key has {bits} bits, and the Cohesion emulator's TLS stack (rustls with \
-             ring) verifies client signatures only from RSA keys of {MIN_RSA_BITS} bits or more, \
-             so it cannot log this card in: use a card or profile with a {MIN_RSA_BITS}-bit key \
-             (e.g. `tscns demo --simulated idemia-v2-2048`)"
-        ));
     }
     if source.cns_cas.is_empty() {
         return Err(format!(
