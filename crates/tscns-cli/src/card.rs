@@ -344,10 +344,7 @@ pub(crate) struct SecretReader {
 impl SecretReader {
     pub(crate) fn new(input: &PinInput) -> Result<Self, Fail> {
         if !input.pin_stdin {
-            return Ok(SecretReader {
-                lines: None,
-                next: 0,
-            });
+            return Ok(Self::prompting());
         }
         let all = read_stdin_secrets()
             .map_err(|e| format!("cannot read the PIN from standard input: {e}"))?;
@@ -361,7 +358,16 @@ impl SecretReader {
         })
     }
 
-    fn read(&mut self, prompt: &str) -> Result<Zeroizing<String>, Fail> {
+    /// A reader that asks on the terminal (no echo) for every secret.
+    pub(crate) fn prompting() -> Self {
+        SecretReader {
+            lines: None,
+            next: 0,
+        }
+    }
+
+    /// The next secret: the next stdin line, or the answer to a `{prompt}: ` prompt.
+    pub(crate) fn read(&mut self, prompt: &str) -> Result<Zeroizing<String>, Fail> {
         match &self.lines {
             Some(lines) => {
                 let l = lines
@@ -403,7 +409,7 @@ const MAX_SECRET_INPUT: usize = 4096;
 /// Reads `--pin-stdin` input without leaving copies of the secrets behind: into one buffer
 /// allocated up front (no reallocation strands a copy) that is wiped on drop, and on Unix straight
 /// from the file descriptor, since std's stdin buffer is never wiped.
-fn read_stdin_secrets() -> std::io::Result<Zeroizing<String>> {
+pub(crate) fn read_stdin_secrets() -> std::io::Result<Zeroizing<String>> {
     let mut all = Zeroizing::new(String::with_capacity(MAX_SECRET_INPUT + 1));
     #[cfg(unix)]
     {

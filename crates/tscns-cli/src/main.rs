@@ -24,6 +24,7 @@ mod cf;
 mod cohesion;
 mod demo;
 mod fetch;
+mod key_source;
 mod readers;
 
 /// Use the Italian TS-CNS smart card (Tessera Sanitaria – Carta Nazionale dei Servizi).

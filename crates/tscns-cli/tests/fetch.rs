@@ -146,6 +146,49 @@ fn a_wrong_pin_says_how_many_tries_are_left() {
     assert!(b.server.seen().is_empty(), "nothing was sent to the server");
 }
 
+/// `tscns fetch` of the bed's URL with the simulated card and the bed's CA, then `extra`; its
+/// exit code and standard error.
+fn fetch_simulated(b: &Bed, extra: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    let url = url(b);
+    let mut args = vec!["fetch", &url, "--simulated", "--ca", &b.ca];
+    args.extend_from_slice(extra);
+    let out = tscns(&args, stdin);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_pin_is_the_first_line_of_standard_input() {
+    // A CRLF line end and whatever follows the first line are not part of the PIN.
+    let b = bed();
+    let (code, stdout, stderr) =
+        fetch_simulated(&b, &["--pin-stdin"], &format!("{}\r\nnot the PIN\n", b.pin));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout.trim(), b.cf);
+    assert!(stderr.contains("200 OK (1 card signature)"), "{stderr}");
+    assert!(!stderr.contains(&b.pin), "{stderr}");
+    assert_eq!(b.server.seen().len(), 1);
+}
+
+#[test]
+fn no_pin_on_standard_input_or_no_terminal_sends_nothing() {
+    let b = bed();
+    let (code, _, stderr) = fetch_simulated(&b, &["--pin-stdin"], "");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("invalid PIN: it is too short"), "{stderr}");
+    // Without --pin-stdin and with neither stdin nor stderr a terminal there is nowhere to ask.
+    let (code, _, stderr) = fetch_simulated(&b, &[], "");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no terminal to ask for the PIN on: pass --pin-stdin"),
+        "{stderr}"
+    );
+    assert!(b.server.seen().is_empty(), "nothing was sent to the server");
+}
+
 #[test]
 fn an_untrusted_server_is_refused_with_a_clear_message() {
     let b = bed();
