@@ -166,6 +166,7 @@ fn real_or_simulated(args: &Args) -> Result<(), Fail> {
     )
 }
 
+#[cfg(feature = "pcsc")]
 fn paths(p: &[PathBuf]) -> String {
     p.iter()
         .map(|p| p.display().to_string())

@@ -1,5 +1,6 @@
 //! `tscns readers`: list the PC/SC readers, whether a card is present, and its ATR.
 
+#[cfg(feature = "pcsc")]
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -14,6 +15,7 @@ pub struct Args {
 }
 
 /// One reader in `--json` output.
+#[cfg_attr(not(feature = "pcsc"), allow(dead_code))]
 #[derive(Debug, Serialize)]
 struct ReaderJson<'a> {
     name: &'a str,

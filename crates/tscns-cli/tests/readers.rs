@@ -1,5 +1,6 @@
 //! `tscns readers` as a user runs it: the built binary against the real pcscd + vpcd (with a
 //! `tscns-sim` card in the reader), and against a PC/SC socket that does not exist.
+#![cfg(feature = "pcsc")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Child, Command, Stdio};

@@ -249,6 +249,11 @@ fn builtin_or_file_takes_a_name_or_a_path_and_lists_the_names_otherwise() {
     assert_eq!(by_path.maker, Maker::Stincard);
     std::fs::remove_dir_all(&dir).unwrap();
 
-    let e = Profile::builtin_or_file("no-such-profile").unwrap_err().to_string();
-    assert!(e.contains("no-such-profile") && e.contains("athena-1024"), "{e}");
+    let e = Profile::builtin_or_file("no-such-profile")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no-such-profile") && e.contains("athena-1024"),
+        "{e}"
+    );
 }
