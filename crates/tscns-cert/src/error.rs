@@ -95,4 +95,25 @@ pub enum Error {
     /// The certificate chain does not verify for client authentication.
     #[error("certificate chain does not verify: {0}")]
     ChainInvalid(String),
+    /// The digest given for an EMSA block has the wrong length for its hash algorithm.
+    #[error("a {alg} digest is {expected} bytes, got {got}")]
+    DigestLength {
+        /// Hash algorithm name (`sha1`, `sha256`, ...).
+        alg: &'static str,
+        /// Its output length.
+        expected: usize,
+        /// The length given.
+        got: usize,
+    },
+    /// The RSA key is too small for the requested EMSA encoding.
+    #[error("a {bits}-bit RSA key is too small for {what}")]
+    KeyTooSmall {
+        /// Key size in bits.
+        bits: usize,
+        /// The encoding asked for.
+        what: &'static str,
+    },
+    /// The operating system's random generator failed (PSS salt).
+    #[error("no randomness from the operating system for the PSS salt: {0}")]
+    Random(String),
 }

@@ -50,6 +50,7 @@ mod certificate;
 mod chain;
 mod codice_fiscale;
 mod conformance;
+pub mod emsa;
 mod error;
 mod report;
 
