@@ -145,40 +145,24 @@ mod tests {
         }
     }
 
-    #[test]
-    fn pkcs1_block_shape() {
-        let d = HashAlgorithm::Sha256.digest(b"hello");
-        let b = pkcs1_v15_block(HashAlgorithm::Sha256, &d, 2048).unwrap();
-        assert_eq!(b.len(), 256);
-        assert_eq!(&b[..2], &[0, 1]);
-        assert_eq!(b[256 - 32 - 19 - 1], 0);
-        assert!(b[2..256 - 32 - 19 - 1].iter().all(|&x| x == 0xff));
-        assert_eq!(&b[256 - 32..], d.as_slice());
-    }
-
-    #[test]
-    fn pss_block_shape() {
-        let d = HashAlgorithm::Sha384.digest(b"hello");
-        let b = pss_block(HashAlgorithm::Sha384, &d, 2048).unwrap();
-        assert_eq!(b.len(), 256);
-        assert_eq!(b[255], 0xbc);
-        assert_eq!(b[0] & 0x80, 0);
-    }
-
     proptest::proptest! {
+        /// The key size in bits becomes the shared encoder's modulus length in bytes, and its
+        /// "too small" error this crate's `KeyTooShort` naming the scheme.
         #[test]
-        fn pkcs1_blocks_end_with_the_digest_info(msg in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
-                                                 bits in proptest::sample::select(vec![512usize, 1024, 2048])) {
+        fn pkcs1_blocks_are_the_shared_encoding(msg in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+                                                bits in proptest::sample::select(vec![512usize, 1023, 1024, 2048])) {
             for h in [HashAlgorithm::Sha256, HashAlgorithm::Sha384, HashAlgorithm::Sha512] {
                 let d = h.digest(&msg);
-                match pkcs1_v15_block(h, &d, bits) {
-                    Ok(b) => {
-                        let di = digest_info(h, &d).unwrap();
-                        proptest::prop_assert_eq!(b.len(), bits / 8);
-                        proptest::prop_assert!(b.ends_with(&di));
-                        proptest::prop_assert_eq!(&b[..2], &[0u8, 1][..]);
+                match (pkcs1_v15_block(h, &d, bits), emsa::pkcs1_v1_5_block(shared(h), &d, bits.div_ceil(8))) {
+                    (Ok(ours), Ok(shared_block)) => {
+                        proptest::prop_assert_eq!(&ours, &shared_block);
+                        proptest::prop_assert!(ours.ends_with(&digest_info(h, &d).unwrap()));
                     }
-                    Err(e) => proptest::prop_assert!(matches!(e, PaddingError::KeyTooShort { .. }), "{}", e),
+                    (Err(e), Err(_)) => proptest::prop_assert_eq!(
+                        e,
+                        PaddingError::KeyTooShort { key_bits: bits, scheme: SignatureScheme::pkcs1(h) }
+                    ),
+                    (ours, theirs) => proptest::prop_assert!(false, "{:?} vs {:?}", ours, theirs),
                 }
             }
         }
