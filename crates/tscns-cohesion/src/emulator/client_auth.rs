@@ -24,7 +24,6 @@ use rustls::{
     SignatureScheme,
 };
 use rustls_pki_types::{CertificateDer, UnixTime};
-use sha2::Digest as _;
 
 /// The smallest RSA modulus whose handshake signatures are accepted: CNS 1.0 cards have 1024-bit
 /// keys (CNS specification, "File system": 1024-bit keys on the first cards, 2048 later).
@@ -148,49 +147,41 @@ fn verify_small_rsa(
         }
         SignatureScheme::RSA_PKCS1_SHA384 if !tls13 => {
             right_length
-                && key
-                    .key
-                    .verify(
-                        rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
-                        &sha2::Sha384::digest(message),
-                        sig,
-                    )
-                    .is_ok()
+                && rsa_verifies::<sha2::Sha384>(
+                    &key.key,
+                    rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
+                    message,
+                    sig,
+                )
         }
         // RSA-PSS, salt length = hash length (RFC 8446 § 4.2.3), which `Pss::new` sets and the
         // `rsa` crate's verification enforces.
         SignatureScheme::RSA_PSS_SHA256 => {
             right_length
-                && key
-                    .key
-                    .verify(
-                        rsa::Pss::new::<sha2::Sha256>(),
-                        &sha2::Sha256::digest(message),
-                        sig,
-                    )
-                    .is_ok()
+                && rsa_verifies::<sha2::Sha256>(
+                    &key.key,
+                    rsa::Pss::new::<sha2::Sha256>(),
+                    message,
+                    sig,
+                )
         }
         SignatureScheme::RSA_PSS_SHA384 => {
             right_length
-                && key
-                    .key
-                    .verify(
-                        rsa::Pss::new::<sha2::Sha384>(),
-                        &sha2::Sha384::digest(message),
-                        sig,
-                    )
-                    .is_ok()
+                && rsa_verifies::<sha2::Sha384>(
+                    &key.key,
+                    rsa::Pss::new::<sha2::Sha384>(),
+                    message,
+                    sig,
+                )
         }
         SignatureScheme::RSA_PSS_SHA512 => {
             right_length
-                && key
-                    .key
-                    .verify(
-                        rsa::Pss::new::<sha2::Sha512>(),
-                        &sha2::Sha512::digest(message),
-                        sig,
-                    )
-                    .is_ok()
+                && rsa_verifies::<sha2::Sha512>(
+                    &key.key,
+                    rsa::Pss::new::<sha2::Sha512>(),
+                    message,
+                    sig,
+                )
         }
         // PKCS#1 v1.5 in TLS 1.3, SHA-1, or a non-RSA scheme for an RSA key: never offered by the
         // server's CertificateRequest for this key.
@@ -201,6 +192,16 @@ fn verify_small_rsa(
     } else {
         Err(CertificateError::BadSignature.into())
     }
+}
+
+/// The `rsa` crate's check of `sig` over the `D` hash of `message` with `padding`.
+fn rsa_verifies<D: sha2::Digest>(
+    key: &rsa::RsaPublicKey,
+    padding: impl rsa::traits::SignatureScheme,
+    message: &[u8],
+    sig: &[u8],
+) -> bool {
+    key.verify(padding, &D::digest(message), sig).is_ok()
 }
 
 /// The signature check for `cert`'s key if this module handles it (RSA, 1024..2047 bits: `Some`),
@@ -281,6 +282,7 @@ mod tests {
     use rsa::pkcs1::EncodeRsaPublicKey as _;
     use rsa::rand_core::OsRng;
     use rsa::RsaPrivateKey;
+    use sha2::Digest as _;
 
     /// An RSA public key as rcgen writes it into a certificate.
     struct RsaPublic(Vec<u8>);
