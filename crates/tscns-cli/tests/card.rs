@@ -2,29 +2,21 @@
 //! and, with feature `system-tests`, through pcscd + vpcd with a tscns-sim card in the reader.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
 use rsa::{Pkcs1v15Sign, Pss};
 use serde_json::Value;
 use sha2::{Digest, Sha256, Sha384};
 use tscns_sim::{Profile, TestPki, BUILTIN_PROFILES};
 
-fn tscns(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tscns"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        let mut i = child.stdin.take().unwrap();
-        if let Some(s) = stdin {
-            i.write_all(s.as_bytes()).unwrap();
-        }
+mod common;
+use common::{Run, Tscns};
+
+fn tscns(args: &[&str], stdin: Option<&str>) -> Run {
+    let cmd = Tscns::new(args);
+    match stdin {
+        Some(s) => cmd.stdin(s),
+        None => cmd,
     }
-    child.wait_with_output().unwrap()
+    .run()
 }
 
 fn text(v: &str) -> Value {
@@ -119,12 +111,8 @@ fn check_info(json: &Value, profile: &Profile, pki: &TestPki) {
 fn info_json_matches_every_simulated_profile() {
     for (name, _) in BUILTIN_PROFILES {
         let out = tscns(&["card", "info", "--json", "--simulated", name], None);
-        assert!(
-            out.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(out.success(), "{name}: {}", out.stderr);
+        let json: Value = serde_json::from_slice(&out.stdout_bytes).unwrap();
         let profile = Profile::builtin(name).unwrap();
         let pki = TestPki::issue(&profile).unwrap();
         assert_eq!(json["reader"], format!("simulated ({name})"));
@@ -135,16 +123,12 @@ fn info_json_matches_every_simulated_profile() {
 #[test]
 fn simulated_without_profile_uses_the_default() {
     let out = tscns(&["card", "info", "--simulated"], None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(out.success(), "{}", out.stderr);
+    let s = String::from_utf8(out.stdout_bytes).unwrap();
     assert!(s.contains("simulated (default)"), "{s}");
     assert!(s.contains("MARIO ROSSI"), "{s}");
     let bad = tscns(&["card", "info", "--simulated", "no-such-profile"], None);
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.code, Some(1));
 }
 
 #[test]
@@ -153,11 +137,7 @@ fn pin_verify_reports_tries_left_and_never_echoes() {
         &["card", "pin", "verify", "--pin-stdin", "--simulated"],
         Some("12345678\n"),
     );
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    assert!(ok.success(), "{}", ok.stderr);
     let wrong = tscns(
         &[
             "card",
@@ -169,15 +149,11 @@ fn pin_verify_reports_tries_left_and_never_echoes() {
         ],
         Some("99999\n"),
     );
-    assert_eq!(wrong.status.code(), Some(1));
-    let json: Value = serde_json::from_slice(&wrong.stdout).unwrap();
+    assert_eq!(wrong.code, Some(1));
+    let json: Value = serde_json::from_slice(&wrong.stdout_bytes).unwrap();
     assert_eq!(json["tries_left"], 2);
     assert_eq!(json["ok"], false);
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&wrong.stdout),
-        String::from_utf8_lossy(&wrong.stderr)
-    );
+    let all = format!("{}{}", wrong.stdout, wrong.stderr);
     assert!(!all.contains("99999"), "{all}");
     assert!(all.contains("2 tries left"), "{all}");
     // A malformed PIN is refused before anything reaches the card.
@@ -185,8 +161,8 @@ fn pin_verify_reports_tries_left_and_never_echoes() {
         &["card", "pin", "verify", "--pin-stdin", "--simulated"],
         Some("12a\n"),
     );
-    assert_eq!(bad.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("nothing was sent"));
+    assert_eq!(bad.code, Some(1));
+    assert!(bad.stderr.contains("nothing was sent"));
 }
 
 #[test]
@@ -202,11 +178,7 @@ fn pin_change_and_unblock() {
         ],
         Some("24680\n1122334\n"),
     );
-    assert!(
-        ch.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ch.stderr)
-    );
+    assert!(ch.success(), "{}", ch.stderr);
     let ch_wrong = tscns(
         &[
             "card",
@@ -218,7 +190,7 @@ fn pin_change_and_unblock() {
         ],
         Some("11111\n1122334\n"),
     );
-    assert_eq!(ch_wrong.status.code(), Some(1));
+    assert_eq!(ch_wrong.code, Some(1));
     let ub = tscns(
         &[
             "card",
@@ -230,11 +202,7 @@ fn pin_change_and_unblock() {
         ],
         Some("13579135\n55555\n"),
     );
-    assert!(
-        ub.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ub.stderr)
-    );
+    assert!(ub.success(), "{}", ub.stderr);
     let ub_wrong = tscns(
         &[
             "card",
@@ -246,8 +214,8 @@ fn pin_change_and_unblock() {
         ],
         Some("00000000\n55555\n"),
     );
-    assert_eq!(ub_wrong.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&ub_wrong.stderr).contains("wrong PUK: 9 tries left"));
+    assert_eq!(ub_wrong.code, Some(1));
+    assert!(ub_wrong.stderr.contains("wrong PUK: 9 tries left"));
 }
 
 #[test]
@@ -266,17 +234,13 @@ fn cert_writes_the_card_certificate_as_pem() {
         ],
         None,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.success(), "{}", out.stderr);
     let pem = std::fs::read(&path).unwrap();
     let cert = tscns_cert::CnsCertificate::from_pem(&pem).unwrap();
     let pki = TestPki::issue(&Profile::builtin("idemia2021-2048").unwrap()).unwrap();
     assert_eq!(cert.der(), pki.card_cert_der());
     let stdout = tscns(&["card", "cert", "--simulated"], None);
-    assert!(String::from_utf8_lossy(&stdout.stdout).starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(stdout.stdout.starts_with("-----BEGIN CERTIFICATE-----"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -305,11 +269,7 @@ fn sign_pkcs1_and_pss_verify_with_the_card_key() {
             ],
             Some(&pin),
         );
-        assert!(
-            out.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.success(), "{name}: {}", out.stderr);
         let digest = Sha256::digest(std::fs::read(&input).unwrap());
         key.verify(
             Pkcs1v15Sign::new::<Sha256>(),
@@ -334,11 +294,7 @@ fn sign_pkcs1_and_pss_verify_with_the_card_key() {
             ],
             Some(&pin),
         );
-        assert!(
-            out.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.success(), "{name}: {}", out.stderr);
         let digest = Sha384::digest(std::fs::read(&input).unwrap());
         key.verify(
             Pss::new_with_salt::<Sha384>(48),
@@ -361,7 +317,7 @@ fn sign_pkcs1_and_pss_verify_with_the_card_key() {
         ],
         Some("00000\n"),
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.code, Some(1));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -404,12 +360,8 @@ mod system {
             tscns_apdu::pcsc::wait_for_card(&reader, true, Duration::from_secs(10))
                 .unwrap_or_else(|e| panic!("{name}: pcscd does not see the card: {e}"));
             let out = tscns(&["card", "info", "--json", "--reader", &reader], None);
-            assert!(
-                out.status.success(),
-                "{name}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert!(out.success(), "{name}: {}", out.stderr);
+            let json: Value = serde_json::from_slice(&out.stdout_bytes).unwrap();
             assert_eq!(json["reader"], reader.as_str());
             check_info(&json, &profile, &pki);
             // PIN: wrong counts down, right one signs.
@@ -425,8 +377,8 @@ mod system {
                 ],
                 Some("99999\n"),
             );
-            assert_eq!(wrong.status.code(), Some(1), "{name}");
-            let j: Value = serde_json::from_slice(&wrong.stdout).unwrap();
+            assert_eq!(wrong.code, Some(1), "{name}");
+            let j: Value = serde_json::from_slice(&wrong.stdout_bytes).unwrap();
             assert_eq!(j["tries_left"], 2, "{name}");
             assert_eq!(server.handle().pin_tries_left(), 2);
             let dir = std::env::temp_dir().join(format!("tscns-card-vpcd-{}", std::process::id()));
@@ -449,11 +401,7 @@ mod system {
                 ],
                 Some(&format!("{}\n", profile.pin.expose())),
             );
-            assert!(
-                out.status.success(),
-                "{name}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert!(out.success(), "{name}: {}", out.stderr);
             let digest = Sha256::digest(name.as_bytes());
             pki.card_public_key()
                 .verify(

@@ -2,23 +2,22 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn tscns(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tscns"))
-        .args(args)
-        .output()
-        .expect("run tscns")
+mod common;
+use common::{Run, Tscns};
+
+fn tscns(args: &[&str]) -> Run {
+    Tscns::new(args).run()
 }
 
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+fn json(out: &Run) -> Value {
+    serde_json::from_slice(&out.stdout_bytes).unwrap_or_else(|e| {
         panic!(
             "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            out.stdout,
+            out.stderr.as_str()
         )
     })
 }
@@ -34,7 +33,7 @@ fn example(name: &str) -> String {
 #[test]
 fn cf_check_valid_json() {
     let out = tscns(&["cf", "check", " rssmra85t10a562s ", "--json"]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.code, Some(0));
     let v = json(&out);
     assert_eq!(v["input"], " rssmra85t10a562s ");
     assert_eq!(v["valid"], true);
@@ -53,7 +52,7 @@ fn cf_check_omocodic_and_female() {
     assert_eq!(v["omocodic"], true);
     assert_eq!(v["canonical"], "RSSMRA85T10A562S");
     let out = tscns(&["cf", "check", "VRDNNA01B68F205N", "--json"]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.code, Some(0));
     let v = json(&out);
     assert_eq!(v["sex"], "F");
     assert_eq!(v["birth_date"], "2001-02-28");
@@ -62,7 +61,7 @@ fn cf_check_omocodic_and_female() {
 #[test]
 fn cf_check_invalid_exits_1_with_the_reason() {
     let out = tscns(&["cf", "check", "RSSMRA85T10A562X", "--json"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.code, Some(1));
     let v = json(&out);
     assert_eq!(v["valid"], false);
     assert_eq!(
@@ -73,17 +72,14 @@ fn cf_check_invalid_exits_1_with_the_reason() {
     assert_eq!(v["birth_date"], Value::Null);
 
     let out = tscns(&["cf", "check", "RSSMRA85T32A562S"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("day 32 out of range"));
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("day 32 out of range"));
 }
 
 #[test]
 fn cf_usage_errors_exit_2() {
-    assert_eq!(tscns(&["cf", "check"]).status.code(), Some(2));
-    assert_eq!(
-        tscns(&["cf", "check", "A", "--bogus"]).status.code(),
-        Some(2)
-    );
+    assert_eq!(tscns(&["cf", "check"]).code, Some(2));
+    assert_eq!(tscns(&["cf", "check", "A", "--bogus"]).code, Some(2));
     let out = tscns(&[
         "cf",
         "make",
@@ -98,7 +94,7 @@ fn cf_usage_errors_exit_2() {
         "--place",
         "A562",
     ]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.code, Some(2));
     let out = tscns(&[
         "cf",
         "make",
@@ -113,7 +109,7 @@ fn cf_usage_errors_exit_2() {
         "--place",
         "A562",
     ]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.code, Some(2));
     let out = tscns(&[
         "cf",
         "make",
@@ -128,7 +124,7 @@ fn cf_usage_errors_exit_2() {
         "--place",
         "Rome",
     ]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.code, Some(2));
 }
 
 #[test]
@@ -147,11 +143,8 @@ fn cf_make_prints_the_code() {
         "--place",
         "A562",
     ]);
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "RSSMRA85T10A562S"
-    );
+    assert_eq!(out.code, Some(0));
+    assert_eq!(out.stdout.trim(), "RSSMRA85T10A562S");
     let out = tscns(&[
         "cf",
         "make",
@@ -166,10 +159,7 @@ fn cf_make_prints_the_code() {
         "--place",
         "f205",
     ]);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "VRDNNA01B68F205N"
-    );
+    assert_eq!(out.stdout.trim(), "VRDNNA01B68F205N");
     let out = tscns(&[
         "cf",
         "make",
@@ -184,8 +174,8 @@ fn cf_make_prints_the_code() {
         "--place",
         "F205",
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("surname has no letters"));
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("surname has no letters"));
 }
 
 const FIELDS: [&str; 16] = [
@@ -218,12 +208,7 @@ fn cert_inspect_json_fields() {
             "--at",
             "2026-06-01T00:00:00Z",
         ]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
         let v = json(&out);
         for f in FIELDS {
             assert!(v.get(f).is_some(), "field {f} missing in {v}");
@@ -265,7 +250,7 @@ fn cert_inspect_findings_and_chain() {
         "--anchor",
         &example("ca.pem"),
     ]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.code, Some(0));
     let v = json(&out);
     assert_eq!(v["findings"][0]["code"], "expired");
     assert_eq!(v["findings"][0]["severity"], "error");
@@ -327,8 +312,8 @@ fn cert_inspect_human_output() {
         "--anchor",
         &example("ca.pem"),
     ]);
-    assert_eq!(out.status.code(), Some(0));
-    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.code, Some(0));
+    let text = out.stdout.as_str();
     assert!(text.contains("RSSMRA85T10A562S"), "{text}");
     assert!(text.contains("client-auth-missing"), "{text}");
     assert!(text.contains("non-repudiation-present"), "{text}");
@@ -339,14 +324,14 @@ fn cert_inspect_human_output() {
 fn cert_inspect_failures() {
     // Not a certificate.
     let out = tscns(&["cert", "inspect", &example("README.md")]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not an X.509 certificate"));
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("not an X.509 certificate"));
     // Missing file.
     let out = tscns(&["cert", "inspect", "/nonexistent/cert.der", "--json"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("cannot read"));
     // Usage errors.
-    assert_eq!(tscns(&["cert", "inspect"]).status.code(), Some(2));
+    assert_eq!(tscns(&["cert", "inspect"]).code, Some(2));
     let out = tscns(&[
         "cert",
         "inspect",
@@ -354,7 +339,7 @@ fn cert_inspect_failures() {
         "--at",
         "yesterday",
     ]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.code, Some(2));
 }
 
 /// Output to a stdout that cannot take it (a closed pipe, a full disk) ends the output quietly:
@@ -371,13 +356,11 @@ fn unwritable_stdout_is_no_panic() {
         (vec!["cf", "check", "RSSMRA85T10A562S"], 0),
         (vec!["cf", "check", "RSSMRA85T10A562S", "--json"], 0),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_tscns"))
-            .args(&args)
-            .stdout(std::fs::File::create("/dev/full").unwrap())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let out = Tscns::new(&args)
+            .stdout_to(std::fs::File::create("/dev/full").unwrap())
+            .run();
+        let stderr = out.stderr.as_str();
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert_eq!(out.code, Some(code), "{args:?}: {stderr}");
     }
 }

@@ -5,74 +5,27 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tscns_cohesion::emulator::{DemoSite, Emulator, EmulatorConfig};
 use tscns_cohesion::web::SESSION_COOKIE;
 use tscns_sim::{Profile, SimCard};
 use tscns_tls::rustls::pki_types::CertificateDer;
 
-/// Bound on one run of the binary (a debug build makes RSA keys for the simulated card).
-const RUN_TIMEOUT: Duration = Duration::from_secs(180);
+mod common;
+use common::{Run, Tscns};
 
 /// The built-in profile the tests log in with (the binary's `--simulated` default).
 const PROFILE: &str = "default";
 
-/// Kills the child on drop (a failed assertion never leaves it running).
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn both(&self) -> String {
-        format!("stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr)
-    }
-}
-
-/// Runs the binary with `stdin` as its standard input; waits at most [`RUN_TIMEOUT`], then kills it.
+/// Runs the binary with `stdin` as its standard input; waits at most
+/// [`common::RUN_TIMEOUT`] (180 s: a debug build makes RSA keys for the simulated card), then
+/// kills it.
 fn tscns(args: &[&str], stdin: &str) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let in_path = dir.path().join("stdin");
-    std::fs::write(&in_path, stdin).unwrap();
-    let out_path = dir.path().join("stdout");
-    let err_path = dir.path().join("stderr");
-    let child = Command::new(env!("CARGO_BIN_EXE_tscns"))
-        .args(args)
-        .stdin(std::fs::File::open(&in_path).unwrap())
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap())
+    Tscns::new(args)
+        .stdin(stdin)
         .env("RUST_BACKTRACE", "1")
-        .spawn()
-        .unwrap();
-    let mut running = Running(child);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = running.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < RUN_TIMEOUT,
-            "tscns {args:?} still running after {RUN_TIMEOUT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Run {
-        code: status.code(),
-        stdout: std::fs::read_to_string(&out_path).unwrap(),
-        stderr: std::fs::read_to_string(&err_path).unwrap(),
-    }
+        .run()
 }
 
 /// The emulator (trusting the test CA of the simulated card's profile) and the demo site, served

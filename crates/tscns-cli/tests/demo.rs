@@ -3,65 +3,18 @@
 //! simulator's profile.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
 use tscns_sim::Profile;
 
-/// Bound on one run of the binary.
-const RUN_TIMEOUT: Duration = Duration::from_secs(180);
-
-/// Kills the child on drop (a failed assertion never leaves it running).
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+mod common;
+use common::{Run, Tscns};
 
 fn tscns(args: &[&str]) -> Run {
     tscns_with_stdin(args, "")
 }
 
 fn tscns_with_stdin(args: &[&str], stdin: &str) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let in_path = dir.path().join("stdin");
-    std::fs::write(&in_path, stdin).unwrap();
-    let out_path = dir.path().join("stdout");
-    let err_path = dir.path().join("stderr");
-    let child = Command::new(env!("CARGO_BIN_EXE_tscns"))
-        .args(args)
-        .stdin(std::fs::File::open(&in_path).unwrap())
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap();
-    let mut running = Running(child);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = running.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < RUN_TIMEOUT,
-            "tscns {args:?} still running after {RUN_TIMEOUT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Run {
-        code: status.code(),
-        stdout: std::fs::read_to_string(&out_path).unwrap(),
-        stderr: std::fs::read_to_string(&err_path).unwrap(),
-    }
+    Tscns::new(args).stdin(stdin).run()
 }
 
 /// Runs `tscns demo --simulated [PROFILE] --json` and checks every fact against the profile.
@@ -162,6 +115,7 @@ fn demo_with_an_unknown_profile_names_the_known_ones() {
 #[cfg(feature = "system-tests")]
 mod system {
     use super::*;
+    use std::time::Duration;
     use tscns_apdu::testing::{ReaderLock, PCSCD_HOWTO};
     use tscns_sim::{serve_vpcd, SimCard, DEFAULT_VPCD_PORT};
 

@@ -2,25 +2,14 @@
 //! server that requires a client certificate from the simulator's CA and checks the codice fiscale.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
 use tscns_sim::{Profile, TestPki};
 use tscns_tls::server::{ClientAuthServer, ServerOptions};
 
-fn tscns(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tscns"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        let mut i = child.stdin.take().unwrap();
-        i.write_all(stdin.as_bytes()).unwrap();
-    }
-    child.wait_with_output().unwrap()
+mod common;
+use common::{Run, Tscns};
+
+fn tscns(args: &[&str], stdin: &str) -> Run {
+    Tscns::new(args).stdin(stdin).run()
 }
 
 struct Bed {
@@ -87,9 +76,9 @@ fn fetch_with_the_simulated_card_tls13_and_tls12() {
             ],
             &format!("{}\n", b.pin),
         );
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{stderr}");
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), b.cf);
+        let stderr = out.stderr.as_str();
+        assert!(out.success(), "{stderr}");
+        assert_eq!(out.stdout.trim(), b.cf);
         assert!(stderr.contains("200 OK (1 card signature)"), "{stderr}");
     }
     let seen = b.server.seen();
@@ -117,11 +106,7 @@ fn fetch_writes_the_body_to_a_file() {
         ],
         &format!("{}\n", b.pin),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.success(), "{}", out.stderr);
     assert_eq!(std::fs::read_to_string(out_file).unwrap().trim(), b.cf);
 }
 
@@ -139,8 +124,8 @@ fn a_wrong_pin_says_how_many_tries_are_left() {
         ],
         "99999999\n",
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    let stderr = out.stderr.as_str();
+    assert_eq!(out.code, Some(1));
     assert!(stderr.contains("wrong PIN:"), "{stderr}");
     assert!(stderr.contains("tries left"), "{stderr}");
     assert!(b.server.seen().is_empty(), "nothing was sent to the server");
@@ -153,11 +138,7 @@ fn fetch_simulated(b: &Bed, extra: &[&str], stdin: &str) -> (Option<i32>, String
     let mut args = vec!["fetch", &url, "--simulated", "--ca", &b.ca];
     args.extend_from_slice(extra);
     let out = tscns(&args, stdin);
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.code, out.stdout, out.stderr)
 }
 
 #[test]
@@ -203,8 +184,8 @@ fn an_untrusted_server_is_refused_with_a_clear_message() {
         ],
         &format!("{}\n", b.pin),
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    let stderr = out.stderr.as_str();
+    assert_eq!(out.code, Some(1));
     assert!(stderr.contains("is not trusted"), "{stderr}");
 }
 
@@ -235,16 +216,16 @@ fn a_server_that_refuses_the_card_is_a_refused_handshake() {
         ],
         &format!("{}\n", b.pin),
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    let stderr = out.stderr.as_str();
+    assert_eq!(out.code, Some(1));
     assert!(stderr.contains("refused the TLS handshake"), "{stderr}");
 }
 
 #[test]
 fn the_url_must_be_https() {
     let out = tscns(&["fetch", "http://localhost/", "--simulated"], "");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not an https URL"));
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("not an https URL"));
 }
 
 /// Through the real middleware: `--pkcs11` with SoftHSM2 holding a CNS-profile key and
@@ -254,24 +235,11 @@ fn the_url_must_be_https() {
 mod system {
     use super::*;
     use std::path::Path;
+    use std::process::Command;
     use std::time::Duration;
 
-    fn tscns_env(args: &[&str], stdin: &str, env: (&str, &Path)) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tscns"))
-            .args(args)
-            .env(env.0, env.1)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+    fn tscns_env(args: &[&str], stdin: &str, env: (&str, &Path)) -> Run {
+        Tscns::new(args).stdin(stdin).env(env.0, env.1).run()
     }
 
     fn run(conf: &Path, args: &[&str]) {
@@ -398,9 +366,9 @@ mod system {
                 "12345678\n",
                 ("SOFTHSM2_CONF", &conf),
             );
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(out.status.success(), "{stderr}");
-            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), cf);
+            let stderr = out.stderr.as_str();
+            assert!(out.success(), "{stderr}");
+            assert_eq!(out.stdout.trim(), cf);
         }
         let versions: Vec<String> = s.seen().iter().map(|x| x.version.clone()).collect();
         assert_eq!(versions, ["TLSv1_3", "TLSv1_2"]);
@@ -417,8 +385,8 @@ mod system {
             "00000000\n",
             ("SOFTHSM2_CONF", &conf),
         );
-        assert_eq!(out.status.code(), Some(1));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("wrong PIN"));
+        assert_eq!(out.code, Some(1));
+        assert!(out.stderr.contains("wrong PIN"));
     }
 
     #[test]
@@ -444,9 +412,9 @@ mod system {
             ],
             &format!("{}\n", b.pin),
         );
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{stderr}");
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), b.cf);
+        let stderr = out.stderr.as_str();
+        assert!(out.success(), "{stderr}");
+        assert_eq!(out.stdout.trim(), b.cf);
         vpcd.stop();
     }
 }

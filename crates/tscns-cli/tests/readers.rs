@@ -3,58 +3,17 @@
 #![cfg(feature = "pcsc")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
+use common::{Run, Tscns};
 
 /// Bound on one run of the binary.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Kills the child on drop (a failed assertion never leaves it running).
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Run {
-    code: Option<i32>,
-    stdout: Vec<u8>,
-    stderr: String,
-}
-
 /// Runs `tscns ARGS` with `envs`, waiting at most [`RUN_TIMEOUT`] before killing it.
 fn tscns(args: &[&str], envs: &[(&str, &str)]) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let out_path = dir.path().join("stdout");
-    let err_path = dir.path().join("stderr");
-    let child = Command::new(env!("CARGO_BIN_EXE_tscns"))
-        .args(args)
-        .envs(envs.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap();
-    let mut running = Running(child);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = running.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < RUN_TIMEOUT,
-            "tscns {args:?} still running after {RUN_TIMEOUT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        code: status.code(),
-        stdout: std::fs::read(&out_path).unwrap(),
-        stderr: std::fs::read_to_string(&err_path).unwrap(),
-    }
+    Tscns::new(args).envs(envs).timeout(RUN_TIMEOUT).run()
 }
 
 /// With no pcscd to talk to (pcsc-lite's client reads PCSCLITE_CSOCK_NAME; pointing it at a
@@ -78,7 +37,7 @@ fn readers_without_pcscd_says_how_to_start_it() {
             !stderr.contains("panicked") && !stderr.contains("backtrace"),
             "{stderr}"
         );
-        assert!(out.stdout.is_empty());
+        assert!(out.stdout_bytes.is_empty());
     }
 }
 
@@ -104,7 +63,7 @@ mod system {
             "tscns readers --json failed: {}\n{PCSCD_HOWTO}",
             out.stderr
         );
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout_bytes).unwrap();
         v.as_array().expect("a JSON array").clone()
     }
 
@@ -153,7 +112,7 @@ mod system {
         // The human form shows the same.
         let out = tscns(&["readers"], &[]);
         assert_eq!(out.code, Some(0), "{}", out.stderr);
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = &out.stdout;
         assert!(
             text.contains(&format!("{VPCD_READER_0}: card present, ATR {expected}")),
             "{text}"
