@@ -5,49 +5,18 @@
 #![cfg(all(feature = "emulator", feature = "citizen", feature = "axum"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::site;
+
 use std::sync::Arc;
 
-use axum::routing::get;
 use tscns_card::tls::CardKey;
 use tscns_card::{CnsCard, Pin};
 use tscns_cohesion::citizen::CitizenLogin;
 use tscns_cohesion::emulator::{Emulator, EmulatorConfig};
-use tscns_cohesion::web::{Cohesion, CohesionUser};
-use tscns_cohesion::{AuthRestriction, Environment, Error, Mode, ServiceProvider, SpConfig};
+use tscns_cohesion::{Error, Mode};
 use tscns_sim::{Profile, SimCard};
 use tscns_tls::{SignError, SignatureScheme, SigningKey, TlsVersions};
-
-async fn site(emu: &Emulator, mode: Mode) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let mut b = SpConfig::builder()
-        .environment(Environment::Custom(emu.base_url().unwrap()))
-        .site_id("COMUNE_TEST")
-        .mode(mode)
-        .allow(AuthRestriction::SmartCard)
-        .url_validate(format!("http://127.0.0.1:{port}/cohesion/callback"))
-        .trust_ca(emu.ca_pem().as_bytes())
-        .native_roots(false);
-    if matches!(mode, Mode::Saml { .. }) {
-        b = b.cohesion_certificate(emu.signing_certificate_pem().as_bytes());
-    }
-    let cohesion = Cohesion::new(ServiceProvider::new(b.build().unwrap()).unwrap());
-    let app = axum::Router::new()
-        .route(
-            "/area-riservata",
-            get(|u: CohesionUser| async move {
-                format!(
-                    "cf={} tipo={}",
-                    u.0.profile.codice_fiscale().unwrap(),
-                    u.0.profile.authentication().unwrap().code()
-                )
-            }),
-        )
-        .merge(cohesion.routes())
-        .layer(cohesion.layer());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://127.0.0.1:{port}/area-riservata")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smart_card_login_with_one_signature_in_both_modes() {

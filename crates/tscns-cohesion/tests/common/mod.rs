@@ -3,10 +3,13 @@
 
 use std::sync::Arc;
 
+use axum::routing::get;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use scraper::{Html, Selector};
 use tscns_cohesion::emulator::{Emulator, EmulatorConfig};
+use tscns_cohesion::web::{Cohesion, CohesionUser};
+use tscns_cohesion::ServiceProvider;
 use tscns_cohesion::{AuthRestriction, Clock, Environment, Mode, SpConfig, SpConfigBuilder};
 
 /// A CNS-like client certificate made with rcgen: CA + leaf with CN `CF/cardid.hash` and the CNS
@@ -189,4 +192,38 @@ pub async fn password_login(
         .join(&action)
         .unwrap();
     b.post_form(url.as_str(), &fields).await
+}
+
+/// Starts the site on a free loopback port; returns its protected URL, whose page reads
+/// `cf=<codice fiscale> tipo=<tipo_autenticazione>`.
+pub async fn site(emu: &Emulator, mode: Mode) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut b = SpConfig::builder()
+        .environment(Environment::Custom(emu.base_url().unwrap()))
+        .site_id("COMUNE_TEST")
+        .mode(mode)
+        .allow(AuthRestriction::SmartCard)
+        .url_validate(format!("http://127.0.0.1:{port}/cohesion/callback"))
+        .trust_ca(emu.ca_pem().as_bytes())
+        .native_roots(false);
+    if matches!(mode, Mode::Saml { .. }) {
+        b = b.cohesion_certificate(emu.signing_certificate_pem().as_bytes());
+    }
+    let cohesion = Cohesion::new(ServiceProvider::new(b.build().unwrap()).unwrap());
+    let app = axum::Router::new()
+        .route(
+            "/area-riservata",
+            get(|u: CohesionUser| async move {
+                format!(
+                    "cf={} tipo={}",
+                    u.0.profile.codice_fiscale().unwrap(),
+                    u.0.profile.authentication().unwrap().code()
+                )
+            }),
+        )
+        .merge(cohesion.routes())
+        .layer(cohesion.layer());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://127.0.0.1:{port}/area-riservata")
 }
