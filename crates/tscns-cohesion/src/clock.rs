@@ -50,62 +50,33 @@ impl Clock for ManualClock {
     }
 }
 
+/// IMF-fixdate (RFC 9110 § 5.6.7), the shape of Cohesion's profile `timestamp`
+/// (`Tue, 25 Jan 2022 22:02:49 GMT`, CohesionID-Docs Flusso-di-Autenticazione.md).
+const IMF_FIXDATE: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+    "[weekday repr:short], [day] [month repr:short] [year repr:full sign:automatic] [hour]:[minute]:[second] GMT"
+);
+/// The same, with a one- or two-digit day (seen in the wild; RFC 9110's obsolete forms aside).
+const IMF_LOOSE_DAY: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+    "[weekday repr:short], [day padding:none] [month repr:short] [year repr:full sign:automatic] [hour]:[minute]:[second] GMT"
+);
+
 /// Formats a time as Cohesion's profile `timestamp` does (`Tue, 25 Jan 2022 22:02:49 GMT`,
 /// CohesionID-Docs Flusso-di-Autenticazione.md).
 pub fn format_timestamp(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        DAYS[t.weekday().number_days_from_monday() as usize],
-        t.day(),
-        MONTHS[t.month() as usize - 1],
-        t.year(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    t.to_offset(time::UtcOffset::UTC)
+        .format(IMF_FIXDATE)
+        .unwrap_or_default()
 }
 
 /// Parses a profile `timestamp` (`Tue, 25 Jan 2022 22:02:49 GMT`). The weekday is checked.
 pub fn parse_timestamp(s: &str) -> Option<OffsetDateTime> {
     let s = s.trim();
-    let (wd, rest) = s.split_once(", ")?;
-    let parts: Vec<&str> = rest.split(' ').collect();
-    if parts.len() != 5 || parts[4] != "GMT" {
-        return None;
-    }
-    let day: u8 = parse_digits(parts[0], 1, 2)?;
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let m = MONTHS.iter().position(|m| *m == parts[1])?;
-    let month = time::Month::try_from(u8::try_from(m + 1).ok()?).ok()?;
-    let year: i32 = i32::from(parse_digits::<u16>(parts[2], 4, 4)?);
-    let hms: Vec<&str> = parts[3].split(':').collect();
-    if hms.len() != 3 {
-        return None;
-    }
-    let h: u8 = parse_digits(hms[0], 2, 2)?;
-    let mi: u8 = parse_digits(hms[1], 2, 2)?;
-    let se: u8 = parse_digits(hms[2], 2, 2)?;
-    let date = time::Date::from_calendar_date(year, month, day).ok()?;
-    let tod = time::Time::from_hms(h, mi, se).ok()?;
-    let t = time::PrimitiveDateTime::new(date, tod).assume_utc();
-    if format_timestamp(t).split_once(',')?.0 != wd {
-        return None;
-    }
-    Some(t)
-}
-
-fn parse_digits<T: std::str::FromStr>(s: &str, min: usize, max: usize) -> Option<T> {
-    if s.len() < min || s.len() > max || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
+    let t = time::PrimitiveDateTime::parse(s, IMF_FIXDATE)
+        .or_else(|_| time::PrimitiveDateTime::parse(s, IMF_LOOSE_DAY))
+        .ok()?
+        .assume_utc();
+    // The weekday is parsed but not cross-checked by every `time` version: check it here.
+    (format_timestamp(t).get(..3)? == s.get(..3)?).then_some(t)
 }
 
 #[cfg(test)]
@@ -120,6 +91,14 @@ mod tests {
         assert!(parse_timestamp("Tue, 25 Jan 2022 22:02:49 CET").is_none());
         assert!(parse_timestamp("Tue, 32 Jan 2022 22:02:49 GMT").is_none());
         assert!(parse_timestamp("").is_none());
+        assert_eq!(
+            parse_timestamp("Wed, 5 Jan 2022 01:02:03 GMT"),
+            parse_timestamp("Wed, 05 Jan 2022 01:02:03 GMT")
+        );
+        assert!(parse_timestamp("Wed, 05 Jan 2022 01:02:03 GMT").is_some());
+        assert!(parse_timestamp("Wed, 05 Jan 2022 1:02:03 GMT").is_none());
+        assert!(parse_timestamp("Wed, 05 Jan 22 01:02:03 GMT").is_none());
+        assert!(parse_timestamp("Wed, 05 Jan 2022 01:02:03 GMT x").is_none());
     }
 
     proptest::proptest! {

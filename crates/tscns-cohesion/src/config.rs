@@ -242,7 +242,14 @@ pub struct SpConfig {
     pub(crate) checks: Checks,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) replay: Arc<dyn ReplayStore>,
+    /// (burst, per second) of unconfirmed callbacks.
+    pub(crate) callback_rate: (u32, u32),
 }
+
+/// Default burst of unconfirmed callbacks [`crate::ServiceProvider::redeem`] lets through.
+pub const DEFAULT_CALLBACK_BURST: u32 = 64;
+/// Default refill rate (per second) of unconfirmed callbacks.
+pub const DEFAULT_CALLBACK_PER_SECOND: u32 = 16;
 
 impl fmt::Debug for SpConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -351,6 +358,7 @@ pub struct SpConfigBuilder {
     checks: Checks,
     clock: Option<Arc<dyn Clock>>,
     replay: Option<Arc<dyn ReplayStore>>,
+    callback_rate: Option<(u32, u32)>,
 }
 
 impl SpConfigBuilder {
@@ -484,6 +492,19 @@ impl SpConfigBuilder {
         self
     }
 
+    /// Bounds the callbacks that Cohesion does not confirm: at most `burst` at once, refilled at
+    /// `per_second` a second (defaults [`DEFAULT_CALLBACK_BURST`] and
+    /// [`DEFAULT_CALLBACK_PER_SECOND`]). A confirmed login gives its token back, so only forged or
+    /// stale callbacks count; beyond the limit `redeem` answers [`Error::RateLimited`] without
+    /// calling Cohesion. This bounds the cost of a flood for the site and for Cohesion; it is no
+    /// substitute for a per-client limit in front of the site (reverse proxy), since a sustained
+    /// flood above the rate delays real logins too (they are refused as rate-limited, never as
+    /// replays, and succeed once the flood stops).
+    pub fn callback_rate_limit(mut self, burst: u32, per_second: u32) -> Self {
+        self.callback_rate = Some((burst, per_second));
+        self
+    }
+
     /// Validates and builds.
     pub fn build(self) -> Result<SpConfig> {
         let cfg = |m: &str| Error::Config(m.to_owned());
@@ -595,6 +616,15 @@ impl SpConfigBuilder {
             Some(s) => Some(parse_site_url("logout_url", s)?),
             None => None,
         };
+        for cert in &self.cohesion_certs {
+            crate::dsig::TrustedKey::from_certificate(cert)?;
+        }
+        let callback_rate = self
+            .callback_rate
+            .unwrap_or((DEFAULT_CALLBACK_BURST, DEFAULT_CALLBACK_PER_SECOND));
+        if callback_rate.0 == 0 || callback_rate.1 == 0 {
+            return Err(cfg("callback_rate_limit: burst and rate must be positive"));
+        }
         if saml && self.cohesion_certs.is_empty() {
             return Err(cfg(
                 "SAML mode needs the Cohesion signing certificate (cohesion_certificate) to verify profiles",
@@ -641,6 +671,7 @@ impl SpConfigBuilder {
             replay: self
                 .replay
                 .unwrap_or_else(|| Arc::new(MemoryReplayStore::default())),
+            callback_rate,
         })
     }
 }

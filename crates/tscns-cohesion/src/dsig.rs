@@ -79,14 +79,25 @@ pub(crate) struct TrustedKey {
     rsa_public_key: Vec<u8>,
 }
 
+/// rsaEncryption (RFC 8017 appendix A.1).
+const RSA_ENCRYPTION: x509_cert::spki::ObjectIdentifier =
+    x509_cert::spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+
+/// The smallest RSA modulus `ring` verifies signatures with (`RSA_PKCS1_2048_8192_*`).
+pub(crate) const MIN_RSA_BITS: usize = 2048;
+/// The largest one.
+pub(crate) const MAX_RSA_BITS: usize = 8192;
+
 impl TrustedKey {
+    /// Takes the RSA key of a Cohesion certificate, refusing keys `ring` would never verify with
+    /// (not RSA, or a modulus outside 2048-8192 bits) so the mistake shows when the configuration
+    /// is built, not at the first login.
     pub(crate) fn from_certificate(cert: &CertificateDer<'_>) -> Result<Self> {
         use x509_cert::der::Decode as _;
         let c = x509_cert::Certificate::from_der(cert.as_ref())
             .map_err(|e| Error::Config(format!("Cohesion certificate does not parse: {e}")))?;
         let spki = &c.tbs_certificate.subject_public_key_info;
-        // rsaEncryption, RFC 8017 appendix A.1.
-        if spki.algorithm.oid.to_string() != "1.2.840.113549.1.1.1" {
+        if spki.algorithm.oid != RSA_ENCRYPTION {
             return Err(Error::Config(
                 "the Cohesion certificate's key is not RSA (Cohesion signs with RSA)".into(),
             ));
@@ -95,10 +106,36 @@ impl TrustedKey {
             .subject_public_key
             .as_bytes()
             .ok_or_else(|| Error::Config("Cohesion certificate key has unused bits".into()))?;
+        let bits = rsa_modulus_bits(key).ok_or_else(|| {
+            Error::Config("the Cohesion certificate's RSA key does not parse".into())
+        })?;
+        if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+            return Err(Error::Config(format!(
+                "the Cohesion certificate's RSA key has {bits} bits; profile signatures are \
+                 verified only with {MIN_RSA_BITS}-{MAX_RSA_BITS}-bit keys"
+            )));
+        }
         Ok(TrustedKey {
             rsa_public_key: key.to_vec(),
         })
     }
+}
+
+/// The bit length of the modulus of a PKCS#1 `RSAPublicKey` (RFC 8017 appendix A.1.1).
+fn rsa_modulus_bits(der: &[u8]) -> Option<usize> {
+    use x509_cert::der::{asn1::UintRef, Decode as _, Reader as _, SliceReader};
+    let mut r = SliceReader::new(der).ok()?;
+    let n = r
+        .sequence(|r| {
+            let n = UintRef::decode(r)?;
+            let _e = UintRef::decode(r)?;
+            Ok(n)
+        })
+        .ok()?;
+    r.finish(()).ok()?;
+    let b = n.as_bytes();
+    let first = *b.first()?;
+    Some((b.len() - 1) * 8 + (8 - first.leading_zeros() as usize))
 }
 
 fn is_ds(n: Node<'_, '_>, local: &str) -> bool {
@@ -138,14 +175,20 @@ fn b64(what: &str, s: &str) -> Result<Vec<u8>> {
         .map_err(|e| Error::Signature(format!("{what} is not base64: {e}")))
 }
 
+/// The text of an element that must hold only text: its text nodes, concatenated. Comments are not
+/// text (C14N without comments drops them, so they must not count here either) and processing
+/// instructions are refused.
 fn text(n: Node<'_, '_>) -> Result<String> {
-    if n.children().any(|c| c.is_element()) {
+    if n.children().any(|c| c.is_element() || c.is_pi()) {
         return Err(Error::Signature(format!(
             "<{}> must hold text only",
             n.tag_name().name()
         )));
     }
-    Ok(n.children().filter_map(|c| c.text()).collect())
+    Ok(n.children()
+        .filter(|c| c.is_text())
+        .filter_map(|c| c.text())
+        .collect())
 }
 
 fn ids_equal_to(doc: &Document<'_>, id: &str) -> usize {
@@ -844,6 +887,61 @@ mod signed_tests {
         fn verify_never_panics(s in "\\PC{0,400}") {
             let _ = verify(&s, &[key(signer())], SignaturePolicy::AllowSha1);
         }
+    }
+
+    #[test]
+    fn digest_value_reads_text_nodes_only() {
+        let good = signer().sign_profile(PROFILE).unwrap();
+        let a = good.find("<DigestValue>").unwrap() + 13;
+        let b = good.find("</DigestValue>").unwrap();
+        let digest = &good[a..b];
+        let (d1, d2) = digest.split_at(8);
+        // C14N drops the comment, so SignedInfo still signs `d1 d2`: the value compared must be
+        // the same text, not `d1 BBBB d2`.
+        let commented = format!("{}{d1}<!--BBBB-->{d2}{}", &good[..a], &good[b..]);
+        assert_eq!(
+            verify(&commented, &[key(signer())], SignaturePolicy::AllowSha1).unwrap(),
+            "RSSMRA85T10A562S"
+        );
+        // A comment holding the rest of the digest is not part of it.
+        let hidden = format!("{}{d1}<!--{d2}-->{}", &good[..a], &good[b..]);
+        assert!(verify(&hidden, &[key(signer())], SignaturePolicy::AllowSha1).is_err());
+        // The same for SignatureValue.
+        let a = good.find("<SignatureValue>").unwrap() + 16;
+        let (s1, _) = good[a..].split_at(10);
+        let sig_commented = format!("{}{s1}<!--x-->{}", &good[..a], &good[a + 10..]);
+        assert!(verify(&sig_commented, &[key(signer())], SignaturePolicy::AllowSha1).is_ok());
+        // Processing instructions are not text.
+        let pi = format!(
+            "{}{d1}<?x y?>{d2}{}",
+            &good[..good.find("<DigestValue>").unwrap() + 13],
+            &good[good.find("</DigestValue>").unwrap()..]
+        );
+        assert!(verify(&pi, &[key(signer())], SignaturePolicy::AllowSha1).is_err());
+    }
+
+    #[test]
+    fn non_rsa_keys_refused_and_oids_compared_as_oids() {
+        let ec = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["x".into()])
+            .unwrap()
+            .self_signed(&ec)
+            .unwrap();
+        let e = TrustedKey::from_certificate(cert.der()).unwrap_err();
+        assert!(
+            matches!(&e, Error::Config(m) if m.contains("not RSA")),
+            "{e}"
+        );
+        assert!(TrustedKey::from_certificate(&CertificateDer::from(
+            signer().certificate_der().to_vec()
+        ))
+        .is_ok());
+        assert_eq!(
+            RSA_ENCRYPTION.as_bytes(),
+            &[42, 134, 72, 134, 247, 13, 1, 1, 1]
+        );
+        assert_eq!(rsa_modulus_bits(&[0x30, 0x00]), None);
+        assert_eq!(rsa_modulus_bits(b""), None);
     }
 
     #[test]

@@ -47,6 +47,16 @@ pub enum Error {
     )]
     Replay,
 
+    /// The replay store cannot record one more redeemed callback (it is full of live entries). The
+    /// login is refused because it cannot be made single-use, not because it is a replay.
+    #[error("the site cannot record one more Cohesion login right now (its replay store is full); try again in a few minutes")]
+    ReplayStoreFull,
+
+    /// Too many callbacks that Cohesion did not confirm arrived recently: this one was refused
+    /// without asking Cohesion (see `SpConfigBuilder::callback_rate_limit`).
+    #[error("too many unconfirmed Cohesion logins arrived in the last seconds; try again shortly")]
+    RateLimited,
+
     /// Cohesion answered GetCredential with `<AUTH>NO</AUTH>` or without a profile.
     #[error("Cohesion refused the credential request ({0}); the session is unknown, expired or logged out: log in again")]
     CredentialRefused(String),

@@ -38,7 +38,9 @@ mod auth_doc;
 pub mod citizen;
 mod clock;
 mod config;
-pub mod dsig;
+// Private: the verifier accepts only Cohesion's one enveloping shape, which is no general
+// XML-DSig API; users get its result through `ServiceProvider::redeem`.
+mod dsig;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 mod error;
@@ -56,14 +58,18 @@ pub use auth_doc::{DsAuth, AUTH_ELEMENTS, AUTH_NS, CALLBACK_EXTRAS};
 pub use clock::{format_timestamp, parse_timestamp, Clock, ManualClock, SystemClock};
 pub use config::{
     AuthRestriction, Checks, Eidas, Environment, FederationProtocol, Mode, Purpose,
-    SignaturePolicy, SpConfig, SpConfigBuilder, UserType,
+    SignaturePolicy, SpConfig, SpConfigBuilder, UserType, DEFAULT_CALLBACK_BURST,
+    DEFAULT_CALLBACK_PER_SECOND,
 };
 pub use error::{Error, Result};
 pub use profile::{AuthLevel, AuthenticationType, Profile, CLASSIC_FIELDS, SAML_FIELDS};
-pub use replay::{MemoryReplayStore, ReplayStore};
+pub use replay::{Claim, MemoryReplayStore, ReplayStore, DEFAULT_CAPACITY};
 #[cfg(feature = "emulator")]
 pub use signer::ProfileSigner;
-pub use sp::{check_level, CohesionSession, LoggedIn, ServiceProvider, UntrustedCallback};
+pub use sp::{
+    check_level, CohesionSession, LoggedIn, ServiceProvider, UntrustedCallback,
+    MAX_ASPNET_SESSION_ID_LEN, MAX_SSO_SESSION_ID_LEN,
+};
 pub use xml::{MAX_CALLBACK_BYTES, MAX_PROFILE_BYTES};
 
 /// Re-exported for callers that configure URLs.

@@ -1,27 +1,39 @@
-//! Reading certificates given as PEM or DER.
+//! Reading certificates given as PEM or DER (PEM through `rustls-pki-types`' `PemObject`).
 
-use base64::Engine as _;
+use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::CertificateDer;
 
-/// All certificates in `data`: PEM (one or more `CERTIFICATE` blocks) or one DER certificate.
+/// All certificates in `data`: PEM (one or more `CERTIFICATE` blocks; other blocks are skipped) or
+/// one DER certificate.
 pub(crate) fn certificates(data: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     if data.first() == Some(&0x30) {
         return Ok(vec![CertificateDer::from(data.to_vec())]);
     }
-    let text = std::str::from_utf8(data).map_err(|_| "certificate file is neither PEM nor DER")?;
-    let mut out = Vec::new();
-    let mut rest = text;
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    while let Some(i) = rest.find(BEGIN) {
-        let after = &rest[i + BEGIN.len()..];
-        let j = after.find(END).ok_or("PEM certificate without END line")?;
-        let b64: String = after[..j].chars().filter(|c| !c.is_whitespace()).collect();
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map_err(|e| format!("bad base64 in PEM certificate: {e}"))?;
-        out.push(CertificateDer::from(der));
-        rest = &after[j + END.len()..];
+    if std::str::from_utf8(data).is_err() {
+        return Err("certificate file is neither PEM nor DER".into());
     }
-    Ok(out)
+    CertificateDer::pem_slice_iter(data)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("bad PEM certificate: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_der_and_garbage() {
+        let pem = include_bytes!("../tests/fixtures/xmlsec1-signer.pem");
+        let certs = certificates(pem).unwrap();
+        assert_eq!(certs.len(), 1);
+        assert_eq!(certificates(certs[0].as_ref()).unwrap(), certs);
+        let two = [&pem[..], &pem[..]].concat();
+        assert_eq!(certificates(&two).unwrap().len(), 2);
+        assert!(certificates(b"\xff\xfe").is_err());
+        assert!(certificates(b"-----BEGIN CERTIFICATE-----\nAAAA").is_err());
+        assert!(
+            certificates(b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n").is_err()
+        );
+        assert!(certificates(b"no pem here").unwrap().is_empty());
+    }
 }

@@ -9,15 +9,47 @@ use crate::config::{AuthRestriction, Mode, SpConfig};
 use crate::dsig::{self, TrustedKey};
 use crate::error::{Error, Result};
 use crate::profile::{AuthLevel, AuthenticationType, Profile};
+use crate::replay::Claim;
 use crate::xml;
 
 /// What Cohesion posted to `url_validate`, decoded and parsed but **not trusted**: the callback is
 /// not signed, anybody can post one. The only way forward is [`ServiceProvider::redeem`], which asks
 /// Cohesion server-to-server (GetCredential) who really logged in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// # The session ids are bearer tokens
+/// Cohesion's protocol binds a login to nothing but the two session ids in this callback
+/// (`id_sessione_sso`, `id_sessione_aspnet_sso`): GetCredential gives the citizen's profile to any
+/// whitelisted service provider that presents them, and nothing in the answer names the site the
+/// citizen meant to log in to. So whoever holds a citizen's ids (a site that received the callback,
+/// a log line, a proxy) can redeem them at **another** whitelisted site until the token expires
+/// (60 minutes) or is used once there. This crate narrows the window (single use per site, token
+/// age, `id_sito` checked, the SAML compound's logout URL checked against this site's, ids never
+/// in `Debug` or logs) but cannot close it: that needs a change of protocol on Cohesion's side.
+#[derive(Clone, PartialEq, Eq)]
 pub struct UntrustedCallback {
     doc: DsAuth,
 }
+
+impl std::fmt::Debug for UntrustedCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UntrustedCallback")
+            .field("site_id", &self.site_id())
+            .field("claimed_user", &self.claimed_user())
+            .field("sso_session_id", &"<redacted>")
+            .field("aspnet_session_id", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Longest `id_sessione_sso` accepted: Cohesion issues long hexadecimal ids (192 digits in the
+/// emulator, which follows the public libraries' examples); anything longer is not Cohesion's.
+pub const MAX_SSO_SESSION_ID_LEN: usize = 256;
+/// Longest `id_sessione_aspnet_sso` accepted (in SAML mode a `;`-separated compound holding the
+/// ASP.NET session id, the IdP entityID, the site's logout URL and two tokens).
+pub const MAX_ASPNET_SESSION_ID_LEN: usize = 2048;
+/// Longest ASP.NET session id (the first field of `id_sessione_aspnet_sso`); ASP.NET issues 24
+/// characters of `[a-z0-5]`.
+const MAX_ASPNET_ID_LEN: usize = 64;
 
 impl UntrustedCallback {
     /// Parses the `auth` form field (base64 of the `dsAuth` document). Strict: size-limited, no DTD,
@@ -30,22 +62,30 @@ impl UntrustedCallback {
             return Err(Error::LoginNotSuccessful(esito.to_owned()));
         }
         let sso = doc.get("id_sessione_sso");
-        if sso.is_empty() || sso.len() > 1024 || !sso.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(Error::malformed(
-                WHAT,
-                "id_sessione_sso must be 1-1024 letters or digits",
-            ));
-        }
-        let aspnet = doc.get("id_sessione_aspnet_sso");
-        if aspnet.is_empty()
-            || aspnet.len() > 8192
-            || aspnet
-                .bytes()
-                .any(|b| b.is_ascii_control() || !b.is_ascii())
+        if sso.is_empty()
+            || sso.len() > MAX_SSO_SESSION_ID_LEN
+            || !sso.bytes().all(|b| b.is_ascii_hexdigit())
         {
             return Err(Error::malformed(
                 WHAT,
-                "id_sessione_aspnet_sso must be 1-8192 printable ASCII characters",
+                format!("id_sessione_sso must be 1-{MAX_SSO_SESSION_ID_LEN} hexadecimal digits"),
+            ));
+        }
+        let aspnet = doc.get("id_sessione_aspnet_sso");
+        let first = aspnet.split(';').next().unwrap_or_default();
+        if aspnet.len() > MAX_ASPNET_SESSION_ID_LEN
+            || !aspnet.bytes().all(|b| b.is_ascii_graphic())
+            || first.is_empty()
+            || first.len() > MAX_ASPNET_ID_LEN
+            || !first.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(Error::malformed(
+                WHAT,
+                format!(
+                    "id_sessione_aspnet_sso must be at most {MAX_ASPNET_SESSION_ID_LEN} printable \
+                     ASCII characters without spaces, starting with a session id of \
+                     1-{MAX_ASPNET_ID_LEN} letters or digits"
+                ),
             ));
         }
         if doc.get("user").is_empty() {
@@ -87,15 +127,33 @@ impl UntrustedCallback {
     pub fn extra(&self, name: &str) -> Option<&str> {
         self.doc.extra(name)
     }
+    /// In SAML mode, the site logout URL carried in the compound `id_sessione_aspnet_sso` (its third
+    /// `;`-separated field), if there is a non-empty one.
+    pub fn compound_logout_url(&self) -> Option<&str> {
+        self.aspnet_session_id()
+            .split(';')
+            .nth(2)
+            .filter(|u| !u.is_empty())
+    }
 }
 
-/// The handle needed to end the Cohesion session of a logged-in user (LogoutSito).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The handle needed to end the Cohesion session of a logged-in user (LogoutSito). Its ids are
+/// bearer tokens (see [`UntrustedCallback`]): `Debug` redacts them.
+#[derive(Clone, PartialEq, Eq)]
 pub struct CohesionSession {
     /// `IdSessioneSSO`.
     pub sso_session_id: String,
     /// `IdSessioneASPNET`.
     pub aspnet_session_id: String,
+}
+
+impl std::fmt::Debug for CohesionSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CohesionSession")
+            .field("sso_session_id", &"<redacted>")
+            .field("aspnet_session_id", &"<redacted>")
+            .finish()
+    }
 }
 
 /// A user whose identity Cohesion confirmed server-to-server and who passed every check.
@@ -117,6 +175,47 @@ struct Inner {
     config: SpConfig,
     keys: Vec<TrustedKey>,
     http: reqwest::Client,
+    limiter: RateLimiter,
+}
+
+/// A token bucket bounding how many callbacks Cohesion has **not** confirmed may be redeemed per
+/// second: every [`ServiceProvider::redeem`] takes a token before it calls GetCredential, and a
+/// callback whose profile verified gives it back. A flood of forged callbacks therefore costs the
+/// SP (and Cohesion) at most `burst` calls at once and `per_second` calls a second, and is refused
+/// with [`Error::RateLimited`] beyond that; it never touches the replay store.
+struct RateLimiter {
+    burst: f64,
+    per_second: f64,
+    state: std::sync::Mutex<(f64, time::OffsetDateTime)>,
+}
+
+impl RateLimiter {
+    fn new(burst: u32, per_second: u32, now: time::OffsetDateTime) -> Self {
+        RateLimiter {
+            burst: f64::from(burst.max(1)),
+            per_second: f64::from(per_second),
+            state: std::sync::Mutex::new((f64::from(burst.max(1)), now)),
+        }
+    }
+
+    fn take(&self, now: time::OffsetDateTime) -> Result<()> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let elapsed = (now - st.1).as_seconds_f64().max(0.0);
+        st.0 = (st.0 + elapsed * self.per_second).min(self.burst);
+        if now > st.1 {
+            st.1 = now;
+        }
+        if st.0 < 1.0 {
+            return Err(Error::RateLimited);
+        }
+        st.0 -= 1.0;
+        Ok(())
+    }
+
+    fn give_back(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.0 = (st.0 + 1.0).min(self.burst);
+    }
 }
 
 impl std::fmt::Debug for ServiceProvider {
@@ -180,8 +279,15 @@ impl ServiceProvider {
             .https_only(true)
             .build()
             .map_err(|e| Error::Tls(format!("HTTP client: {e}")))?;
+        let (burst, per_second) = config.callback_rate;
+        let limiter = RateLimiter::new(burst, per_second, config.clock.now());
         Ok(ServiceProvider {
-            inner: Arc::new(Inner { config, keys, http }),
+            inner: Arc::new(Inner {
+                config,
+                keys,
+                http,
+                limiter,
+            }),
         })
     }
 
@@ -255,40 +361,81 @@ impl ServiceProvider {
     /// Parses the posted `auth` value and checks it names this site.
     pub fn parse_callback(&self, auth: &str) -> Result<UntrustedCallback> {
         let cb = UntrustedCallback::parse(auth)?;
-        if cb.site_id() != self.inner.config.site_id {
-            return Err(Error::malformed(
-                "callback `auth` parameter",
-                format!(
-                    "it is for site {:?}, not this site ({:?})",
-                    cb.site_id(),
-                    self.inner.config.site_id
-                ),
-            ));
-        }
+        self.check_callback(&cb)?;
         Ok(cb)
     }
 
+    /// The checks of an untrusted callback that need no network: it names this site, and in SAML
+    /// mode the compound's logout URL, where it carries one, is this site's.
+    fn check_callback(&self, cb: &UntrustedCallback) -> Result<()> {
+        const WHAT: &str = "callback `auth` parameter";
+        let c = &self.inner.config;
+        if cb.site_id() != c.site_id {
+            return Err(Error::malformed(
+                WHAT,
+                format!(
+                    "it is for site {:?}, not this site ({:?})",
+                    cb.site_id(),
+                    c.site_id
+                ),
+            ));
+        }
+        if let (Mode::Saml { .. }, Some(got)) = (c.mode, cb.compound_logout_url()) {
+            let same = c
+                .logout_url
+                .as_ref()
+                .is_some_and(|mine| Url::parse(got).is_ok_and(|u| &u == mine));
+            if !same {
+                return Err(Error::malformed(
+                    WHAT,
+                    format!(
+                        "the session was opened for the logout URL {got:?}, not this site's ({})",
+                        c.logout_url
+                            .as_ref()
+                            .map_or("none configured".to_owned(), |u| format!(
+                                "{:?}",
+                                u.as_str()
+                            ))
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Asks Cohesion (GetCredential, form POST) who the callback's session belongs to, verifies the
-    /// answer (signature in SAML mode) and runs the relying-party checks.
+    /// answer (signature in SAML mode) and runs the relying-party checks; only then is the callback
+    /// claimed as used (single use), so a forged callback never occupies the replay store.
+    ///
+    /// Callbacks that Cohesion does not confirm are rate-limited (see
+    /// [`SpConfigBuilder::callback_rate_limit`](crate::SpConfigBuilder::callback_rate_limit)):
+    /// beyond the limit this answers [`Error::RateLimited`] without calling Cohesion.
     pub async fn redeem(&self, callback: UntrustedCallback) -> Result<LoggedIn> {
-        self.claim_once(&callback)?;
+        self.check_callback(&callback)?;
+        let limiter = &self.inner.limiter;
+        limiter.take(self.inner.config.clock.now())?;
         let body = self
             .web_check_session("GetCredential", &callback.session())
             .await?;
-        self.check_response(&callback, &body)
+        let user = self.check_response(&callback, &body)?;
+        limiter.give_back();
+        self.claim_once(&callback)?;
+        Ok(user)
     }
 
     /// For a transport you provide yourself (the SOAP variant, another HTTP client): `body` must be
     /// exactly what Cohesion's webCheckSessionSSO answered to GetCredential for **this** callback's
-    /// session ids, fetched server-to-server over TLS. Runs the same replay check, verification and
-    /// checks as [`redeem`](Self::redeem).
+    /// session ids, fetched server-to-server over TLS. Runs the same verification, checks and
+    /// replay claim as [`redeem`](Self::redeem) (the rate limit is yours to apply before your call).
     pub fn redeem_with_response(
         &self,
         callback: UntrustedCallback,
         body: &[u8],
     ) -> Result<LoggedIn> {
+        self.check_callback(&callback)?;
+        let user = self.check_response(&callback, body)?;
         self.claim_once(&callback)?;
-        self.check_response(&callback, body)
+        Ok(user)
     }
 
     /// Ends the site's Cohesion session (LogoutSito) at the configured mode's endpoint.
@@ -303,6 +450,8 @@ impl ServiceProvider {
         Ok(())
     }
 
+    /// Claims the callback as used, keyed on both session ids (a digest, so every key has the same
+    /// small size). A full store is [`Error::ReplayStoreFull`], never a replay.
     fn claim_once(&self, cb: &UntrustedCallback) -> Result<()> {
         let c = &self.inner.config;
         if !c.checks.replay {
@@ -315,10 +464,11 @@ impl ServiceProvider {
             .unwrap_or(std::time::Duration::from_secs(3600))
             + c.checks.max_clock_skew;
         let until = now + time::Duration::try_from(keep).unwrap_or(time::Duration::hours(2));
-        if !c.replay.first_use(cb.sso_session_id(), now, until) {
-            return Err(Error::Replay);
+        match c.replay.claim(&replay_key(cb), now, until) {
+            Claim::Fresh => Ok(()),
+            Claim::Replayed => Err(Error::Replay),
+            Claim::StoreFull => Err(Error::ReplayStoreFull),
         }
-        Ok(())
     }
 
     async fn web_check_session(&self, op: &str, s: &CohesionSession) -> Result<Vec<u8>> {
@@ -451,6 +601,20 @@ impl ServiceProvider {
         }
         Ok(())
     }
+}
+
+/// The replay-store key of a callback: SHA-256 over both session ids, each length-prefixed.
+fn replay_key(cb: &UntrustedCallback) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for id in [cb.sso_session_id(), cb.aspnet_session_id()] {
+        ctx.update(&(id.len() as u64).to_be_bytes());
+        ctx.update(id.as_bytes());
+    }
+    ctx.finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl UntrustedCallback {
@@ -591,6 +755,139 @@ mod tests {
         assert!(sp
             .redeem_with_response(callback("A5"), b"\xff\xfe")
             .is_err());
+    }
+
+    fn classic_sp_with(store: Arc<dyn crate::ReplayStore>) -> ServiceProvider {
+        let cfg = SpConfig::builder()
+            .environment(crate::Environment::Custom(
+                Url::parse("https://127.0.0.1:1/").unwrap(),
+            ))
+            .site_id("S")
+            .mode(Mode::Classic)
+            .allow(AuthRestriction::Password)
+            .url_validate("https://s.example/cb")
+            .native_roots(true)
+            .checks(crate::Checks {
+                max_token_age: None,
+                ..crate::Checks::default()
+            })
+            .replay_store(store)
+            .build()
+            .unwrap();
+        ServiceProvider::new(cfg).unwrap()
+    }
+
+    fn callback_with(sso: &str, aspnet: &str) -> Result<UntrustedCallback> {
+        let mut d = DsAuth::request(
+            "S",
+            "https://s.example/cb",
+            "https://s.example/",
+            "AuthRestriction=0",
+        );
+        d.set("user", "RSSMRA85T10A562S");
+        d.set("esito_auth_sso", "OK");
+        d.set("id_sessione_sso", sso);
+        d.set("id_sessione_aspnet_sso", aspnet);
+        UntrustedCallback::parse(&d.to_base64())
+    }
+
+    const GOOD_PROFILE: &[u8] = b"<profile><base><login>RSSMRA85T10A562S</login>\
+<codice_fiscale>RSSMRA85T10A562S</codice_fiscale><tipo_autenticazione>PW</tipo_autenticazione>\
+</base></profile>";
+
+    #[test]
+    fn only_verified_callbacks_are_claimed_keyed_on_both_ids() {
+        let store = Arc::new(crate::MemoryReplayStore::with_capacity(2));
+        let sp = classic_sp_with(store.clone());
+        // Forged callbacks (Cohesion refuses them) never reach the store, however many.
+        for i in 0..50 {
+            let cb = callback_with(&format!("{i:064X}"), "abc").unwrap();
+            assert!(matches!(
+                sp.redeem_with_response(cb, b"<AUTH>NO</AUTH>"),
+                Err(Error::CredentialRefused(_))
+            ));
+        }
+        assert!(store.is_empty());
+        // A verified one is claimed once.
+        let cb = callback_with("ABCDEF", "sess1").unwrap();
+        sp.redeem_with_response(cb.clone(), GOOD_PROFILE).unwrap();
+        assert!(matches!(
+            sp.redeem_with_response(cb, GOOD_PROFILE),
+            Err(Error::Replay)
+        ));
+        // The key holds both ids: the same sso id with another ASP.NET id is another claim.
+        let other = callback_with("ABCDEF", "sess2").unwrap();
+        sp.redeem_with_response(other, GOOD_PROFILE).unwrap();
+        assert_eq!(store.len(), 2);
+        // A full store is not a replay.
+        let third = callback_with("ABCDEF", "sess3").unwrap();
+        assert!(matches!(
+            sp.redeem_with_response(third, GOOD_PROFILE),
+            Err(Error::ReplayStoreFull)
+        ));
+    }
+
+    #[test]
+    fn session_ids_are_bounded_to_what_cohesion_issues() {
+        assert!(callback_with(&"A".repeat(MAX_SSO_SESSION_ID_LEN), "abc").is_ok());
+        for bad in [
+            "A".repeat(MAX_SSO_SESSION_ID_LEN + 1),
+            "A".repeat(1024),
+            "XYZ".into(),
+            "ab cd".into(),
+            String::new(),
+        ] {
+            assert!(
+                matches!(callback_with(&bad, "abc"), Err(Error::Malformed { .. })),
+                "{bad:?}"
+            );
+        }
+        let compound = "ufrq00x4f0cq2yog2ozv4lxx;cohesion2.regione.marche.it:idp;https://s.example/logout;AB;CD;";
+        assert!(callback_with("AB", compound).is_ok());
+        for bad in [
+            "x".repeat(MAX_ASPNET_SESSION_ID_LEN + 1),
+            ";idp;".into(),
+            "a b".into(),
+            "a\tb".into(),
+            "sess;\u{e9}".into(),
+            "s".repeat(65),
+        ] {
+            assert!(
+                matches!(callback_with("AB", &bad), Err(Error::Malformed { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_redacts_bearer_ids() {
+        let cb = callback_with("ABCDEF0123", "secretaspnet").unwrap();
+        let d = format!("{cb:?} {:?}", cb.session());
+        assert!(
+            !d.contains("ABCDEF0123") && !d.contains("secretaspnet"),
+            "{d}"
+        );
+        assert!(d.contains("redacted"));
+    }
+
+    #[test]
+    fn rate_limiter_refills_and_gives_back() {
+        let t0 = time::OffsetDateTime::UNIX_EPOCH;
+        let l = RateLimiter::new(2, 1, t0);
+        l.take(t0).unwrap();
+        l.take(t0).unwrap();
+        assert!(matches!(l.take(t0), Err(Error::RateLimited)));
+        l.give_back();
+        l.take(t0).unwrap();
+        assert!(matches!(l.take(t0), Err(Error::RateLimited)));
+        l.take(t0 + time::Duration::seconds(1)).unwrap();
+        // A clock going back refills nothing and does not panic.
+        assert!(matches!(l.take(t0), Err(Error::RateLimited)));
+        // Refill is capped at the burst.
+        let later = t0 + time::Duration::hours(1);
+        l.take(later).unwrap();
+        l.take(later).unwrap();
+        assert!(matches!(l.take(later), Err(Error::RateLimited)));
     }
 
     #[test]

@@ -79,6 +79,11 @@ async fn run(args: Args) -> Result<(), String> {
     for p in &args.cns_ca {
         cns_cas.extend(certs(&read(p)?, p)?);
     }
+    if cns_cas.is_empty() {
+        return Err(
+            "the smart-card listener needs at least one CNS CA: give one with --cns-ca FILE".into(),
+        );
+    }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
         _ => None,
@@ -101,7 +106,12 @@ async fn run(args: Args) -> Result<(), String> {
         clock: std::sync::Arc::new(tscns_cohesion::SystemClock),
         signer: None,
     };
-    let emu = Emulator::start(cfg).await.map_err(|e| e.to_string())?;
+    let emu = Emulator::start(cfg).await.map_err(|e| match e {
+        tscns_cohesion::Error::Tls(m) if args.tls_cert.is_some() => {
+            format!("{m} (check --tls-cert and --tls-key)")
+        }
+        other => other.to_string(),
+    })?;
     if let Some(p) = &args.write_ca {
         std::fs::write(p, emu.ca_pem())
             .map_err(|e| format!("cannot write {}: {e}", p.display()))?;

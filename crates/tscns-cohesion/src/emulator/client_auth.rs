@@ -555,6 +555,30 @@ mod tests {
         CERT.get_or_init(|| rsa_identity(1024).1)
     }
 
+    /// A Cohesion signing certificate with a key `ring` cannot verify with is refused when the SP
+    /// configuration is built, not at the first login.
+    #[test]
+    fn cohesion_signing_keys_under_2048_bits_are_refused_by_the_sp_config() {
+        let build = |cert: &CertificateDer<'_>| {
+            crate::SpConfig::builder()
+                .environment(crate::Environment::Collaudo)
+                .site_id("S")
+                .mode(crate::Mode::Saml {
+                    direct_to_cohesion_idp: false,
+                })
+                .allow(crate::AuthRestriction::SmartCard)
+                .url_validate("https://s.example/cb")
+                .cohesion_certificate(cert.as_ref())
+                .build()
+        };
+        let e = build(fixed_1024_cert()).unwrap_err();
+        assert!(
+            matches!(&e, crate::Error::Config(m) if m.contains("1024 bits") && m.contains("2048")),
+            "{e}"
+        );
+        assert!(build(&rsa_identity(2048).1).is_ok());
+    }
+
     #[test]
     fn bit_length_counts_from_the_first_set_bit() {
         assert_eq!(bit_len(&[]), 0);

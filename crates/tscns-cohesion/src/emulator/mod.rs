@@ -251,7 +251,8 @@ impl Emulator {
         };
         if cfg.cns_cas.is_empty() {
             return Err(Error::Config(
-                "the smart-card listener needs at least one CNS CA (--cns-ca)".into(),
+                "the smart-card listener needs at least one CNS CA (EmulatorConfig::cns_cas)"
+                    .into(),
             ));
         }
         let main_tls = tls::server_config(&identity, None)?;

@@ -59,7 +59,7 @@ pub(crate) fn load_identity(cert_pem: &[u8], key_pem: &[u8]) -> Result<ServerIde
     let chain = crate::pem::certificates(cert_pem).map_err(Error::Tls)?;
     if chain.is_empty() {
         return Err(Error::Tls(
-            "the --tls-cert file holds no certificate".into(),
+            "the server certificate file holds no certificate".into(),
         ));
     }
     let key = parse_private_key(key_pem)?;
@@ -74,32 +74,13 @@ pub(crate) fn load_identity(cert_pem: &[u8], key_pem: &[u8]) -> Result<ServerIde
     })
 }
 
+/// The first private key (PKCS#8, PKCS#1 or SEC1 PEM block) in the key file.
 fn parse_private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>> {
-    use base64::Engine as _;
-    let text = std::str::from_utf8(pem).map_err(|_| Error::Tls("key file is not PEM".into()))?;
-    for (label, kind) in [
-        ("PRIVATE KEY", 8),
-        ("RSA PRIVATE KEY", 1),
-        ("EC PRIVATE KEY", 2),
-    ] {
-        let begin = format!("-----BEGIN {label}-----");
-        let end = format!("-----END {label}-----");
-        if let (Some(a), Some(b)) = (text.find(&begin), text.find(&end)) {
-            let body: String = text[a + begin.len()..b]
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .collect();
-            let der = base64::engine::general_purpose::STANDARD
-                .decode(body)
-                .map_err(|e| Error::Tls(format!("key PEM: {e}")))?;
-            return Ok(match kind {
-                8 => PrivateKeyDer::Pkcs8(der.into()),
-                1 => PrivateKeyDer::Pkcs1(der.into()),
-                _ => PrivateKeyDer::Sec1(der.into()),
-            });
-        }
-    }
-    Err(Error::Tls("no private key found in the key file".into()))
+    use rustls_pki_types::pem::{self, PemObject as _};
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| match e {
+        pem::Error::NoItemsFound => Error::Tls("no private key found in the key file".into()),
+        other => Error::Tls(format!("key PEM: {other}")),
+    })
 }
 
 pub(crate) fn to_pem(label: &str, der: &[u8]) -> String {
