@@ -73,7 +73,8 @@ async fn classic_password_login_profile_and_logout() {
     assert_eq!(user.profile.first_name(), Some("MARIO"));
     assert!(user.profile.timestamp().is_some());
 
-    // Replay of the same callback is refused before Cohesion is even asked.
+    // Replay of the same callback is refused (once Cohesion confirmed it: forged callbacks never
+    // reach the replay store).
     assert!(matches!(sp.redeem(cb.clone()).await, Err(Error::Replay)));
 
     // LogoutSito ends the session: Cohesion no longer gives its profile.
@@ -492,4 +493,140 @@ async fn logout_sito_at_the_wrong_endpoint_is_refused() {
         .unwrap();
     assert!(classic.logout_sito(&user.session).await.is_err());
     saml.logout_sito(&user.session).await.unwrap();
+}
+
+/// The flood of the review: forged callbacks with the public `id_sito` and fresh ids. Before the
+/// fix each one was claimed before GetCredential, so they filled the replay store and every real
+/// login then failed as a "replay". Now they never reach the store, at most the rate limit's burst
+/// of them reach Cohesion, and a real login still succeeds.
+#[tokio::test]
+async fn forged_callback_flood_neither_fills_the_store_nor_locks_citizens_out() {
+    let cns = test_cns(PW_USER, true);
+    let emu = emulator(&cns, Arc::new(tscns_cohesion::SystemClock)).await;
+    let sp_clock = Arc::new(ManualClock::starting_now());
+    let store = Arc::new(tscns_cohesion::MemoryReplayStore::with_capacity(16));
+    let sp = ServiceProvider::new(
+        sp_builder(&emu, "SITO_F", Mode::Classic, &[AR::Password])
+            .clock(sp_clock.clone())
+            .replay_store(store.clone())
+            .callback_rate_limit(8, 2)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let forged = |i: usize| {
+        let mut d = DsAuth::request(
+            "SITO_F",
+            "https://SITO_F.example/cohesion/callback",
+            "https://SITO_F.example/",
+            "AuthRestriction=0",
+        );
+        d.set("user", PW_USER);
+        d.set("esito_auth_sso", "OK");
+        d.set("id_sessione_sso", &format!("{i:0192X}"));
+        d.set("id_sessione_aspnet_sso", &format!("forged{i}"));
+        d.to_base64()
+    };
+    let (mut refused_by_cohesion, mut rate_limited) = (0, 0);
+    for i in 0..100 {
+        let cb = sp.parse_callback(&forged(i)).unwrap();
+        match sp.redeem(cb).await {
+            Err(Error::CredentialRefused(_)) => refused_by_cohesion += 1,
+            Err(Error::RateLimited) => rate_limited += 1,
+            other => panic!("forged callback {i}: {other:?}"),
+        }
+    }
+    assert_eq!(refused_by_cohesion, 8, "only the burst reaches Cohesion");
+    assert_eq!(rate_limited, 92);
+    assert!(store.is_empty(), "forged callbacks never occupy the store");
+    // The review's 1024-character ids are not Cohesion's: refused before anything else.
+    let mut d = DsAuth::parse_xml(
+        "t",
+        &String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(forged(0))
+                .unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    d.set("id_sessione_sso", &"A".repeat(1024));
+    assert!(matches!(
+        sp.parse_callback(&d.to_base64()),
+        Err(Error::Malformed { .. })
+    ));
+
+    // Seconds later a real citizen logs in, once.
+    sp_clock.advance(time::Duration::seconds(5));
+    let b = Browser::new(&emu, None);
+    let auth = login(&b, &sp, false).await;
+    let cb = sp.parse_callback(&auth).unwrap();
+    let user = sp.redeem(cb.clone()).await.unwrap();
+    assert_eq!(user.profile.codice_fiscale().unwrap().as_str(), PW_USER);
+    assert_eq!(store.len(), 1);
+    assert!(matches!(sp.redeem(cb).await, Err(Error::Replay)));
+    // Verified logins give their token back: many in a row are never rate-limited.
+    for _ in 0..10 {
+        let b = Browser::new(&emu, None);
+        let auth = login(&b, &sp, false).await;
+        sp.redeem(sp.parse_callback(&auth).unwrap()).await.unwrap();
+    }
+}
+
+/// In SAML mode the compound `id_sessione_aspnet_sso` names the site's logout URL: it must be the
+/// one this SP configured.
+#[tokio::test]
+async fn saml_compound_logout_url_is_checked_against_the_configuration() {
+    let cns = test_cns(PW_USER, true);
+    let emu = emulator(&cns, Arc::new(tscns_cohesion::SystemClock)).await;
+    let logout = "https://SITO_L.example/esci";
+    let sp = ServiceProvider::new(
+        sp_builder(&emu, "SITO_L", SAML, &[AR::Password])
+            .logout_url(logout)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let b = Browser::new(&emu, None);
+    let auth = login(&b, &sp, false).await;
+    let cb = sp.parse_callback(&auth).unwrap();
+    assert_eq!(
+        cb.compound_logout_url()
+            .map(|u| tscns_cohesion::Url::parse(u).unwrap()),
+        Some(tscns_cohesion::Url::parse(logout).unwrap())
+    );
+    let xml = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(&auth)
+            .unwrap(),
+    )
+    .unwrap();
+    // Another site's logout URL in the compound: refused without asking Cohesion.
+    let mut doc = DsAuth::parse_xml("t", &xml).unwrap();
+    let compound = doc.get("id_sessione_aspnet_sso").to_owned();
+    let parts: Vec<&str> = compound.split(';').collect();
+    let mut other = parts.clone();
+    other[2] = "https://evil.example/logout";
+    doc.set("id_sessione_aspnet_sso", &other.join(";"));
+    let e = sp.parse_callback(&doc.to_base64()).unwrap_err();
+    assert!(
+        matches!(&e, Error::Malformed { reason, .. } if reason.contains("logout URL")),
+        "{e}"
+    );
+    let forged = UntrustedCallback::parse(&doc.to_base64()).unwrap();
+    assert!(matches!(
+        sp.redeem(forged).await,
+        Err(Error::Malformed { .. })
+    ));
+    // A site that configured no logout URL refuses a compound that names one.
+    let bare = ServiceProvider::new(
+        sp_builder(&emu, "SITO_L", SAML, &[AR::Password])
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(bare.parse_callback(&auth).is_err());
+    // The genuine one is redeemed.
+    let user = sp.redeem(cb).await.unwrap();
+    assert_eq!(user.profile.codice_fiscale().unwrap().as_str(), PW_USER);
 }
