@@ -17,44 +17,86 @@
 //! ```
 //!
 //! - a request to a handler taking [`CohesionUser`] without a session is redirected to
-//!   `/cohesion/login?return=<path>`, which redirects to Cohesion;
-//! - the callback route (the path of the configured `url_validate`) parses the untrusted callback,
-//!   redeems it with GetCredential, runs the checks, sets an HttpOnly session cookie and redirects to
-//!   the `return` path (local paths only);
+//!   `/cohesion/login?return=<path>`, which sets a short-lived state cookie ([`STATE_COOKIE`],
+//!   `__Host-` prefixed) and redirects to Cohesion with the same state in `url_validate`;
+//! - the callback route (the path of the configured `url_validate`) checks that the state in its
+//!   URL is the one in the browser's state cookie (login CSRF: nobody can log a victim into the
+//!   attacker's account), parses the untrusted callback, redeems it with GetCredential, runs the
+//!   checks, sets an HttpOnly session cookie and redirects to the `return` path (a same-origin
+//!   path only: no scheme, no `//`, no backslash, no control or space characters);
+//! - sessions expire after an idle time and an absolute time ([`Cohesion::session_ttl`]); the
+//!   store is bounded and, when full, drops expired sessions and then the oldest;
+//! - errors the citizen sees are a generic Italian page; the details go to the log (`tracing`),
+//!   never with the codice fiscale;
 //! - `/cohesion/logout` sends LogoutSito, forgets the session and redirects to Cohesion's browser
 //!   logout page (SAML mode) or `/`.
+//!
+//! Sessions live in this process's memory: a site served by several processes needs sticky
+//! sessions or its own session store.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use time::OffsetDateTime;
 
+use crate::error::Error;
 use crate::sp::{LoggedIn, ServiceProvider, UntrustedCallback};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "tscns_cohesion_session";
+/// Name of the login-state cookie (login CSRF protection). The `__Host-` prefix makes browsers
+/// accept it only with `Secure`, `Path=/` and no `Domain`, so a sibling subdomain cannot plant one.
+pub const STATE_COOKIE: &str = "__Host-tscns_cohesion_state";
 /// Path of the login route.
 pub const LOGIN_PATH: &str = "/cohesion/login";
 /// Path of the logout route.
 pub const LOGOUT_PATH: &str = "/cohesion/logout";
-/// Bound on sessions kept in memory.
-const MAX_SESSIONS: usize = 100_000;
+/// Default bound on sessions kept in memory.
+pub const MAX_SESSIONS: usize = 100_000;
+/// Default idle time after which a session ends.
+pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(30 * 60);
+/// Default absolute lifetime of a session, however active.
+pub const DEFAULT_ABSOLUTE_TTL: Duration = Duration::from_secs(8 * 60 * 60);
+/// The longest absolute lifetime [`Cohesion::session_ttl`] accepts (longer values are cut to it).
+pub const MAX_ABSOLUTE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long a login may take between `/cohesion/login` and the callback.
+const STATE_TTL: Duration = Duration::from_secs(15 * 60);
+/// Query parameters added to `url_validate`.
+const RETURN_PARAM: &str = "return";
+const STATE_PARAM: &str = "state";
 
 /// The Cohesion integration of one site: its service provider and its sessions (in memory).
 #[derive(Clone)]
 pub struct Cohesion {
     sp: ServiceProvider,
-    sessions: Arc<Mutex<HashMap<String, LoggedIn>>>,
+    sessions: Arc<Mutex<HashMap<String, Session>>>,
+    idle: time::Duration,
+    absolute: time::Duration,
+    max_sessions: usize,
+}
+
+#[derive(Clone)]
+struct Session {
+    user: LoggedIn,
+    created: OffsetDateTime,
+    last_seen: OffsetDateTime,
 }
 
 impl std::fmt::Debug for Cohesion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cohesion").finish_non_exhaustive()
+        f.debug_struct("Cohesion")
+            .field("idle", &self.idle)
+            .field("absolute", &self.absolute)
+            .field("max_sessions", &self.max_sessions)
+            .finish_non_exhaustive()
     }
 }
 
@@ -63,19 +105,21 @@ impl std::fmt::Debug for Cohesion {
 #[derive(Debug, Clone)]
 pub struct CohesionUser(pub LoggedIn);
 
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-}
-
-fn local_path(p: &str) -> Option<&str> {
-    (p.starts_with('/') && !p.starts_with("//") && !p.contains('\\')).then_some(p)
+/// `p` if it is a path on this site that is safe to put in `Location`: it starts with one `/`,
+/// holds only printable ASCII without spaces (no tab, CR, LF or other control character, which
+/// browsers strip so that `/\t/evil.example` becomes `//evil.example`), no backslash (read as `/`),
+/// and resolves against this origin to this origin.
+pub fn same_origin_path(p: &str) -> Option<&str> {
+    if !p.starts_with('/')
+        || p.starts_with("//")
+        || p.len() > 2048
+        || !p.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+    {
+        return None;
+    }
+    let base = url::Url::parse("https://origin.invalid/").ok()?;
+    let joined = base.join(p).ok()?;
+    (joined.origin() == base.origin()).then_some(p)
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for CohesionUser {
@@ -83,20 +127,15 @@ impl<S: Send + Sync> FromRequestParts<S> for CohesionUser {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let Some(c) = parts.extensions.get::<Cohesion>().cloned() else {
-            return Err((
+            tracing::error!("Cohesion layer missing: add .layer(cohesion.layer())");
+            return Err(error_page(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "Cohesion layer missing: add .layer(cohesion.layer())",
-            )
-                .into_response());
+                "Si è verificato un errore interno del sito.",
+            ));
         };
-        if let Some(id) = cookie_value(&parts.headers, SESSION_COOKIE) {
-            let found = c
-                .sessions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&id)
-                .cloned();
-            if let Some(user) = found {
+        let jar = CookieJar::from_headers(&parts.headers);
+        if let Some(id) = jar.get(SESSION_COOKIE).map(|k| k.value().to_owned()) {
+            if let Some(user) = c.session(&id) {
                 return Ok(CohesionUser(user));
             }
         }
@@ -106,30 +145,65 @@ impl<S: Send + Sync> FromRequestParts<S> for CohesionUser {
             .map(|p| p.as_str())
             .unwrap_or("/");
         let ret: String = form_urlencoded::byte_serialize(path.as_bytes()).collect();
-        Err(Redirect::to(&format!("{LOGIN_PATH}?return={ret}")).into_response())
+        Err(Redirect::to(&format!("{LOGIN_PATH}?{RETURN_PARAM}={ret}")).into_response())
     }
 }
 
 #[derive(serde::Deserialize)]
-struct ReturnQuery {
+struct LoginQuery {
     #[serde(rename = "return")]
     ret: Option<String>,
 }
 
-fn random_id() -> String {
+#[derive(serde::Deserialize)]
+struct CallbackQuery {
+    #[serde(rename = "return")]
+    ret: Option<String>,
+    state: Option<String>,
+}
+
+/// 32 random bytes from the OS, hex: a session id or a state nonce. Fails closed: no id at all
+/// rather than a predictable one.
+fn random_id() -> Result<String, ring::error::Unspecified> {
     use ring::rand::SecureRandom as _;
     let mut b = [0u8; 32];
-    let _ = ring::rand::SystemRandom::new().fill(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    ring::rand::SystemRandom::new().fill(&mut b)?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+fn to_time(d: Duration) -> time::Duration {
+    time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
 }
 
 impl Cohesion {
-    /// Wraps a service provider.
+    /// Wraps a service provider, with the default session lifetimes ([`DEFAULT_IDLE_TTL`],
+    /// [`DEFAULT_ABSOLUTE_TTL`]) and bound ([`MAX_SESSIONS`]).
     pub fn new(sp: ServiceProvider) -> Self {
         Cohesion {
             sp,
             sessions: Arc::new(Mutex::new(HashMap::new())),
+            idle: to_time(DEFAULT_IDLE_TTL),
+            absolute: to_time(DEFAULT_ABSOLUTE_TTL),
+            max_sessions: MAX_SESSIONS,
         }
+    }
+
+    /// Sets the session lifetimes: a session ends `idle` after its last request, and `absolute`
+    /// after the login whatever happens. Both are bounded: `absolute` to [`MAX_ABSOLUTE_TTL`], `idle`
+    /// to `absolute`, and each to at least one second.
+    pub fn session_ttl(mut self, idle: Duration, absolute: Duration) -> Self {
+        let absolute = absolute.clamp(Duration::from_secs(1), MAX_ABSOLUTE_TTL);
+        let idle = idle.clamp(Duration::from_secs(1), absolute);
+        self.idle = to_time(idle);
+        self.absolute = to_time(absolute);
+        self
+    }
+
+    /// Sets the bound on sessions kept (at least 1). When it is reached, expired sessions are
+    /// dropped, then the oldest.
+    pub fn max_sessions(mut self, n: usize) -> Self {
+        self.max_sessions = n.max(1);
+        self
     }
 
     /// The layer that makes [`CohesionUser`] work in every route of the app.
@@ -147,92 +221,243 @@ impl Cohesion {
             .with_state(self.clone())
     }
 
-    fn secure_cookie(&self) -> &'static str {
-        if self.sp.config().url_validate().scheme() == "https" {
-            "; Secure"
+    /// Sessions held now (expired ones included until they are dropped).
+    pub fn session_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.sp.config().clock.now()
+    }
+
+    fn alive(&self, s: &Session, now: OffsetDateTime) -> bool {
+        now - s.last_seen < self.idle && now - s.created < self.absolute
+    }
+
+    /// The session's user if it is alive (and marks it used); an expired one is dropped.
+    fn session(&self, id: &str) -> Option<LoggedIn> {
+        let now = self.now();
+        let mut sessions = self.lock();
+        let s = sessions.get_mut(id)?;
+        if self.alive(s, now) {
+            s.last_seen = now.max(s.last_seen);
+            Some(s.user.clone())
         } else {
-            ""
+            sessions.remove(id);
+            None
         }
+    }
+
+    fn insert(&self, id: String, user: LoggedIn) {
+        let now = self.now();
+        let mut sessions = self.lock();
+        if sessions.len() >= self.max_sessions {
+            sessions.retain(|_, s| self.alive(s, now));
+        }
+        while sessions.len() >= self.max_sessions {
+            let oldest = sessions
+                .iter()
+                .min_by_key(|(_, s)| (s.last_seen, s.created))
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => {
+                    sessions.remove(&k);
+                }
+                None => break,
+            }
+        }
+        sessions.insert(
+            id,
+            Session {
+                user,
+                created: now,
+                last_seen: now,
+            },
+        );
+    }
+
+    fn secure(&self) -> bool {
+        self.sp.config().url_validate().scheme() == "https"
     }
 }
 
-async fn login(State(c): State<Cohesion>, Query(q): Query<ReturnQuery>) -> Response {
+/// The generic page a citizen sees when the login cannot go on: Italian, no details, a way back.
+fn error_page(status: StatusCode, message: &str) -> Response {
+    let body = format!(
+        "<!DOCTYPE html>\n<html lang=\"it\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>Accesso non riuscito</title></head><body><main>\
+<h1>Accesso non riuscito</h1><p>{message}</p>\
+<p><a href=\"{LOGIN_PATH}\">Riprova l'accesso</a> oppure <a href=\"/\">torna alla pagina iniziale</a>.</p>\
+</main></body></html>\n"
+    );
+    let mut r = (status, Html(body)).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// What the log says about a refused login: the error, except that an identity mismatch (whose
+/// message names the codice fiscale) is logged without it.
+fn log_reason(e: &Error) -> String {
+    match e {
+        Error::IdentityMismatch { .. } => {
+            "the profile and the callback name different citizens (identity mismatch)".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The citizen's page for an error of the callback or of the redemption.
+fn refusal(e: &Error) -> Response {
+    tracing::warn!("Cohesion login refused: {}", log_reason(e));
+    match e {
+        Error::InsufficientLevel { .. } => error_page(
+            StatusCode::FORBIDDEN,
+            "Il modo in cui hai effettuato l'accesso non basta per questo servizio: \
+             accedi di nuovo con un metodo più sicuro, per esempio la Carta Nazionale dei Servizi.",
+        ),
+        Error::RateLimited | Error::ReplayStoreFull => error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "In questo momento il sito riceve troppe richieste di accesso. Riprova tra qualche minuto.",
+        ),
+        Error::Http { .. } | Error::HttpStatus { .. } | Error::Tls(_) => error_page(
+            StatusCode::BAD_GATEWAY,
+            "Il servizio di autenticazione Cohesion non risponde. Riprova più tardi.",
+        ),
+        Error::Expired { .. } | Error::Replay | Error::CredentialRefused(_) => error_page(
+            StatusCode::FORBIDDEN,
+            "La sessione di accesso è scaduta o è già stata usata. Accedi di nuovo.",
+        ),
+        _ => error_page(
+            StatusCode::FORBIDDEN,
+            "Non è stato possibile confermare il tuo accesso con Cohesion. Accedi di nuovo.",
+        ),
+    }
+}
+
+fn internal_error(what: &str) -> Response {
+    tracing::error!("Cohesion login: {what}");
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Si è verificato un errore interno del sito. Riprova più tardi.",
+    )
+}
+
+fn state_cookie(value: String, max_age: Duration) -> Cookie<'static> {
+    Cookie::build((STATE_COOKIE, value))
+        .path("/")
+        .secure(true)
+        .http_only(true)
+        // The callback is a cross-site POST from Cohesion's page: a Lax cookie would not come back.
+        .same_site(SameSite::None)
+        .max_age(to_time(max_age))
+        .build()
+}
+
+async fn login(State(c): State<Cohesion>, jar: CookieJar, Query(q): Query<LoginQuery>) -> Response {
+    let Ok(state) = random_id() else {
+        return internal_error("the system random generator failed: no login state");
+    };
     let cfg = c.sp.config();
     let mut validate = cfg.url_validate().clone();
-    if let Some(ret) = q.ret.as_deref().and_then(local_path) {
-        validate.query_pairs_mut().append_pair("return", ret);
+    {
+        let mut pairs = validate.query_pairs_mut();
+        if let Some(ret) = q.ret.as_deref().and_then(same_origin_path) {
+            pairs.append_pair(RETURN_PARAM, ret);
+        }
+        pairs.append_pair(STATE_PARAM, &state);
     }
     match c.sp.login_url_with(&validate, &validate) {
-        Ok(u) => Redirect::to(u.as_str()).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Ok(u) => (
+            jar.add(state_cookie(state, STATE_TTL)),
+            Redirect::to(u.as_str()),
+        )
+            .into_response(),
+        Err(e) => internal_error(&format!("cannot build the login URL: {e}")),
     }
+}
+
+/// Constant-time equality of two nonces.
+fn same_nonce(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 async fn callback(
     State(c): State<Cohesion>,
-    Query(q): Query<ReturnQuery>,
+    jar: CookieJar,
+    Query(q): Query<CallbackQuery>,
     body: axum::body::Bytes,
 ) -> Response {
-    let cb = match UntrustedCallback::from_form_body(&body).and_then(|cb| {
-        if cb.site_id() == c.sp.config().site_id() {
-            Ok(cb)
-        } else {
-            Err(crate::Error::malformed("callback", "wrong id_sito"))
-        }
-    }) {
+    let expected = jar.get(STATE_COOKIE).map(|k| k.value().to_owned());
+    let jar = jar.remove(state_cookie(String::new(), Duration::ZERO));
+    let state_ok = match (&expected, &q.state) {
+        (Some(cookie), Some(url)) => !cookie.is_empty() && same_nonce(cookie, url),
+        _ => false,
+    };
+    if !state_ok {
+        tracing::warn!(
+            "Cohesion callback refused: login state missing or different from the browser's \
+             (expired login, or a login started elsewhere: login CSRF)"
+        );
+        let page = error_page(
+            StatusCode::FORBIDDEN,
+            "La richiesta di accesso è scaduta o non è partita da questo browser. Accedi di nuovo.",
+        );
+        return (jar, page).into_response();
+    }
+    let cb = match UntrustedCallback::from_form_body(&body) {
         Ok(cb) => cb,
         Err(e) => {
-            return (
+            tracing::warn!("Cohesion callback refused: {}", log_reason(&e));
+            let page = error_page(
                 StatusCode::BAD_REQUEST,
-                format!("Cohesion login refused: {e}"),
-            )
-                .into_response()
+                "La risposta del servizio di autenticazione non è valida. Accedi di nuovo.",
+            );
+            return (jar, page).into_response();
         }
     };
     let user = match c.sp.redeem(cb).await {
         Ok(u) => u,
-        Err(e) => {
-            return (
-                StatusCode::FORBIDDEN,
-                format!("Cohesion login refused: {e}"),
-            )
-                .into_response()
-        }
+        Err(e) => return (jar, refusal(&e)).into_response(),
     };
-    let id = random_id();
-    {
-        let mut s = c.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        if s.len() >= MAX_SESSIONS {
-            return (StatusCode::SERVICE_UNAVAILABLE, "too many sessions").into_response();
-        }
-        s.insert(id.clone(), user);
-    }
+    let Ok(id) = random_id() else {
+        return (
+            jar,
+            internal_error("the system random generator failed: no session id"),
+        )
+            .into_response();
+    };
+    c.insert(id.clone(), user);
     let target = q
         .ret
         .as_deref()
-        .and_then(local_path)
+        .and_then(same_origin_path)
         .unwrap_or("/")
         .to_owned();
-    let mut resp = Redirect::to(&target).into_response();
-    let cookie = format!(
-        "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax{}",
-        c.secure_cookie()
-    );
-    if let Ok(v) = cookie.parse() {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
-    resp
+    let session = Cookie::build((SESSION_COOKIE, id))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(c.secure())
+        .build();
+    (jar.add(session), Redirect::to(&target)).into_response()
 }
 
 async fn logout(State(c): State<Cohesion>, headers: HeaderMap) -> Response {
-    if let Some(id) = cookie_value(&headers, SESSION_COOKIE) {
-        let user = c
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
-        if let Some(u) = user {
-            if let Err(e) = c.sp.logout_sito(&u.session).await {
+    let jar = CookieJar::from_headers(&headers);
+    if let Some(id) = jar.get(SESSION_COOKIE).map(|k| k.value().to_owned()) {
+        let user = c.lock().remove(&id);
+        if let Some(s) = user {
+            if let Err(e) = c.sp.logout_sito(&s.user.session).await {
                 tracing::warn!("LogoutSito failed: {e}");
             }
         }
@@ -243,9 +468,87 @@ async fn logout(State(c): State<Cohesion>, headers: HeaderMap) -> Response {
             .flatten()
             .map(|u| u.to_string())
             .unwrap_or_else(|| "/".into());
-    let mut resp = Redirect::to(&target).into_response();
-    if let Ok(v) = format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly").parse() {
-        resp.headers_mut().append(header::SET_COOKIE, v);
+    let gone = Cookie::build((SESSION_COOKIE, ""))
+        .path("/")
+        .http_only(true)
+        .build();
+    (jar.remove(gone), Redirect::to(&target)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_same_origin_paths_are_return_targets() {
+        for good in [
+            "/",
+            "/area-riservata",
+            "/a/b?c=d&e=%2F%2Fx",
+            "/%09/evil.example",
+            "/a//b",
+        ] {
+            assert_eq!(same_origin_path(good), Some(good), "{good:?}");
+        }
+        for bad in [
+            "",
+            "evil.example",
+            "https://evil.example/",
+            "//evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r/evil.example",
+            "/\x0b/evil.example",
+            "/\x00/evil.example",
+            "/\x7f/evil.example",
+            "/ /evil.example",
+            "/\\evil.example",
+            "\\/evil.example",
+            "/\\/evil.example",
+            "/\u{3000}/evil.example",
+            "/\u{2028}x",
+            "///evil.example",
+            "javascript:alert(1)",
+            "/\u{ff0f}evil.example",
+        ] {
+            assert_eq!(same_origin_path(bad), None, "{bad:?}");
+        }
+        assert_eq!(same_origin_path(&format!("/{}", "a".repeat(3000))), None);
     }
-    resp
+
+    #[test]
+    fn nonces_compare_exactly() {
+        assert!(same_nonce("abc", "abc"));
+        assert!(!same_nonce("abc", "abd"));
+        assert!(!same_nonce("abc", "abcd"));
+        let a = random_id().unwrap();
+        let b = random_id().unwrap();
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn identity_mismatch_is_logged_without_the_codice_fiscale() {
+        let e = Error::IdentityMismatch {
+            callback: "RSSMRA85T10A562S".into(),
+            profile: "VRDGPP80A01H501U".into(),
+        };
+        let l = log_reason(&e);
+        assert!(!l.contains("RSSMRA") && !l.contains("VRDGPP"), "{l}");
+    }
+
+    proptest::proptest! {
+        /// Whatever a `return` parameter holds, what is accepted stays on this origin.
+        #[test]
+        fn accepted_paths_stay_on_this_origin(p in "\\PC{0,40}", q in "[/\\\\\t\n .:%a-z]{0,12}") {
+            for cand in [p.clone(), format!("/{q}{p}"), format!("{q}{p}")] {
+                if let Some(ok) = same_origin_path(&cand) {
+                    let base = url::Url::parse("https://origin.invalid/").unwrap();
+                    let j = base.join(ok).unwrap();
+                    proptest::prop_assert_eq!(j.host_str(), Some("origin.invalid"));
+                    proptest::prop_assert!(!ok.bytes().any(|b| b.is_ascii_control()));
+                }
+            }
+        }
+    }
 }
