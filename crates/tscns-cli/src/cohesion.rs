@@ -5,7 +5,9 @@
 //! completes the TLS client-authenticated step (one PIN entry, one card signature; the certificate
 //! is shown only to the Cohesion hosts: the documented ones plus `--cohesion-host`), posts the
 //! callback to the site and follows it back to the protected page, which it writes to `--out` (or
-//! standard output); `--cookie-jar` saves the cookies (Netscape format, usable with `curl -b`).
+//! standard output); `--cookie-jar` saves the cookies (Netscape format, usable with `curl -b`;
+//! readable by the owner only, with each cookie's domain, path, `Secure` and `HttpOnly`). The site
+//! (`id_sito`) being logged in to is printed on standard error as soon as it is known.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -61,31 +63,47 @@ pub fn run(cmd: Command) -> ExitCode {
     }
 }
 
-/// The cookies the jar would send to `url`, as Netscape cookies.txt lines.
-fn netscape_lines(jar: &tscns_tls::reqwest::cookie::Jar, url: &tscns_tls::reqwest::Url) -> String {
-    use tscns_tls::reqwest::cookie::CookieStore as _;
-    let host = url.host_str().unwrap_or_default();
-    let secure = if url.scheme() == "https" {
-        "TRUE"
-    } else {
-        "FALSE"
-    };
-    let mut out = String::new();
-    if let Some(v) = jar.cookies(url) {
-        for kv in v.to_str().unwrap_or_default().split(';') {
-            if let Some((k, v)) = kv.trim().split_once('=') {
-                out.push_str(&format!("{host}\tFALSE\t/\t{secure}\t0\t{k}\t{v}\n"));
-            }
+/// The library's error with the command-line hint that fixes it, where there is one.
+fn with_hint(e: &tscns_cohesion::Error) -> String {
+    let msg = e.to_string();
+    match e {
+        tscns_cohesion::Error::HostNotAllowed { .. } => {
+            format!(
+                "{msg} (if it is a Cohesion server you trust, add it with --cohesion-host HOST)"
+            )
+        }
+        _ if msg.contains("is not trusted") && !msg.contains("--ca") => {
+            format!("{msg} (pass the CA that issued its certificate with --ca FILE)")
+        }
+        _ => msg,
+    }
+}
+
+/// Writes the cookie file readable by its owner only (mode 0600 on Unix), replacing any file
+/// there (whose old permissions are tightened first).
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        opts.mode(0o600);
+        if path.exists() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         }
     }
-    out
+    let mut f = opts.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
 }
 
 fn login(args: &LoginArgs) -> Result<(), Fail> {
     let start = tscns_tls::reqwest::Url::parse(&args.url)
         .map_err(|e| format!("{:?} is not a URL: {e}", args.url))?;
     let key = signing_key(&args.key)?;
-    let mut builder = CitizenLogin::builder(key);
+    let mut builder = CitizenLogin::builder(key).on_site_id(|id| {
+        eprintln!("logging in to the site with Cohesion id_sito {id:?}");
+    });
     for h in &args.cohesion_host {
         builder = builder.cohesion_host(h);
     }
@@ -93,14 +111,14 @@ fn login(args: &LoginArgs) -> Result<(), Fail> {
         let pem = std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
         builder = builder.trust_ca_pem(&pem);
     }
-    let login = builder.build().map_err(|e| e.to_string())?;
+    let login = builder.build().map_err(|e| with_hint(&e))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let out = rt
         .block_on(login.login(start.as_str()))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| with_hint(&e))?;
     match &args.out {
         Some(path) => std::fs::write(path, &out.body)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
@@ -109,12 +127,15 @@ fn login(args: &LoginArgs) -> Result<(), Fail> {
             .map_err(|e| format!("cannot write to standard output: {e}"))?,
     }
     if let Some(path) = &args.cookie_jar {
-        let mut text = String::from("# Netscape HTTP Cookie File\n");
-        text.push_str(&netscape_lines(&out.cookies, &out.url));
-        std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        write_private(path, &out.netscape_cookie_file())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     eprintln!(
-        "logged in: {} {} ({} card signature{})",
+        "logged in{}: {} {} ({} card signature{})",
+        out.site_id
+            .as_deref()
+            .map(|id| format!(" to {id:?}"))
+            .unwrap_or_default(),
         out.status,
         out.url,
         out.signatures,

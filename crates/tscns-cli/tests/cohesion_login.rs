@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tscns_cohesion::emulator::{DemoSite, Emulator, EmulatorConfig};
+use tscns_cohesion::emulator::{DemoSite, Emulator, EmulatorConfig, DEMO_SITE_ID};
 use tscns_cohesion::web::SESSION_COOKIE;
 use tscns_sim::{Profile, SimCard};
 use tscns_tls::rustls::pki_types::CertificateDer;
@@ -171,12 +171,28 @@ fn login_with_the_simulated_card_shows_the_citizen_and_keeps_the_session() {
     );
     assert_eq!(srv.emu.tokens_issued(), 1, "one Cohesion login");
 
-    // The cookie jar: Netscape format, with the site's session cookie for the site's host.
+    // The site the login was for is named before the card is used, and in the final line.
+    let named = format!("id_sito {DEMO_SITE_ID:?}");
+    assert!(run.stderr.contains(&named), "{}", run.both());
+    assert!(
+        run.stderr.find(&named) < run.stderr.find("logged in"),
+        "{}",
+        run.both()
+    );
+
+    // The cookie jar: Netscape format, readable by its owner only, with the site's session cookie
+    // for the site's host and its attributes (HttpOnly as curl writes it: `#HttpOnly_` prefix).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&jar).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "cookie jar mode {mode:o}");
+    }
     let text = std::fs::read_to_string(&jar).unwrap();
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("# Netscape HTTP Cookie File"), "{text}");
     let session: Vec<Vec<&str>> = lines
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter(|l| !l.is_empty() && (!l.starts_with('#') || l.starts_with("#HttpOnly_")))
         .map(|l| l.split('\t').collect::<Vec<_>>())
         .filter(|f| f.get(5) == Some(&SESSION_COOKIE))
         .collect();
@@ -191,9 +207,11 @@ fn login_with_the_simulated_card_shows_the_citizen_and_keeps_the_session() {
         7,
         "a Netscape line has 7 tab-separated fields: {f:?}"
     );
-    assert_eq!(f[0], "127.0.0.1", "{f:?}");
+    assert_eq!(f[0], "#HttpOnly_127.0.0.1", "HttpOnly and host kept: {f:?}");
+    assert_eq!(f[1], "FALSE", "a host-only cookie: {f:?}");
     assert_eq!(f[2], "/", "{f:?}");
     assert_eq!(f[3], "FALSE", "the demo site is plain http: {f:?}");
+    assert_eq!(f[4], "0", "a session cookie: {f:?}");
     assert!(!f[6].is_empty(), "empty session id: {f:?}");
 }
 

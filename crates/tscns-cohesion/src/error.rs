@@ -135,6 +135,24 @@ pub enum Error {
     #[error("the login could not continue: {0}")]
     Flow(String),
 
+    /// The smart-card login is on a host that may not see the card's certificate (not in the
+    /// allowlist of Cohesion hosts).
+    #[error("the smart-card login is on {host}, which is not an allowed Cohesion host: the card's certificate is never shown to it")]
+    HostNotAllowed {
+        /// The host the login page pointed at.
+        host: String,
+    },
+
+    /// The page that should hand the login back to the site posts it to another host: the
+    /// callback (the citizen's Cohesion session ids) is never sent there.
+    #[error("the login form posts the Cohesion callback to {got}, not to {expected} where the login started; refused")]
+    CallbackElsewhere {
+        /// The host the login started from.
+        expected: String,
+        /// The host the form posts to.
+        got: String,
+    },
+
     /// The signing key or card failed during the TLS client authentication.
     #[error("the card or key could not authenticate: {0}")]
     Key(String),

@@ -60,6 +60,13 @@ async fn smart_card_login_with_one_signature_in_both_modes() {
             .unwrap();
         let out = login.login(&url).await.unwrap();
         assert_eq!(out.status, 200, "{}", out.body);
+        assert_eq!(out.site_id.as_deref(), Some("COMUNE_TEST"), "{mode:?}");
+        let jar = out.netscape_cookie_file();
+        assert!(
+            jar.lines().any(|l| l
+                .starts_with("#HttpOnly_127.0.0.1\tFALSE\t/\tFALSE\t0\ttscns_cohesion_session\t")),
+            "{jar}"
+        );
         assert_eq!(out.body, format!("cf={cf} tipo=CF"), "{mode:?}");
         assert_eq!(out.signatures, 1, "{mode:?}");
         assert_eq!(
@@ -97,7 +104,7 @@ async fn certificate_never_shown_to_unlisted_hosts() {
         .unwrap();
     let e = login.login(&url).await.unwrap_err();
     assert!(
-        matches!(e, Error::Flow(ref m) if m.contains("not an allowed Cohesion host")),
+        matches!(e, Error::HostNotAllowed { ref host } if host == "localhost"),
         "{e}"
     );
     assert_eq!(handle.counters().signatures, 0);
@@ -225,4 +232,63 @@ async fn a_tampered_signature_from_a_1024_bit_card_is_refused() {
     login_with_profile("stincard-1024", TlsVersions::Tls13, None, true).await;
     let pkcs1 = Some(vec![SignatureScheme::Pkcs1Sha256]);
     login_with_profile("stincard-1024", TlsVersions::Tls12, pkcs1, true).await;
+}
+
+/// A page that auto-posts the callback to another host than the one the login started from: the
+/// citizen's session ids are never sent there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callback_is_posted_only_to_the_host_the_login_started_from() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let profile = Profile::default_profile().unwrap();
+    let sim = SimCard::new(&profile).unwrap();
+    let handle = sim.handle();
+    let key =
+        tokio::task::spawn_blocking(move || CardKey::new(CnsCard::open(sim).unwrap()).unwrap())
+            .await
+            .unwrap();
+    // The thief: counts what reaches it.
+    let stolen = Arc::new(AtomicUsize::new(0));
+    let thief = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let thief_port = thief.local_addr().unwrap().port();
+    let counter = stolen.clone();
+    let thief_app = axum::Router::new().fallback(move || {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            "grazie"
+        }
+    });
+    tokio::spawn(async move { axum::serve(thief, thief_app).await });
+    // The "site" whose page hands the callback to localhost (another host than 127.0.0.1).
+    let page = format!(
+        "<html><body onload=\"document.forms[0].submit()\"><form method=\"post\" \
+         action=\"http://localhost:{thief_port}/cohesion/callback\"><input type=\"hidden\" \
+         name=\"auth\" value=\"QQ==\"></form></body></html>"
+    );
+    let site = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site_port = site.local_addr().unwrap().port();
+    let site_app = axum::Router::new().route(
+        "/area-riservata",
+        axum::routing::get(move || {
+            let page = page.clone();
+            async move { axum::response::Html(page) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(site, site_app).await });
+    let login = CitizenLogin::builder(Arc::new(key)).build().unwrap();
+    let e = login
+        .login(&format!("http://127.0.0.1:{site_port}/area-riservata"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::CallbackElsewhere { expected, got } if expected == "127.0.0.1" && got == "localhost"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("localhost"), "{e}");
+    assert_eq!(
+        stolen.load(Ordering::SeqCst),
+        0,
+        "nothing was posted to the other host"
+    );
+    assert_eq!(handle.counters().signatures, 0);
 }

@@ -7,12 +7,20 @@
 //! signature); post the auto-posting callback form to the site; follow the site's redirects back to
 //! the protected page. The result carries the site's cookie jar.
 //!
+//! The callback (the citizen's Cohesion session ids) is posted only to the host the login started
+//! from ([`Error::CallbackElsewhere`] otherwise). The site's cookies are recorded with all their
+//! attributes (domain, path, `Secure`, `HttpOnly`, expiry) in a [`cookie_store::CookieStore`], which
+//! [`LoginOutcome::netscape_cookie_file`] writes in the Netscape format `curl -b` reads.
+//!
 //! The PIN is not handled here: verify it on the card before building the key, once.
 
 pub mod pages;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Re-exported: the type of [`LoginOutcome::site_cookies`].
+pub use cookie_store;
 
 use tscns_tls::{AuthClient, AuthClientBuilder, SigningKey, TlsVersions};
 use url::Url;
@@ -32,6 +40,7 @@ const MAX_STEPS: usize = 8;
 /// How to log in.
 pub struct CitizenLogin {
     client: AuthClient,
+    on_site: Option<SiteCallback>,
 }
 
 impl std::fmt::Debug for CitizenLogin {
@@ -47,7 +56,11 @@ pub struct CitizenLoginBuilder {
     cas: Vec<Vec<u8>>,
     timeout: Duration,
     versions: TlsVersions,
+    on_site: Option<SiteCallback>,
 }
+
+/// Told the `id_sito` of the site being logged in to, as soon as it is known.
+type SiteCallback = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// What a successful login brings back.
 #[derive(Debug)]
@@ -62,6 +75,81 @@ pub struct LoginOutcome {
     pub cookies: Arc<tscns_tls::reqwest::cookie::Jar>,
     /// Card signatures made during the login.
     pub signatures: u64,
+    /// The `id_sito` the login was for (from Cohesion's request or the callback), if seen.
+    pub site_id: Option<String>,
+    /// Every cookie the hops of the login outside the Cohesion hosts set, with its attributes.
+    pub site_cookies: cookie_store::CookieStore,
+}
+
+impl LoginOutcome {
+    /// The cookies for the final URL's host (the site's session), as a Netscape cookie file
+    /// (`curl -b`): one line per cookie with domain, subdomains flag, path, `Secure`, expiry (0 for
+    /// a session cookie) and name/value; `HttpOnly` cookies carry curl's `#HttpOnly_` prefix.
+    pub fn netscape_cookie_file(&self) -> String {
+        let mut out = String::from("# Netscape HTTP Cookie File\n");
+        for c in self
+            .site_cookies
+            .iter_unexpired()
+            .filter(|c| c.domain.matches(&self.url))
+        {
+            out.push_str(&netscape_line(c));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// One Netscape cookies.txt line (the format curl and wget read).
+fn netscape_line(c: &cookie_store::Cookie<'_>) -> String {
+    use cookie_store::{CookieDomain, CookieExpiration};
+    let (domain, subdomains) = match &c.domain {
+        CookieDomain::Suffix(d) => (format!(".{d}"), "TRUE"),
+        CookieDomain::HostOnly(d) => (d.clone(), "FALSE"),
+        CookieDomain::NotPresent | CookieDomain::Empty => (String::new(), "FALSE"),
+    };
+    let prefix = if c.http_only().unwrap_or(false) {
+        "#HttpOnly_"
+    } else {
+        ""
+    };
+    let expires = match c.expires {
+        CookieExpiration::AtUtc(t) => t.unix_timestamp().max(0),
+        CookieExpiration::SessionEnd => 0,
+    };
+    let flag = |b: bool| if b { "TRUE" } else { "FALSE" };
+    format!(
+        "{prefix}{domain}\t{subdomains}\t{path}\t{secure}\t{expires}\t{name}\t{value}",
+        path = &*c.path,
+        secure = flag(c.secure().unwrap_or(false)),
+        name = c.name(),
+        value = c.value(),
+    )
+}
+
+/// Records a response's `Set-Cookie` headers.
+fn record_cookies(store: &Mutex<cookie_store::CookieStore>, resp: &tscns_tls::reqwest::Response) {
+    let raw = resp
+        .headers()
+        .get_all(tscns_tls::reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| cookie_store::RawCookie::parse(v.to_owned()).ok())
+        .collect::<Vec<_>>();
+    if !raw.is_empty() {
+        store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .store_response_cookies(raw.into_iter(), resp.url());
+    }
+}
+
+/// The `id_sito` in a URL's `auth` parameter (Cohesion's login request), if it has one.
+fn site_id_in_url(url: &Url) -> Option<String> {
+    let auth = url.query_pairs().find(|(k, _)| k == "auth")?.1;
+    crate::auth_doc::DsAuth::parse_base64("login request", &auth)
+        .ok()
+        .map(|d| d.get("id_sito").to_owned())
+        .filter(|s| !s.is_empty())
 }
 
 impl CitizenLoginBuilder {
@@ -91,6 +179,13 @@ impl CitizenLoginBuilder {
         self.versions = versions;
         self
     }
+    /// Called once with the `id_sito` of the site as soon as the login learns it (from Cohesion's
+    /// login request, before the card signs, or at the latest from the callback), e.g. to show the
+    /// citizen which site they are logging in to.
+    pub fn on_site_id(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.on_site = Some(Arc::new(f));
+        self
+    }
     /// Builds the HTTPS client.
     pub fn build(self) -> Result<CitizenLogin> {
         let tls = |e: tscns_tls::Error| Error::Tls(e.to_string());
@@ -106,6 +201,7 @@ impl CitizenLoginBuilder {
         }
         Ok(CitizenLogin {
             client: b.build().map_err(tls)?,
+            on_site: self.on_site,
         })
     }
 }
@@ -128,6 +224,7 @@ impl CitizenLogin {
             cas: Vec::new(),
             timeout: Duration::from_secs(30),
             versions: TlsVersions::Auto,
+            on_site: None,
         }
     }
 
@@ -136,11 +233,50 @@ impl CitizenLogin {
         &self.client
     }
 
+    /// GET `url` following redirects (bounded) like [`AuthClient::get`], recording every hop's
+    /// cookies and the `id_sito` of the first Cohesion request seen.
+    async fn get(&self, url: &Url, seen: &Seen) -> Result<tscns_tls::reqwest::Response> {
+        let mut current = url.clone();
+        for _ in 0..=tscns_tls::MAX_REDIRECTS {
+            seen.site(self, &current);
+            let r = self
+                .client
+                .client_for(&current)
+                .get(current.clone())
+                .send()
+                .await;
+            let resp = self.client.check(&current, r).map_err(flow_error)?;
+            seen.site(self, resp.url());
+            record_cookies(&seen.cookies, &resp);
+            if resp.status().is_redirection() {
+                let next = resp
+                    .headers()
+                    .get(tscns_tls::reqwest::header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .and_then(|l| resp.url().join(l).ok());
+                if let Some(next) = next.filter(|n| n.host_str().is_some()) {
+                    current = next;
+                    continue;
+                }
+            }
+            return Ok(resp);
+        }
+        Err(Error::Flow(format!(
+            "more than {} redirects from {url}",
+            tscns_tls::MAX_REDIRECTS
+        )))
+    }
+
     /// Logs in starting from `protected_url`.
     pub async fn login(&self, protected_url: &str) -> Result<LoginOutcome> {
         let mut url = Url::parse(protected_url)
             .map_err(|e| Error::Flow(format!("{protected_url:?} is not a URL: {e}")))?;
-        let mut resp = self.client.get(url.as_str()).await.map_err(flow_error)?;
+        let start_host = url
+            .host_str()
+            .map(|h| h.to_ascii_lowercase())
+            .ok_or_else(|| Error::Flow(format!("{protected_url:?} has no host")))?;
+        let seen = Seen::default();
+        let mut resp = self.get(&url, &seen).await?;
         let mut posted_callback = false;
         for _ in 0..MAX_STEPS {
             url = resp.url().clone();
@@ -150,13 +286,26 @@ impl CitizenLogin {
                 .await
                 .map_err(|e| Error::Flow(format!("reading {url}: {e}")))?;
             if let Some((action, fields)) = pages::auto_post_form(&body)? {
-                // Rule 2: the callback to the site's url_validate.
+                // Rule 2: the callback to the site's url_validate, only where the login started.
                 let target = url
                     .join(&action)
                     .map_err(|e| Error::Flow(format!("callback action {action:?}: {e}")))?;
+                let target_host = target.host_str().unwrap_or_default().to_ascii_lowercase();
+                if target_host != start_host {
+                    return Err(Error::CallbackElsewhere {
+                        expected: start_host,
+                        got: target_host,
+                    });
+                }
+                if let Some((_, auth)) = fields.iter().find(|(k, _)| k == "auth") {
+                    if let Ok(doc) = crate::auth_doc::DsAuth::parse_base64("callback", auth) {
+                        seen.set_site(self, doc.get("id_sito"));
+                    }
+                }
                 let client = self.client.client_for(&target);
                 let r = client.post(target.clone()).form(&fields).send().await;
                 let r = self.client.check(&target, r).map_err(flow_error)?;
+                record_cookies(&seen.cookies, &r);
                 posted_callback = true;
                 resp = if r.status().is_redirection() {
                     let next = r
@@ -165,7 +314,7 @@ impl CitizenLogin {
                         .and_then(|l| l.to_str().ok())
                         .and_then(|l| target.join(l).ok())
                         .ok_or_else(|| Error::Flow("the site redirected nowhere".into()))?;
-                    self.client.get(next.as_str()).await.map_err(flow_error)?
+                    self.get(&next, &seen).await?
                 } else {
                     r
                 };
@@ -178,12 +327,9 @@ impl CitizenLogin {
                     .map_err(|e| Error::Flow(format!("smart-card link {link:?}: {e}")))?;
                 let host = target.host_str().unwrap_or_default().to_owned();
                 if !self.client.is_allowed(&host) {
-                    return Err(Error::Flow(format!(
-                        "the smart-card login is on {host}, which is not an allowed Cohesion host: \
-                         the card's certificate is never shown to it (add it with --cohesion-host if it is yours)"
-                    )));
+                    return Err(Error::HostNotAllowed { host });
                 }
-                resp = self.client.get(target.as_str()).await.map_err(flow_error)?;
+                resp = self.get(&target, &seen).await?;
                 if resp.status().as_u16() >= 400 {
                     let status = resp.status().as_u16();
                     let body = resp.text().await.unwrap_or_default();
@@ -199,7 +345,7 @@ impl CitizenLogin {
                 let target = url
                     .join(&link)
                     .map_err(|e| Error::Flow(format!("identity-provider link {link:?}: {e}")))?;
-                resp = self.client.get(target.as_str()).await.map_err(flow_error)?;
+                resp = self.get(&target, &seen).await?;
                 continue;
             }
             if status >= 400 {
@@ -212,16 +358,54 @@ impl CitizenLogin {
                      is the site protected by Cohesion, and does it allow smart-card login?"
                 )));
             }
+            let site_cookies =
+                std::mem::take(&mut *seen.cookies.lock().unwrap_or_else(|p| p.into_inner()));
             return Ok(LoginOutcome {
                 url,
                 status,
                 body,
                 cookies: self.client.cookies().clone(),
                 signatures: self.client.signatures(),
+                site_id: seen.site_id(),
+                site_cookies,
             });
         }
         Err(Error::Flow(format!(
             "the login did not finish within {MAX_STEPS} pages"
         )))
+    }
+}
+
+/// What one login has seen so far: the site's id and the cookies set along the way.
+#[derive(Default)]
+struct Seen {
+    site_id: Mutex<Option<String>>,
+    cookies: Mutex<cookie_store::CookieStore>,
+}
+
+impl Seen {
+    fn site(&self, login: &CitizenLogin, url: &Url) {
+        if self.site_id().is_none() {
+            if let Some(id) = site_id_in_url(url) {
+                self.set_site(login, &id);
+            }
+        }
+    }
+
+    fn set_site(&self, login: &CitizenLogin, id: &str) {
+        let mut g = self.site_id.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() && !id.is_empty() {
+            *g = Some(id.to_owned());
+            if let Some(f) = &login.on_site {
+                f(id);
+            }
+        }
+    }
+
+    fn site_id(&self) -> Option<String> {
+        self.site_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
