@@ -46,6 +46,7 @@ pub mod emulator;
 mod error;
 mod pem;
 mod profile;
+mod redirect;
 mod replay;
 #[cfg(any(test, feature = "emulator"))]
 mod signer;
@@ -63,6 +64,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use profile::{AuthLevel, AuthenticationType, Profile, CLASSIC_FIELDS, SAML_FIELDS};
+pub use redirect::same_origin_path;
 pub use replay::{Claim, MemoryReplayStore, ReplayStore, DEFAULT_CAPACITY};
 #[cfg(feature = "emulator")]
 pub use signer::ProfileSigner;
