@@ -32,7 +32,10 @@
 //!   logout page (SAML mode) or `/`.
 //!
 //! Sessions live in this process's memory: a site served by several processes needs sticky
-//! sessions or its own session store.
+//! sessions or its own session store. The state cookie is `Secure` (the `__Host-` prefix demands
+//! it), so `url_validate` must be `https`, or plain `http` on `localhost`/`127.0.0.1`, which
+//! browsers treat as secure; a browser keeps one login state, so of two logins started at once in
+//! two tabs only the later one completes (the other shows the error page and starts again).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -150,8 +153,14 @@ struct CallbackQuery {
 /// rather than a predictable one.
 fn random_id() -> Result<String, ring::error::Unspecified> {
     use ring::rand::SecureRandom as _;
+    random_id_from(|b| ring::rand::SystemRandom::new().fill(b))
+}
+
+fn random_id_from(
+    fill: impl FnOnce(&mut [u8]) -> Result<(), ring::error::Unspecified>,
+) -> Result<String, ring::error::Unspecified> {
     let mut b = [0u8; 32];
-    ring::rand::SystemRandom::new().fill(&mut b)?;
+    fill(&mut b)?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
@@ -472,6 +481,20 @@ mod tests {
         let b = random_id().unwrap();
         assert_eq!(a.len(), 64);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_failing_random_generator_gives_no_id_at_all() {
+        // Before: the error was ignored and every id was 64 zeros.
+        assert!(random_id_from(|_| Err(ring::error::Unspecified)).is_err());
+        assert_eq!(
+            random_id_from(|b| {
+                b.fill(0xab);
+                Ok(())
+            })
+            .unwrap(),
+            "ab".repeat(32)
+        );
     }
 
     #[test]
