@@ -859,6 +859,23 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever ids a callback carries, the accepted ones are within what Cohesion issues.
+        #[test]
+        fn accepted_ids_are_bounded_hex_and_printable(
+            sso in "[0-9A-Fa-fG-Zg-z ;\t]{0,300}",
+            aspnet in "[a-z0-9;:/.\\- \t\u{e9}]{0,80}",
+        ) {
+            if let Ok(cb) = callback_with(&sso, &aspnet) {
+                proptest::prop_assert!(cb.sso_session_id().len() <= MAX_SSO_SESSION_ID_LEN);
+                proptest::prop_assert!(cb.sso_session_id().bytes().all(|b| b.is_ascii_hexdigit()));
+                proptest::prop_assert!(cb.aspnet_session_id().bytes().all(|b| b.is_ascii_graphic()));
+                let first = cb.aspnet_session_id().split(';').next().unwrap_or_default();
+                proptest::prop_assert!(!first.is_empty() && first.len() <= 64);
+            }
+        }
+    }
+
     #[test]
     fn debug_redacts_bearer_ids() {
         let cb = callback_with("ABCDEF0123", "secretaspnet").unwrap();
