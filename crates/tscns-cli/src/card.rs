@@ -78,9 +78,10 @@ pub struct PinArgs {
 pub enum PinCommand {
     /// Check the PIN (one try is used only if it is wrong).
     Verify(PinArgs),
-    /// Change the PIN (old PIN, then new PIN).
+    /// Change the PIN (old PIN, then new PIN, asked twice at the prompt).
     Change(PinArgs),
-    /// Unblock the PIN with the PUK and set a new PIN (PUK, then new PIN).
+    /// Unblock the PIN with the PUK and set a new PIN (PUK, then new PIN, asked twice at the
+    /// prompt).
     Unblock(PinArgs),
 }
 
