@@ -356,6 +356,17 @@ fn len16(v: usize) -> [u8; 2] {
     ((v & 0xFFFF) as u16).to_be_bytes()
 }
 
+/// Whether a raw C-APDU presents a PIN or PUK to the card: VERIFY, CHANGE REFERENCE DATA or
+/// RESET RETRY COUNTER (ISO 7816-4 §11.5.6, §11.5.7, §11.5.10) with a data field, so that the card
+/// may be left with the secret verified. A header with at most Le (VERIFY without data asks for
+/// the tries left) does not. Transports use this to reset the card when they let go of it.
+pub fn presents_secret(raw: &[u8]) -> bool {
+    match raw {
+        [_, ins, _, _, _, _, ..] => is_secret_ins(*ins),
+        _ => false,
+    }
+}
+
 pub(crate) fn is_secret_ins(ins: u8) -> bool {
     matches!(
         ins,

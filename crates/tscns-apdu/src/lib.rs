@@ -8,7 +8,8 @@
 //! - [`StatusWord`]: SW1 SW2 with names and words a person understands.
 //! - [`Transport`]: raw bytes to and from one card, implemented by the PC/SC backend (module `pcsc`,
 //!   feature `pcsc`, on by default), by the simulator of crate `tscns-sim`, and by
-//!   [`ScriptedTransport`] for unit tests.
+//!   [`ScriptedTransport`] for unit tests. The PC/SC backend resets the card when a connection
+//!   that presented a PIN or PUK ([`presents_secret`]) closes, so no verified PIN outlives it.
 //! - [`Card`]: the response loop over any transport: 61xx answered with GET RESPONSE (bounded),
 //!   6Cxx re-sent once with the right Le (never a secret-bearing command: a PIN goes to the card
 //!   once), command chaining when the card lacks extended length,
@@ -48,9 +49,9 @@ mod transport;
 
 pub use card::{Card, CardOptions, MAX_READ_BINARY_OFFSET};
 pub use command::{
-    Command, LengthForm, CLA_CHAINING, INS_CHANGE_REFERENCE_DATA, INS_GET_RESPONSE,
-    INS_READ_BINARY, INS_RESET_RETRY_COUNTER, INS_VERIFY, MAX_EXTENDED_DATA, MAX_EXTENDED_LE,
-    MAX_SHORT_DATA, MAX_SHORT_LE,
+    presents_secret, Command, LengthForm, CLA_CHAINING, INS_CHANGE_REFERENCE_DATA,
+    INS_GET_RESPONSE, INS_READ_BINARY, INS_RESET_RETRY_COUNTER, INS_VERIFY, MAX_EXTENDED_DATA,
+    MAX_EXTENDED_LE, MAX_SHORT_DATA, MAX_SHORT_LE,
 };
 pub use error::Error;
 pub use response::Response;

@@ -1,5 +1,5 @@
 //! The PC/SC backend (feature `pcsc`): list readers, connect, exclusive transactions, reset and
-//! removal detection, reconnect, and a disconnect that leaves the card as it is.
+//! removal detection, reconnect, and a disconnect that never leaves a verified PIN behind.
 //!
 //! Built on the `pcsc` crate (pcsc-lite on Linux, the system framework on macOS and Windows).
 //!
@@ -10,6 +10,26 @@
 //! channel. A transaction is a real `SCardBeginTransaction` held by that thread until
 //! [`Transport::end_transaction`]: other applications wait, and nothing here needs `unsafe`.
 //! Every wait for the worker is bounded ([`PcscTransport::set_timeout`]).
+//!
+//! # A verified PIN does not outlive the connection
+//! A card keeps a verified PIN until it is reset or powered off, whoever talks to it: a
+//! connection that verified the PIN and then let go with "leave the card" would let any local
+//! PC/SC client sign as the citizen without the PIN, until the card is pulled. So once a command
+//! presenting a PIN or PUK ([`crate::presents_secret`]: VERIFY, CHANGE REFERENCE DATA, RESET
+//! RETRY COUNTER with data) went to the card on a connection, closing that connection resets the
+//! card, whatever way it closes:
+//!
+//! - dropping the [`PcscTransport`] (the normal end of a program, and every error path);
+//! - the transport failing (a timeout): the worker thread resets the card when it is done;
+//! - a signal: a program's SIGINT/SIGTERM handler calls [`close_all`] before it exits (the `tscns`
+//!   command does);
+//! - the process dying without any of that (SIGKILL, a crash): pcscd itself then closes the dead
+//!   client's connections and resets the card, unless it was already reset or removed (pcsc-lite
+//!   does this when it cleans up a client whose socket closed; the tests of the `tscns` command
+//!   check it through pcscd).
+//!
+//! Keeping the card unlocked is an explicit opt-in: [`PcscTransport::keep_unlocked`], or
+//! [`PcscTransport::disconnect`] with [`Disposition::LeaveCard`].
 //!
 //! ```no_run
 //! use tscns_apdu::pcsc::{list_readers, PcscTransport};
@@ -26,7 +46,9 @@
 use std::ffi::CString;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -76,9 +98,12 @@ impl fmt::Display for Protocol {
 }
 
 /// What happens to the card when a connection ends or is re-established.
+///
+/// `Default` is [`Disposition::LeaveCard`], the right choice for a reconnection; what closing a
+/// [`PcscTransport`] does is [`PcscTransport::closing_disposition`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Disposition {
-    /// Leave the card as it is: a verified PIN stays verified (the default).
+    /// Leave the card as it is: a verified PIN stays verified, for every application.
     #[default]
     LeaveCard,
     /// Warm-reset the card: it forgets the selected file and any verified PIN.
@@ -209,6 +234,66 @@ enum Request {
     End,
     Reconnect(Disposition),
     Disconnect(Disposition),
+    /// Disconnect as closing the transport would, answering on this channel ([`close_all`]).
+    Close(Sender<Result<Reply, Error>>),
+}
+
+/// What one connection did to the card's security state, shared by the transport and its worker.
+#[derive(Debug, Default)]
+struct Unlock {
+    /// A command presenting a PIN or PUK was sent on this connection.
+    secret_presented: AtomicBool,
+    /// The owner opted in to leaving the card unlocked ([`PcscTransport::keep_unlocked`]).
+    keep_unlocked: AtomicBool,
+}
+
+impl Unlock {
+    fn closing(&self) -> Disposition {
+        if self.secret_presented.load(Ordering::SeqCst)
+            && !self.keep_unlocked.load(Ordering::SeqCst)
+        {
+            Disposition::ResetCard
+        } else {
+            Disposition::LeaveCard
+        }
+    }
+}
+
+/// The open connections of this process, for [`close_all`].
+static OPEN: Mutex<Vec<(u64, Sender<Request>)>> = Mutex::new(Vec::new());
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+fn unregister(id: u64) {
+    OPEN.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .retain(|(i, _)| *i != id);
+}
+
+/// Closes every [`PcscTransport`] of this process as dropping it would: a card to which a PIN or
+/// PUK was presented is reset (unless [`PcscTransport::keep_unlocked`] was asked for). Made for a
+/// SIGINT/SIGTERM handler that is about to end the process, while the transports themselves sit
+/// on another thread's stack: afterwards they answer every request with an error.
+///
+/// Waits at most `timeout` in all (a command in progress on a connection is finished first).
+/// Returns how many connections were closed in time.
+pub fn close_all(timeout: Duration) -> usize {
+    let open: Vec<(u64, Sender<Request>)> =
+        std::mem::take(&mut *OPEN.lock().unwrap_or_else(PoisonError::into_inner));
+    let deadline = Instant::now() + timeout;
+    let waiting: Vec<Receiver<Result<Reply, Error>>> = open
+        .into_iter()
+        .filter_map(|(_, requests)| {
+            let (tx, rx) = mpsc::channel();
+            requests.send(Request::Close(tx)).ok().map(|()| rx)
+        })
+        .collect();
+    waiting
+        .iter()
+        .filter(|rx| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            matches!(rx.recv_timeout(left), Ok(Ok(_)))
+        })
+        .count()
 }
 
 /// Answers of the worker thread.
@@ -220,10 +305,15 @@ enum Reply {
 
 /// A connection to one card through PC/SC, shared with other applications between transactions.
 ///
-/// Dropping it disconnects with [`Disposition::LeaveCard`] (pcsc's own `Card` would reset the card
-/// and lose a verified PIN); [`PcscTransport::disconnect`] chooses otherwise.
+/// Dropping it disconnects with [`PcscTransport::closing_disposition`]: the card is left as it is
+/// (its selected file survives for the next program), unless a PIN or PUK was presented on this
+/// connection; then the card is reset, so that no verified PIN outlives the program (see the
+/// [module documentation](self)). [`PcscTransport::keep_unlocked`] and
+/// [`PcscTransport::disconnect`] choose otherwise.
 #[derive(Debug)]
 pub struct PcscTransport {
+    id: u64,
+    unlock: Arc<Unlock>,
     reader: String,
     atr: Vec<u8>,
     protocol: Protocol,
@@ -242,6 +332,7 @@ impl fmt::Debug for Request {
             Request::End => f.write_str("End"),
             Request::Reconnect(d) => write!(f, "Reconnect({d:?})"),
             Request::Disconnect(d) => write!(f, "Disconnect({d:?})"),
+            Request::Close(_) => f.write_str("Close"),
         }
     }
 }
@@ -272,13 +363,21 @@ impl PcscTransport {
         let (req_tx, req_rx) = mpsc::channel();
         let (rep_tx, rep_rx) = mpsc::channel();
         let reader_owned = reader.to_owned();
+        let unlock = Arc::new(Unlock::default());
+        let worker_unlock = Arc::clone(&unlock);
         thread::Builder::new()
             .name(format!("pcsc {reader}"))
-            .spawn(move || worker(name, reader_owned, req_rx, rep_tx))
+            .spawn(move || worker(name, reader_owned, worker_unlock, req_rx, rep_tx))
             .map_err(|e| Error::Pcsc {
                 message: format!("cannot start the PC/SC thread: {e}"),
             })?;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        OPEN.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((id, req_tx.clone()));
         let mut t = PcscTransport {
+            id,
+            unlock,
             reader: reader.to_owned(),
             atr: Vec::new(),
             protocol: Protocol::Unknown,
@@ -327,11 +426,41 @@ impl PcscTransport {
         }
     }
 
-    /// Disconnects, doing `disposition` to the card ([`Disposition::LeaveCard`] keeps a verified
-    /// PIN verified).
+    /// Disconnects, doing `disposition` to the card, exactly as asked: [`Disposition::LeaveCard`]
+    /// keeps a verified PIN verified for every local application. [`PcscTransport::close`] is
+    /// the safe choice.
     pub fn disconnect(mut self, disposition: Disposition) -> Result<(), Error> {
         self.disconnected = true;
+        unregister(self.id);
         self.call(Request::Disconnect(disposition)).map(|_| ())
+    }
+
+    /// Disconnects as dropping would ([`PcscTransport::closing_disposition`]), reporting errors
+    /// that a drop has to swallow.
+    pub fn close(self) -> Result<(), Error> {
+        let d = self.closing_disposition();
+        self.disconnect(d)
+    }
+
+    /// Whether a command presenting a PIN or PUK was sent on this connection (so that the card
+    /// may hold a verified secret).
+    pub fn secret_presented(&self) -> bool {
+        self.unlock.secret_presented.load(Ordering::SeqCst)
+    }
+
+    /// Opts in to leaving the card as it is when this connection closes, even after a PIN was
+    /// verified on it: until the card is reset or pulled out, **any** local PC/SC client can then
+    /// use the verified PIN (sign as the citizen) without knowing it. For a program that hands
+    /// the unlocked card to another one on purpose; the `tscns` command never does this.
+    pub fn keep_unlocked(&mut self) {
+        self.unlock.keep_unlocked.store(true, Ordering::SeqCst);
+    }
+
+    /// What closing this connection (drop, [`PcscTransport::close`], [`close_all`], a failure)
+    /// does to the card: [`Disposition::ResetCard`] once a PIN or PUK was presented, unless
+    /// [`PcscTransport::keep_unlocked`] was asked for; else [`Disposition::LeaveCard`].
+    pub fn closing_disposition(&self) -> Disposition {
+        self.unlock.closing()
     }
 
     fn call(&mut self, request: Request) -> Result<Reply, Error> {
@@ -402,13 +531,17 @@ impl Transport for PcscTransport {
 
 impl Drop for PcscTransport {
     fn drop(&mut self) {
+        unregister(self.id);
+        // A broken transport's worker may still be busy: it closes the card with the closing
+        // disposition itself once it sees the transport gone.
         if self.disconnected || self.broken {
             return;
         }
-        // Leave the card as it is, and wait (bounded) so the card is free when drop returns.
+        // Reset the card if a secret was presented, else leave it as it is; wait (bounded) so
+        // the card is free when drop returns.
         if self
             .requests
-            .send(Request::Disconnect(Disposition::LeaveCard))
+            .send(Request::Disconnect(self.closing_disposition()))
             .is_ok()
         {
             let _ = self.replies.recv_timeout(Duration::from_secs(5));
@@ -421,12 +554,14 @@ impl Drop for PcscTransport {
 fn worker(
     name: CString,
     reader: String,
+    unlock: Arc<Unlock>,
     requests: Receiver<Request>,
     replies: Sender<Result<Reply, Error>>,
 ) {
     let panicked = catch_unwind(AssertUnwindSafe(|| {
         let w = Worker {
             reader,
+            unlock,
             replies: replies.clone(),
         };
         w.run(&name, &requests);
@@ -441,11 +576,22 @@ fn worker(
 
 enum TxExit {
     Ended,
-    Exit(Option<Disposition>),
+    Exit(Stop),
+}
+
+/// Why the worker stops serving.
+enum Stop {
+    /// [`Request::Disconnect`]: this disposition, answered on the transport's channel.
+    Asked(Disposition),
+    /// [`Request::Close`]: the closing disposition, answered on this channel.
+    Close(Sender<Result<Reply, Error>>),
+    /// The transport went away: the closing disposition, no answer.
+    Gone,
 }
 
 struct Worker {
     reader: String,
+    unlock: Arc<Unlock>,
     replies: Sender<Result<Reply, Error>>,
 }
 
@@ -466,13 +612,18 @@ impl Worker {
         let connected = self.connected(&card);
         let ok = connected.is_ok();
         self.reply(connected);
-        let disposition = if ok {
-            self.serve(&mut card, requests)
+        let (d, answer_to) = if ok {
+            match self.serve(&mut card, requests) {
+                Stop::Asked(d) => (d, Some(self.replies.clone())),
+                Stop::Close(to) => (self.unlock.closing(), Some(to)),
+                Stop::Gone => (self.unlock.closing(), None),
+            }
         } else {
-            None
+            (Disposition::LeaveCard, None)
         };
-        let asked = disposition.is_some();
-        let d = disposition.unwrap_or_default();
+        if d != Disposition::LeaveCard {
+            tracing::debug!(target: "tscns_apdu", "closing {:?} with {d:?}", self.reader);
+        }
         let result = match card.disconnect(d.to_sys()) {
             Ok(()) => Ok(Reply::Done),
             Err((card, e)) => {
@@ -482,18 +633,17 @@ impl Worker {
                 Err(map_err(e, Some(&self.reader)))
             }
         };
-        if asked {
-            self.reply(result);
+        if let Some(to) = answer_to {
+            let _ = to.send(result);
         }
     }
 
-    /// Serves requests outside a transaction. Returns the disposition asked for, or None when the
-    /// transport went away.
-    fn serve(&self, card: &mut sys::Card, requests: &Receiver<Request>) -> Option<Disposition> {
+    /// Serves requests outside a transaction, until told to stop or the transport went away.
+    fn serve(&self, card: &mut sys::Card, requests: &Receiver<Request>) -> Stop {
         let mut buf = vec![0u8; sys::MAX_BUFFER_SIZE_EXTENDED];
         loop {
             let Ok(request) = requests.recv() else {
-                return Some(Disposition::LeaveCard);
+                return Stop::Gone;
             };
             match request {
                 Request::Transmit(cmd) => self.reply(self.transmit(card, &cmd, &mut buf)),
@@ -521,7 +671,8 @@ impl Worker {
                     .and_then(|()| self.connected(card));
                     self.reply(r);
                 }
-                Request::Disconnect(d) => return Some(d),
+                Request::Disconnect(d) => return Stop::Asked(d),
+                Request::Close(to) => return Stop::Close(to),
             }
         }
     }
@@ -535,7 +686,7 @@ impl Worker {
     ) -> TxExit {
         loop {
             let Ok(request) = requests.recv() else {
-                return TxExit::Exit(Some(Disposition::LeaveCard));
+                return TxExit::Exit(Stop::Gone);
             };
             match request {
                 Request::Transmit(cmd) => self.reply(self.transmit(&tx, &cmd, buf)),
@@ -563,7 +714,11 @@ impl Worker {
                 }
                 Request::Disconnect(d) => {
                     drop(tx);
-                    return TxExit::Exit(Some(d));
+                    return TxExit::Exit(Stop::Asked(d));
+                }
+                Request::Close(to) => {
+                    drop(tx);
+                    return TxExit::Exit(Stop::Close(to));
                 }
             }
         }
@@ -584,6 +739,10 @@ impl Worker {
     }
 
     fn transmit(&self, card: &sys::Card, cmd: &[u8], buf: &mut [u8]) -> Result<Reply, Error> {
+        if crate::presents_secret(cmd) {
+            // Before sending: an answer lost on the way may still have verified the secret.
+            self.unlock.secret_presented.store(true, Ordering::SeqCst);
+        }
         match shield(|| card.transmit(cmd, buf).map(|r| r.to_vec())) {
             // A card that leaves the reader in the middle of a command can come back as an
             // "answer" without status bytes (vpcd does this when the card hangs up): ask pcscd

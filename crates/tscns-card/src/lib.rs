@@ -12,7 +12,10 @@
 //!   the fewest APDUs (no needless SELECT, the certificate length taken from its DER header),
 //!   cached for the connection, with the count of APDUs and two cross-checks ([`Checks`]).
 //! - **PIN** ([`Pin`], [`Puk`]): validated before anything is sent, zeroized, never in `Debug`;
-//!   verify with tries left, change, unblock; never sent twice on the caller's behalf.
+//!   verify with tries left, change, unblock; never sent twice on the caller's behalf. No
+//!   verified PIN outlives the connection: the PC/SC transport of [`tscns_apdu`] (and the
+//!   simulator) resets the card when it closes after a PIN or PUK was presented, unless the
+//!   caller opted in to keeping it unlocked.
 //! - **Signing**: MSE RESTORE / SET and PSO COMPUTE DIGITAL SIGNATURE of host-built
 //!   EMSA-PKCS1-v1_5 or EMSA-PSS blocks ([`emsa`]); each signature is checked with the
 //!   certificate's public key before it is returned.

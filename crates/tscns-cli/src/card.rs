@@ -78,9 +78,10 @@ pub struct PinArgs {
 pub enum PinCommand {
     /// Check the PIN (one try is used only if it is wrong).
     Verify(PinArgs),
-    /// Change the PIN (old PIN, then new PIN).
+    /// Change the PIN (old PIN, then new PIN, asked twice at the prompt).
     Change(PinArgs),
-    /// Unblock the PIN with the PUK and set a new PIN (PUK, then new PIN).
+    /// Unblock the PIN with the PUK and set a new PIN (PUK, then new PIN, asked twice at the
+    /// prompt).
     Unblock(PinArgs),
 }
 
@@ -335,10 +336,14 @@ fn info(args: InfoArgs) -> Result<(), Fail> {
     Ok(())
 }
 
+/// Asks the person at the terminal for one secret, given the prompt's words.
+type Prompt = Box<dyn FnMut(&str) -> Result<Zeroizing<String>, Fail>>;
+
 /// Reads secrets for one command: from stdin lines (`--pin-stdin`) or no-echo prompts.
 pub(crate) struct SecretReader {
     lines: Option<Vec<Zeroizing<String>>>,
     next: usize,
+    prompt: Prompt,
 }
 
 impl SecretReader {
@@ -355,14 +360,24 @@ impl SecretReader {
         Ok(SecretReader {
             lines: Some(lines),
             next: 0,
+            prompt: Box::new(terminal_prompt),
         })
     }
 
     /// A reader that asks on the terminal (no echo) for every secret.
     pub(crate) fn prompting() -> Self {
+        Self::prompting_with(terminal_prompt)
+    }
+
+    /// A reader that asks `prompt` for every secret, as [`SecretReader::prompting`] asks the
+    /// terminal.
+    pub(crate) fn prompting_with(
+        prompt: impl FnMut(&str) -> Result<Zeroizing<String>, Fail> + 'static,
+    ) -> Self {
         SecretReader {
             lines: None,
             next: 0,
+            prompt: Box::new(prompt),
         }
     }
 
@@ -377,18 +392,7 @@ impl SecretReader {
                 self.next += 1;
                 Ok(l)
             }
-            None => {
-                if !std::io::stdin().is_terminal() && !std::io::stderr().is_terminal() {
-                    return Err(
-                        "no terminal to ask for the PIN on: pass --pin-stdin and write it to \
-                         standard input"
-                            .into(),
-                    );
-                }
-                rpassword::prompt_password(format!("{prompt}: "))
-                    .map(Zeroizing::new)
-                    .map_err(|e| format!("cannot read the PIN from the terminal: {e}"))
-            }
+            None => (self.prompt)(prompt),
         }
     }
 
@@ -397,10 +401,42 @@ impl SecretReader {
         Pin::new(&s).map_err(fail)
     }
 
+    /// A new PIN: at a prompt asked twice, and two answers that differ are refused (nothing has
+    /// been sent to the card then); from `--pin-stdin` one line, like every other secret.
+    fn new_pin(&mut self, prompt: &str) -> Result<Pin, Fail> {
+        let first = self.pin(prompt)?;
+        if self.lines.is_some() {
+            return Ok(first);
+        }
+        let again = self.read(&format!("{prompt} again"))?;
+        let again = Pin::new(&again).map_err(|_| NEW_PINS_DIFFER.to_owned())?;
+        if first.padded_block() != again.padded_block() {
+            return Err(NEW_PINS_DIFFER.into());
+        }
+        Ok(first)
+    }
+
     fn puk(&mut self, prompt: &str) -> Result<Puk, Fail> {
         let s = self.read(prompt)?;
         Puk::new(&s).map_err(fail)
     }
+}
+
+/// What a person who typed two different new PINs is told.
+const NEW_PINS_DIFFER: &str =
+    "the two new PINs differ: nothing was sent to the card, run the command again";
+
+/// The no-echo terminal prompt `{prompt}: `.
+fn terminal_prompt(prompt: &str) -> Result<Zeroizing<String>, Fail> {
+    if !std::io::stdin().is_terminal() && !std::io::stderr().is_terminal() {
+        return Err(
+            "no terminal to ask for the PIN on: pass --pin-stdin and write it to standard input"
+                .into(),
+        );
+    }
+    rpassword::prompt_password(format!("{prompt}: "))
+        .map(Zeroizing::new)
+        .map_err(|e| format!("cannot read the PIN from the terminal: {e}"))
 }
 
 /// Most bytes `--pin-stdin` reads.
@@ -442,23 +478,35 @@ fn report_pin_error(e: tscns_card::Error, json_out: bool) -> Fail {
 }
 
 fn pin(cmd: PinCommand) -> Result<(), Fail> {
-    let (args, what) = match &cmd {
+    let args = match &cmd {
+        PinCommand::Verify(a) | PinCommand::Change(a) | PinCommand::Unblock(a) => a,
+    };
+    let secrets = SecretReader::new(&args.input)?;
+    pin_with(&cmd, secrets, open)
+}
+
+/// `tscns card pin ...` with the secrets from `secrets` and the card from `open`.
+fn pin_with(
+    cmd: &PinCommand,
+    mut secrets: SecretReader,
+    open: impl FnOnce(&Source) -> Result<Opened, Fail>,
+) -> Result<(), Fail> {
+    let (args, what) = match cmd {
         PinCommand::Verify(a) => (a, "verify"),
         PinCommand::Change(a) => (a, "change"),
         PinCommand::Unblock(a) => (a, "unblock"),
     };
-    let mut secrets = SecretReader::new(&args.input)?;
     // Ask for everything before touching the card: a mistyped new PIN sends nothing.
     let (first_pin, puk, new_pin) = match what {
         "verify" => (Some(secrets.pin("PIN")?), None, None),
         "change" => {
             let old = secrets.pin("current PIN")?;
-            let new = secrets.pin("new PIN")?;
+            let new = secrets.new_pin("new PIN")?;
             (Some(old), None, Some(new))
         }
         _ => {
             let puk = secrets.puk("PUK")?;
-            let new = secrets.pin("new PIN")?;
+            let new = secrets.new_pin("new PIN")?;
             (None, Some(puk), Some(new))
         }
     };
@@ -538,4 +586,167 @@ fn sign(args: SignArgs) -> Result<(), Fail> {
         args.out.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use tscns_sim::{Profile, SimCard, SimHandle};
+
+    /// A prompting reader that answers `answers` in turn and records what it was asked.
+    fn prompts(answers: &[&str]) -> (SecretReader, Rc<RefCell<Vec<String>>>) {
+        let asked = Rc::new(RefCell::new(Vec::new()));
+        let mut answers: Vec<String> = answers.iter().rev().map(|a| a.to_string()).collect();
+        let log = Rc::clone(&asked);
+        let reader = SecretReader::prompting_with(move |p| {
+            log.borrow_mut().push(p.to_owned());
+            answers
+                .pop()
+                .map(Zeroizing::new)
+                .ok_or_else(|| format!("no answer for the {p}"))
+        });
+        (reader, asked)
+    }
+
+    /// Set when the command opened the card.
+    type WasOpened = Rc<RefCell<bool>>;
+
+    /// `--pin-stdin` with these lines.
+    fn stdin_lines(lines: &[&str]) -> SecretReader {
+        SecretReader {
+            lines: Some(
+                lines
+                    .iter()
+                    .map(|l| Zeroizing::new(l.to_string()))
+                    .collect(),
+            ),
+            next: 0,
+            prompt: Box::new(|p| Err(format!("asked the terminal for the {p}"))),
+        }
+    }
+
+    fn args() -> PinArgs {
+        PinArgs {
+            source: Source {
+                reader: None,
+                simulated: Some("athena-1024".into()),
+            },
+            input: PinInput { pin_stdin: false },
+            json: false,
+        }
+    }
+
+    /// The simulated card of the athena-1024 profile (PIN 24680, PUK 13579135), a handle on it,
+    /// and an opener that hands it to the command.
+    fn card() -> (
+        SimHandle,
+        impl FnOnce(&Source) -> Result<Opened, Fail>,
+        WasOpened,
+    ) {
+        let sim = SimCard::new(&Profile::builtin("athena-1024").unwrap()).unwrap();
+        let handle = sim.handle();
+        let opened = Rc::new(RefCell::new(false));
+        let flag = Rc::clone(&opened);
+        let open = move |_: &Source| {
+            *flag.borrow_mut() = true;
+            let transport: Box<dyn Transport> = Box::new(sim);
+            Ok(Opened {
+                card: CnsCard::open(transport).map_err(fail)?,
+                reader: "simulated".into(),
+            })
+        };
+        (handle, open, opened)
+    }
+
+    #[test]
+    fn change_asks_the_new_pin_twice_and_a_mismatch_sends_nothing() {
+        for second in ["1122335", "12a", ""] {
+            let (handle, open, opened) = card();
+            let (secrets, asked) = prompts(&["24680", "1122334", second]);
+            let e = pin_with(&PinCommand::Change(args()), secrets, open).unwrap_err();
+            assert_eq!(e, NEW_PINS_DIFFER, "{second:?}");
+            assert_eq!(
+                *asked.borrow(),
+                ["current PIN", "new PIN", "new PIN again"],
+                "{second:?}"
+            );
+            assert!(!*opened.borrow(), "the card was opened: {second:?}");
+            assert_eq!(handle.counters().apdus, 0, "{second:?}");
+            assert_eq!(handle.pin_tries_left(), 3);
+        }
+    }
+
+    #[test]
+    fn unblock_asks_the_new_pin_twice_and_a_mismatch_sends_nothing() {
+        let (handle, open, opened) = card();
+        let (secrets, asked) = prompts(&["13579135", "55555", "55556"]);
+        let e = pin_with(&PinCommand::Unblock(args()), secrets, open).unwrap_err();
+        assert_eq!(e, NEW_PINS_DIFFER);
+        assert_eq!(*asked.borrow(), ["PUK", "new PIN", "new PIN again"]);
+        assert!(!*opened.borrow());
+        assert_eq!(handle.counters().apdus, 0);
+        assert_eq!(handle.puk_tries_left(), 10);
+    }
+
+    #[test]
+    fn matching_new_pins_reach_the_card_once() {
+        let (handle, open, _) = card();
+        let (secrets, asked) = prompts(&["24680", "1122334", "1122334"]);
+        pin_with(&PinCommand::Change(args()), secrets, open).unwrap();
+        assert_eq!(asked.borrow().len(), 3);
+        let changes: Vec<_> = handle
+            .apdu_log()
+            .into_iter()
+            .filter(|r| r.ins == 0x24)
+            .collect();
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(changes[0].sw, 0x9000);
+
+        let (handle, open, _) = card();
+        let (secrets, _) = prompts(&["13579135", "55555", "55555"]);
+        pin_with(&PinCommand::Unblock(args()), secrets, open).unwrap();
+        let unblocks: Vec<_> = handle
+            .apdu_log()
+            .into_iter()
+            .filter(|r| r.ins == 0x2C)
+            .collect();
+        assert_eq!(unblocks.len(), 1);
+        assert_eq!(unblocks[0].sw, 0x9000);
+    }
+
+    #[test]
+    fn pin_stdin_keeps_one_line_per_secret() {
+        // No confirmation line: the second line is the new PIN, a third line is never read.
+        let (handle, open, _) = card();
+        let secrets = stdin_lines(&["24680", "1122334", "not read"]);
+        pin_with(&PinCommand::Change(args()), secrets, open).unwrap();
+        assert!(handle
+            .apdu_log()
+            .iter()
+            .any(|r| r.ins == 0x24 && r.sw == 0x9000));
+        let (handle, open, _) = card();
+        let secrets = stdin_lines(&["13579135", "55555"]);
+        pin_with(&PinCommand::Unblock(args()), secrets, open).unwrap();
+        assert!(handle
+            .apdu_log()
+            .iter()
+            .any(|r| r.ins == 0x2C && r.sw == 0x9000));
+    }
+
+    #[test]
+    fn verify_resets_the_simulated_card_when_done() {
+        // In-process the simulated card closes like a PC/SC connection: the PIN verified by
+        // `tscns card pin verify` does not outlive the command.
+        let (handle, open, _) = card();
+        let (secrets, _) = prompts(&["24680"]);
+        pin_with(&PinCommand::Verify(args()), secrets, open).unwrap();
+        assert!(handle
+            .apdu_log()
+            .iter()
+            .any(|r| r.ins == 0x20 && r.sw == 0x9000));
+        assert!(!handle.pin_verified(), "the card was left unlocked");
+    }
 }

@@ -58,8 +58,41 @@ enum Command {
     Demo(demo::Args),
 }
 
+/// SIGINT (Ctrl-C), SIGTERM and SIGHUP end the program the way its normal end does for the card:
+/// every PC/SC connection to which a PIN or PUK was presented resets the card
+/// ([`tscns_apdu::pcsc::close_all`]), then the process exits with 128 + the signal number. Without
+/// this the signal would end the process at once; pcscd then resets the card of a dead client
+/// itself, but only as long as the process did not hand the card over cleanly first.
+#[cfg(all(unix, feature = "pcsc"))]
+fn reset_cards_on_signals() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tscns: cannot handle Ctrl-C ({e}); pcscd resets the card if it is used");
+            return;
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("tscns signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                tscns_apdu::pcsc::close_all(std::time::Duration::from_secs(10));
+                eprintln!("tscns: interrupted");
+                std::process::exit(128 + signal);
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("tscns: cannot handle Ctrl-C ({e}); pcscd resets the card if it is used");
+    }
+}
+
+#[cfg(not(all(unix, feature = "pcsc")))]
+fn reset_cards_on_signals() {}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    reset_cards_on_signals();
     match cli.command {
         Command::Readers(args) => readers::run(args),
         Command::Cf(cmd) => cf::run(cmd),

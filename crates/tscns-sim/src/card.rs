@@ -139,8 +139,16 @@ impl Shared {
 /// A simulated TS-CNS card. Implements [`tscns_apdu::Transport`] in-process; serve it through
 /// pcscd with [`crate::serve_vpcd`]. Keep a [`SimHandle`] (from [`SimCard::handle`]) to look at
 /// counters and set faults while something else owns the card.
+///
+/// In-process the value is also the connection, and it closes like the PC/SC transport of
+/// `tscns-apdu`: once a PIN or PUK was presented through it ([`tscns_apdu::presents_secret`]),
+/// dropping it resets the card (the verified PIN and the security environment are lost, the
+/// retry counters stay), unless [`SimCard::keep_unlocked`] was asked for. A [`SimHandle`] shows
+/// the result.
 pub struct SimCard {
     shared: Arc<Shared>,
+    secret_presented: bool,
+    keep_unlocked: bool,
 }
 
 impl std::fmt::Debug for SimCard {
@@ -172,6 +180,8 @@ impl SimCard {
                 pki,
                 maker: profile.maker,
             }),
+            secret_presented: false,
+            keep_unlocked: false,
         })
     }
 
@@ -200,12 +210,34 @@ impl SimCard {
     pub(crate) fn shared(&self) -> Arc<Shared> {
         self.shared.clone()
     }
+
+    /// Opts in to leaving the card unlocked when this value is dropped, as
+    /// `PcscTransport::keep_unlocked` does for a real card.
+    pub fn keep_unlocked(&mut self) {
+        self.keep_unlocked = true;
+    }
+
+    /// Whether a command presenting a PIN or PUK went through this value.
+    pub fn secret_presented(&self) -> bool {
+        self.secret_presented
+    }
+}
+
+impl Drop for SimCard {
+    fn drop(&mut self) {
+        if self.secret_presented && !self.keep_unlocked {
+            self.shared.lock().engine.reset();
+        }
+    }
 }
 
 impl Transport for SimCard {
     fn transmit_raw(&mut self, command: &[u8]) -> Result<Vec<u8>, tscns_apdu::Error> {
         if self.shared.lock().reset_pending {
             return Err(tscns_apdu::Error::CardReset);
+        }
+        if tscns_apdu::presents_secret(command) {
+            self.secret_presented = true;
         }
         let (outcome, delay) = self.shared.exchange(command);
         if !delay.is_zero() {
