@@ -54,7 +54,7 @@ pub fn run(cmd: Command) -> ExitCode {
         Command::Login(args) => match login(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("tscns cohesion login: {e}");
+                eprintln!("tscns cohesion login: {}", crate::hint::with_flag_hint(e));
                 ExitCode::from(1)
             }
         },

@@ -24,6 +24,7 @@ mod cf;
 mod cohesion;
 mod demo;
 mod fetch;
+mod hint;
 mod key_source;
 mod readers;
 

@@ -11,7 +11,10 @@
 //!   PKCS#1 v1.5 otherwise — and a typed [`Error::NoCommonScheme`] instead of rustls's silently empty
 //!   client certificate.
 //! - The [`HostAllowlist`]: the certificate (which carries the codice fiscale) is presented only to
-//!   hosts the caller allowed, by exact name.
+//!   hosts the caller allowed, by exact name, at every port or at the ports given (`host:port`).
+//!   Over TLS 1.2 the certificate crosses the network **in clear**;
+//!   [`AuthClient::certificate_sent_over`] says whether that happened, and [`TlsVersions::Tls13`]
+//!   refuses it (see the [allowlist's documentation](HostAllowlist) for the details).
 //! - [`AuthClient`]: a ready reqwest client (cookies on, timeouts set) that resumes TLS sessions, so
 //!   repeated requests to a host cost the card one signature, not one per request.
 //! - Feature `server`: a small HTTPS server requiring client certificates, for tests and examples.
@@ -61,7 +64,7 @@ pub use allowlist::{normalize_host, HostAllowlist};
 pub use client::{AuthClient, AuthClientBuilder, MAX_REDIRECTS};
 pub use error::Error;
 pub use key::{raw_rsa_schemes, SignError, SigningKey};
-pub use rustls_glue::{ClientAuthFailure, ClientIdentity, TlsVersions};
+pub use rustls_glue::{ClientAuthFailure, ClientIdentity, TlsVersion, TlsVersions};
 pub use scheme::{HashAlgorithm, SignatureScheme};
 
 /// Re-export of the reqwest version this crate is built against.
