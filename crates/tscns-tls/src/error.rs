@@ -98,6 +98,7 @@ pub enum Error {
     #[error("too many redirects (more than {0}) starting from {1}")]
     TooManyRedirects(usize, String),
     /// Any other HTTP failure (connection refused, timeout, bad response).
+    #[cfg(feature = "client")]
     #[error("HTTP request to {url} failed: {source}")]
     Http {
         /// The URL requested.

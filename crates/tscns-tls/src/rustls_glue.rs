@@ -469,6 +469,7 @@ impl ServerCertVerifier for HostBoundVerifier {
 }
 
 /// Finds the rustls error inside an error chain (reqwest -> hyper -> io -> rustls).
+#[cfg(feature = "client")]
 pub(crate) fn find_rustls_error<'a>(
     err: &'a (dyn std::error::Error + 'static),
 ) -> Option<&'a rustls::Error> {
@@ -495,6 +496,7 @@ pub(crate) fn find_rustls_error<'a>(
 }
 
 /// Classifies a rustls error: true when the peers found no protocol version in common.
+#[cfg(feature = "client")]
 pub(crate) fn is_version_mismatch(e: &rustls::Error) -> bool {
     matches!(
         e,
@@ -504,6 +506,7 @@ pub(crate) fn is_version_mismatch(e: &rustls::Error) -> bool {
 }
 
 /// Classifies a rustls error: true when it is about the server's certificate.
+#[cfg(feature = "client")]
 pub(crate) fn is_untrusted_server(e: &rustls::Error) -> bool {
     matches!(
         e,
@@ -528,7 +531,8 @@ pub fn add_pem_roots(store: &mut RootCertStore, pem: &[u8]) -> Result<usize, Str
     Ok(n)
 }
 
-/// Loads the operating system's trusted CAs.
+/// Loads the operating system's trusted CAs (feature `client`).
+#[cfg(feature = "client")]
 pub fn system_roots() -> RootCertStore {
     let mut store = RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
