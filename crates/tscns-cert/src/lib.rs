@@ -48,6 +48,9 @@
 //! key) or needs a signature (TLS client authentication, a PDF seal) shares it without a TLS or HTTP
 //! stack: [`sign::SigningKey`] with its [`sign::SignatureScheme`]s, and the one EMSA encoder
 //! ([`emsa`]) with the one hash enum ([`emsa::HashAlg`]).
+//!
+//! ## Features
+#![doc = document_features::document_features!()]
 #![forbid(unsafe_code)]
 
 mod card_id;

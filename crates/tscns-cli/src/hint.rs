@@ -9,6 +9,10 @@ pub fn with_flag_hint(message: impl std::fmt::Display) -> String {
             Some("pass the CA that issued the server's certificate with --ca FILE")
         } else if message.contains("does not speak TLS 1.3, which was required") {
             Some("--tls 1.2 sends the certificate anyway, readable by anyone on the network path")
+        } else if message.contains("the PIN is blocked: unblock it with the PUK") {
+            Some("tscns card pin unblock")
+        } else if message.contains("use the card directly, without PKCS#11") {
+            Some("--reader uses the card directly")
         } else if message.contains("not an allowed Cohesion host") {
             Some("add it with --cohesion-host if it is yours")
         } else {

@@ -46,6 +46,9 @@
 //! println!("{} after {} card signature(s)", page.status(), client.signatures());
 //! # Ok(()) }
 //! ```
+//!
+//! ## Features
+#![doc = document_features::document_features!()]
 #![forbid(unsafe_code)]
 
 mod allowlist;
