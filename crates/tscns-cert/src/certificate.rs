@@ -433,28 +433,14 @@ pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
         Certificate::from_der(bytes).map_err(|e| Error::NotACertificate(e.to_string()))?;
         return Ok(vec![bytes.to_vec()]);
     }
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| Error::NotACertificate("PEM file is not valid text".into()))?;
+    // RFC 7468 textual encoding, read by rustls-pki-types: blocks with other labels and text
+    // between blocks (as `openssl x509 -text` writes) are skipped.
+    use rustls_pki_types::pem::PemObject;
     let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(begin) = rest.find("-----BEGIN ") {
-        let block = &rest[begin..];
-        let Some(end_marker) = block.find("-----END ") else {
-            return Err(Error::NotACertificate(
-                "PEM block without an END line".into(),
-            ));
-        };
-        let after_end = &block[end_marker + 9..];
-        let line_end = after_end.find('\n').map_or(after_end.len(), |i| i + 1);
-        let pem_block = &block[..end_marker + 9 + line_end];
-        rest = &block[end_marker + 9 + line_end..];
-        let (label, der) = x509_cert::der::pem::decode_vec(pem_block.as_bytes())
-            .map_err(|e| Error::NotACertificate(format!("bad PEM: {e}")))?;
-        if label != "CERTIFICATE" {
-            continue;
-        }
-        Certificate::from_der(&der).map_err(|e| Error::NotACertificate(e.to_string()))?;
-        out.push(der);
+    for der in rustls_pki_types::CertificateDer::pem_slice_iter(bytes) {
+        let der = der.map_err(|e| Error::NotACertificate(format!("bad PEM: {e}")))?;
+        Certificate::from_der(der.as_ref()).map_err(|e| Error::NotACertificate(e.to_string()))?;
+        out.push(der.as_ref().to_vec());
     }
     if out.is_empty() {
         return Err(Error::NotACertificate(

@@ -190,7 +190,12 @@ pub enum SignaturePolicy {
 }
 
 /// The relying-party checks, all on by default.
+///
+/// `#[non_exhaustive]`, so that a new check can be added without breaking callers: start from
+/// [`Checks::default()`] and change the fields you need (`let mut c = Checks::default();
+/// c.replay = false;`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Checks {
     /// The profile's codice fiscale (or login) equals the callback's `user`.
     pub identity_matches_callback: bool,
