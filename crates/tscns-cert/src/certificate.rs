@@ -282,7 +282,7 @@ impl CnsCertificate {
             [0, rest @ ..] if !rest.is_empty() => rest,
             other => other,
         };
-        trimmed.iter().map(|b| format!("{b:02X}")).collect()
+        hex::encode_upper(trimmed)
     }
 
     /// Start of validity.

@@ -226,7 +226,7 @@ fn random_hex(n_bytes: usize) -> String {
         use ring::rand::SecureRandom as _;
         let _ = ring::rand::SystemRandom::new().fill(&mut b);
     }
-    b.iter().map(|x| format!("{x:02X}")).collect()
+    hex::encode_upper(b)
 }
 
 fn random_aspnet() -> String {
