@@ -98,9 +98,20 @@ fn login(args: &LoginArgs) -> Result<(), Fail> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let out = rt
-        .block_on(login.login(start.as_str()))
-        .map_err(|e| e.to_string())?;
+    let result = rt.block_on(login.login(start.as_str()));
+    // Also when the login then failed: the certificate may already have crossed the network.
+    if login
+        .client()
+        .certificate_sent_over()
+        .contains(&tscns_tls::TlsVersion::Tls12)
+    {
+        eprintln!(
+            "tscns cohesion login: warning: the certificate was sent over TLS 1.2, in clear: your \
+             name and codice fiscale were visible to anyone on the network path (the server or the key \
+             cannot do TLS 1.3)"
+        );
+    }
+    let out = result.map_err(|e| e.to_string())?;
     match &args.out {
         Some(path) => std::fs::write(path, &out.body)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
