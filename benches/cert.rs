@@ -11,8 +11,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tscns::cert::CnsCertificate;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-/// The conforming example certificate committed with tscns-cert (RSA 2048, CNS subject).
-const DER: &[u8] = include_bytes!("../crates/tscns-cert/tests/examples/cns-valid.der");
+/// The conforming example certificate of tscns-cert (RSA 2048, CNS subject), copied into `benches/data`.
+const DER: &[u8] = include_bytes!("data/cns-valid.der");
 
 fn tscns_identity(der: &[u8]) -> (String, String, Option<String>, Option<String>) {
     let cert = CnsCertificate::from_der(der).unwrap();

@@ -1,18 +1,23 @@
 //! # tscns
 //!
 //! Use the Italian health-and-services smart card (Tessera Sanitaria – Carta Nazionale dei Servizi,
-//! "TS-CNS") from Rust, the way a citizen uses it by hand: card transport, the CNS certificate model,
-//! signing, the Cohesion single sign-on and the municipal CityPortal services.
+//! "TS-CNS") from Rust, the way a citizen uses it by hand: card transport, the CNS card application,
+//! the CNS certificate model, signing (card or PKCS#11), TLS client authentication and the Cohesion
+//! single sign-on.
 //!
 //! This facade re-exports the member crates so one dependency brings the whole stack:
 //!
 //! | module | crate | what it owns |
 //! |---|---|---|
 //! | [`apdu`] | `tscns-apdu` | ISO 7816-4 APDUs, status words, the `Transport` trait, the PC/SC backend |
-//! | [`cert`] | `tscns-cert` | codice fiscale, card id, the CNS certificate profile and chain checks |
-//! | [`tls`] | `tscns-tls` | TLS client authentication with the card's key: rustls adapter, host allowlist, reqwest client |
+//! | [`cert`] | `tscns-cert` | codice fiscale, card id, the CNS certificate profile and chain checks, the signing-key trait and EMSA encoder |
+//! | [`card`] | `tscns-card` | the CNS card application: recognition, identity, PIN, on-card RSA signing |
+//! | [`tls`] | `tscns-tls` | TLS client authentication with the card's key: rustls adapter, host allowlist, reqwest client (feature `client`) |
 //! | [`pkcs11`] | `tscns-pkcs11` | signing through a PKCS#11 module (OpenSC, vendor modules, SoftHSM2) |
-//! | [`cohesion`] | `tscns-cohesion` | Cohesion SSO: service provider, citizen smart-card login, emulator |
+//! | [`cohesion`] | `tscns-cohesion` | Cohesion SSO: service provider, citizen smart-card login (feature `citizen`), emulator (feature `emulator`) |
+//!
+//! The simulated card (`tscns-sim`) is a test bed and is not re-exported: add it as a
+//! dev-dependency.
 //!
 //! ```
 //! // Talk ISO 7816-4 to a card; here a scripted one, in real life `apdu::pcsc::PcscTransport`.
@@ -23,9 +28,15 @@
 //! assert!(card.transmit(&select_mf)?.is_success());
 //! # Ok::<(), tscns::apdu::Error>(())
 //! ```
+//!
+//! ## Features
+//!
+//! Each forwards the member crate's feature of the same purpose.
+#![doc = document_features::document_features!()]
 #![forbid(unsafe_code)]
 
 pub use tscns_apdu as apdu;
+pub use tscns_card as card;
 pub use tscns_cert as cert;
 /// Cohesion SSO (Regione Marche): service provider, citizen login (feature `citizen`), emulator.
 pub use tscns_cohesion as cohesion;

@@ -25,7 +25,11 @@ fn fixture() -> &'static Fixture {
                 .mode(mode)
                 .allow(AuthRestriction::Password)
                 .url_validate("https://fuzz.example/cb")
-                .checks(Checks { replay: false, ..Checks::default() })
+                .checks({
+                    let mut checks = Checks::default();
+                    checks.replay = false;
+                    checks
+                })
                 .trust_ca(include_bytes!("../../crates/tscns-cohesion/tests/fixtures/xmlsec1-signer.pem"))
                 .native_roots(false);
             if matches!(mode, Mode::Saml { .. }) {

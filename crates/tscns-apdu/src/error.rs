@@ -42,7 +42,7 @@ pub enum Error {
     #[error("the card was removed from the reader: insert it again and retry")]
     CardRemoved,
     /// The PC/SC service is not reachable.
-    #[error("pcscd is not running: start it with `pcscd -f &` (as root) or run scripts/test")]
+    #[error("pcscd is not running: start its service, or run `pcscd -f &` as root")]
     NoService,
     /// PC/SC knows no reader at all.
     #[error("no smart-card reader found: connect a reader (or load the vpcd driver) and retry")]

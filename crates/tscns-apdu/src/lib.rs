@@ -33,6 +33,9 @@
 //! card.into_inner().finish()?;
 //! # Ok::<(), tscns_apdu::Error>(())
 //! ```
+//!
+//! ## Features
+#![doc = document_features::document_features!()]
 #![forbid(unsafe_code)]
 
 mod card;

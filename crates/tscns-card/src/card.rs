@@ -35,8 +35,9 @@ fn is_length_refusal(sw: StatusWord) -> bool {
     matches!(sw.to_u16(), 0x6700 | 0x6883 | 0x6884 | 0x6E00 | 0x6D00)
 }
 
-/// The outcome of the two identity cross-checks.
+/// The outcome of the identity cross-checks (`#[non_exhaustive]`: more may come).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Checks {
     /// Codice fiscale in EF_Dati_personali equals the one in the certificate CN (omocodic
     /// variants compare equal); `None` when either is missing.

@@ -92,7 +92,7 @@ pub enum Error {
     },
     /// The PIN or PUK is blocked (6983).
     #[error("{}", match kind {
-        SecretKind::Pin => "the PIN is blocked: unblock it with the PUK (`tscns card pin unblock`)",
+        SecretKind::Pin => "the PIN is blocked: unblock it with the PUK",
         _ => "the PUK is blocked: only the issuing administration can help now",
     })]
     Blocked {

@@ -40,6 +40,9 @@
 //! assert_eq!(signature.len(), 128);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! ## Features
+#![doc = document_features::document_features!()]
 #![forbid(unsafe_code)]
 
 pub mod atr;

@@ -1,5 +1,6 @@
-//! The card's authentication key as a [`tscns_tls::SigningKey`] (feature `tls`): TLS client
-//! authentication with the TS-CNS card.
+//! The card's authentication key as a [`SigningKey`] (feature `tls`; the trait of
+//! [`tscns_cert::sign`], which `tscns-tls` re-exports as `tscns_tls::SigningKey`): TLS client
+//! authentication, or any other RSA signature, with the TS-CNS card. Needs no TLS or HTTP stack.
 //!
 //! The card does raw RSA, so the host builds the whole block: EMSA-PSS makes TLS 1.3 possible,
 //! EMSA-PKCS1-v1_5 serves TLS 1.2. Every scheme whose block fits the modulus is offered.
@@ -8,9 +9,9 @@ use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tscns_apdu::Transport;
-use tscns_tls::{HashAlgorithm, SignError, SignatureScheme};
+use tscns_cert::sign::{raw_rsa_schemes, SignError, SignatureScheme, SigningKey};
 
-use crate::{CnsCard, Error, HashAlg};
+use crate::{CnsCard, Error};
 
 /// A TS-CNS card whose authentication key signs TLS handshakes.
 ///
@@ -55,15 +56,7 @@ impl<T: Transport> CardKey<T> {
     }
 }
 
-fn hash_alg(h: HashAlgorithm) -> HashAlg {
-    match h {
-        HashAlgorithm::Sha256 => HashAlg::Sha256,
-        HashAlgorithm::Sha384 => HashAlg::Sha384,
-        HashAlgorithm::Sha512 => HashAlg::Sha512,
-    }
-}
-
-impl<T: Transport + Send> tscns_tls::SigningKey for CardKey<T> {
+impl<T: Transport + Send> SigningKey for CardKey<T> {
     fn certificate_chain(&self) -> Vec<Vec<u8>> {
         self.chain.clone()
     }
@@ -73,7 +66,7 @@ impl<T: Transport + Send> tscns_tls::SigningKey for CardKey<T> {
     }
 
     fn schemes(&self) -> Vec<SignatureScheme> {
-        tscns_tls::raw_rsa_schemes(self.bits)
+        raw_rsa_schemes(self.bits)
     }
 
     fn sign(&self, scheme: SignatureScheme, message: &[u8]) -> Result<Vec<u8>, SignError> {
@@ -81,9 +74,9 @@ impl<T: Transport + Send> tscns_tls::SigningKey for CardKey<T> {
         let digest = h.digest(message);
         let mut card = self.card();
         let r = if scheme.is_pss() {
-            card.sign_pss(hash_alg(h), &digest)
+            card.sign_pss(h, &digest)
         } else {
-            card.sign_pkcs1(hash_alg(h), &digest)
+            card.sign_pkcs1(h, &digest)
         };
         r.map_err(|e| Box::new(e) as SignError)
     }

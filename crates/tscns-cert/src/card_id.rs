@@ -7,7 +7,7 @@ use crate::Error;
 
 /// The 16-digit card number of a CNS card, as stored in EF_ID_Carta (3F00/1000/1003) and written
 /// in the authentication certificate's CN. The last digit is a Luhn check digit; the first digit
-/// is the card type (spec `cns-card.md`, "File system").
+/// is the card type (CNS functional specification; OpenSC's `card-itacns.c`).
 ///
 /// ```
 /// use tscns_cert::CardId;

@@ -10,7 +10,7 @@ use x509_cert::Certificate;
 use crate::{CardId, CodiceFiscale, Error};
 
 /// Object identifiers this crate reads (RFC 5280, RFC 4519, RFC 3279/4055/5480/8410, and the CNS
-/// policy OIDs of spec `cns-card.md`, "Authentication certificate profile").
+/// policy OIDs of the CNS authentication certificate profile: CNS functional specification and OpenSC's `pkcs15-itacns.c`).
 pub mod oid {
     use x509_cert::der::asn1::ObjectIdentifier as Oid;
 
@@ -51,13 +51,13 @@ pub mod oid {
     /// anyExtendedKeyUsage (RFC 5280 §4.2.1.12).
     pub const ANY_EXTENDED_KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.37.0");
 
-    /// CNS authentication certificate policy (spec `cns-card.md`).
+    /// CNS authentication certificate policy (CNS functional specification (CNIPA/AgID); OpenSC's itacns driver).
     pub const POLICY_CNS: Oid = Oid::new_unwrap("1.3.76.16.2.1");
-    /// Lombardy CRS policy, first form (spec `cns-card.md`).
+    /// Lombardy CRS policy, first form (CNS functional specification (CNIPA/AgID); OpenSC's itacns driver).
     pub const POLICY_CRS_LOMBARDIA_1: Oid = Oid::new_unwrap("1.3.159.6.1.3.2.10");
-    /// Lombardy CRS policy, second form (spec `cns-card.md`).
+    /// Lombardy CRS policy, second form (CNS functional specification (CNIPA/AgID); OpenSC's itacns driver).
     pub const POLICY_CRS_LOMBARDIA_2: Oid = Oid::new_unwrap("1.3.76.12.1.1.10.2.2.10");
-    /// CIE (electronic identity card) policy (spec `cns-card.md`).
+    /// CIE (electronic identity card) policy (CNS functional specification (CNIPA/AgID); OpenSC's itacns driver).
     pub const POLICY_CIE: Oid = Oid::new_unwrap("1.3.76.47.4");
 
     /// rsaEncryption (RFC 3279 §2.3.1).
@@ -76,7 +76,7 @@ pub mod oid {
     pub const ED25519: Oid = Oid::new_unwrap("1.3.101.112");
 }
 
-/// Known CNS authentication policies (spec `cns-card.md`).
+/// Known CNS authentication policies (CNS functional specification (CNIPA/AgID); OpenSC's itacns driver).
 pub const CNS_POLICIES: [ObjectIdentifier; 3] = [
     oid::POLICY_CNS,
     oid::POLICY_CRS_LOMBARDIA_1,
@@ -282,7 +282,7 @@ impl CnsCertificate {
             [0, rest @ ..] if !rest.is_empty() => rest,
             other => other,
         };
-        trimmed.iter().map(|b| format!("{b:02X}")).collect()
+        hex::encode_upper(trimmed)
     }
 
     /// Start of validity.
@@ -433,28 +433,14 @@ pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
         Certificate::from_der(bytes).map_err(|e| Error::NotACertificate(e.to_string()))?;
         return Ok(vec![bytes.to_vec()]);
     }
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| Error::NotACertificate("PEM file is not valid text".into()))?;
+    // RFC 7468 textual encoding, read by rustls-pki-types: blocks with other labels and text
+    // between blocks (as `openssl x509 -text` writes) are skipped.
+    use rustls_pki_types::pem::PemObject;
     let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(begin) = rest.find("-----BEGIN ") {
-        let block = &rest[begin..];
-        let Some(end_marker) = block.find("-----END ") else {
-            return Err(Error::NotACertificate(
-                "PEM block without an END line".into(),
-            ));
-        };
-        let after_end = &block[end_marker + 9..];
-        let line_end = after_end.find('\n').map_or(after_end.len(), |i| i + 1);
-        let pem_block = &block[..end_marker + 9 + line_end];
-        rest = &block[end_marker + 9 + line_end..];
-        let (label, der) = x509_cert::der::pem::decode_vec(pem_block.as_bytes())
-            .map_err(|e| Error::NotACertificate(format!("bad PEM: {e}")))?;
-        if label != "CERTIFICATE" {
-            continue;
-        }
-        Certificate::from_der(&der).map_err(|e| Error::NotACertificate(e.to_string()))?;
-        out.push(der);
+    for der in rustls_pki_types::CertificateDer::pem_slice_iter(bytes) {
+        let der = der.map_err(|e| Error::NotACertificate(format!("bad PEM: {e}")))?;
+        Certificate::from_der(der.as_ref()).map_err(|e| Error::NotACertificate(e.to_string()))?;
+        out.push(der.as_ref().to_vec());
     }
     if out.is_empty() {
         return Err(Error::NotACertificate(

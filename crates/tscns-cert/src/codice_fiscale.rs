@@ -1,6 +1,6 @@
 //! The Italian tax code (codice fiscale) of a natural person.
 //!
-//! Layout (spec `cns-card.md`, "Codice fiscale"; DM 23/12/1976):
+//! Layout (DM 23 December 1976, the decree that defines the codice fiscale):
 //!
 //! | positions (1-based) | content |
 //! |---|---|
@@ -23,17 +23,17 @@ use time::{Date, Month};
 
 use crate::Error;
 
-/// Month letters for January..December (spec `cns-card.md`, "Codice fiscale").
+/// Month letters for January..December (DM 23 December 1976).
 const MONTH_LETTERS: &[u8; 12] = b"ABCDEHLMPRST";
 
-/// Letters that replace the digits 0..9 in an omocodic code (spec `cns-card.md`, "Omocodia").
+/// Letters that replace the digits 0..9 in an omocodic code (DM 23 December 1976; omocodia as the Agenzia delle Entrate applies it).
 const OMOCODIA_LETTERS: &[u8; 10] = b"LMNPQRSTUV";
 
 /// 0-based positions that hold digits, or their omocodia letters.
 const DIGIT_POSITIONS: [usize; 7] = [6, 7, 9, 10, 12, 13, 14];
 
 /// Check-letter values of characters at odd (1-based) positions, indexed by letter A..Z; a digit
-/// d counts as the d-th letter (spec `cns-card.md`, check-letter table).
+/// d counts as the d-th letter (DM 23 December 1976, check-letter table).
 const ODD_VALUES: [u8; 26] = [
     1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23,
 ];

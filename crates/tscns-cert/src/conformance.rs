@@ -1,6 +1,6 @@
 //! Findings against the CNS authentication certificate profile.
 //!
-//! The rules come from spec `cns-card.md` ("Authentication certificate profile") and from what a
+//! The rules come from CNS functional specification (CNIPA/AgID); OpenSC's itacns driver ("Authentication certificate profile") and from what a
 //! relying party checks before trusting a client certificate (RFC 5280 and common CA/B-forum
 //! practice). Every finding has a stable `code` that programs may match on.
 

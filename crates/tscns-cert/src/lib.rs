@@ -43,6 +43,14 @@
 //! ```
 //!
 //! Finding codes are listed in [`codes`]; they are stable, messages may improve.
+//!
+//! The light signing core lives here too, so that whatever signs (the card, a PKCS#11 token, a seal
+//! key) or needs a signature (TLS client authentication, a PDF seal) shares it without a TLS or HTTP
+//! stack: [`sign::SigningKey`] with its [`sign::SignatureScheme`]s, and the one EMSA encoder
+//! ([`emsa`]) with the one hash enum ([`emsa::HashAlg`]).
+//!
+//! ## Features
+#![doc = document_features::document_features!()]
 #![forbid(unsafe_code)]
 
 mod card_id;
@@ -53,6 +61,7 @@ mod conformance;
 pub mod emsa;
 mod error;
 mod report;
+pub mod sign;
 
 pub use card_id::CardId;
 pub use certificate::{

@@ -147,9 +147,7 @@ struct Opened {
 
 fn open(source: &Source) -> Result<Opened, Fail> {
     if let Some(profile_name) = &source.simulated {
-        let profile = tscns_sim::Profile::builtin_or_file(profile_name).map_err(fail)?;
-        let sim = tscns_sim::SimCard::new(&profile).map_err(fail)?;
-        let transport: Box<dyn Transport> = Box::new(sim);
+        let transport: Box<dyn Transport> = crate::simulated::transport(profile_name)?;
         return Ok(Opened {
             card: CnsCard::open(transport).map_err(fail)?,
             reader: format!("simulated ({profile_name})"),

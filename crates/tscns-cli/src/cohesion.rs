@@ -56,28 +56,13 @@ pub fn run(cmd: Command) -> ExitCode {
         Command::Login(args) => match login(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("tscns cohesion login: {e}");
+                eprintln!("tscns cohesion login: {}", crate::hint::with_flag_hint(e));
                 ExitCode::from(1)
             }
         },
     }
 }
 
-/// The library's error with the command-line hint that fixes it, where there is one.
-fn with_hint(e: &tscns_cohesion::Error) -> String {
-    let msg = e.to_string();
-    match e {
-        tscns_cohesion::Error::HostNotAllowed { .. } => {
-            format!(
-                "{msg} (if it is a Cohesion server you trust, add it with --cohesion-host HOST)"
-            )
-        }
-        _ if msg.contains("is not trusted") && !msg.contains("--ca") => {
-            format!("{msg} (pass the CA that issued its certificate with --ca FILE)")
-        }
-        _ => msg,
-    }
-}
 
 /// Writes the cookie file readable by its owner only (mode 0600 on Unix), replacing any file
 /// there (whose old permissions are tightened first).
@@ -111,14 +96,25 @@ fn login(args: &LoginArgs) -> Result<(), Fail> {
         let pem = std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
         builder = builder.trust_ca_pem(&pem);
     }
-    let login = builder.build().map_err(|e| with_hint(&e))?;
+    let login = builder.build().map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let out = rt
-        .block_on(login.login(start.as_str()))
-        .map_err(|e| with_hint(&e))?;
+    let result = rt.block_on(login.login(start.as_str()));
+    // Also when the login then failed: the certificate may already have crossed the network.
+    if login
+        .client()
+        .certificate_sent_over()
+        .contains(&tscns_tls::TlsVersion::Tls12)
+    {
+        eprintln!(
+            "tscns cohesion login: warning: the certificate was sent over TLS 1.2, in clear: your \
+             name and codice fiscale were visible to anyone on the network path (the server or the key \
+             cannot do TLS 1.3)"
+        );
+    }
+    let out = result.map_err(|e| e.to_string())?;
     match &args.out {
         Some(path) => std::fs::write(path, &out.body)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?,

@@ -2,7 +2,9 @@
 //!
 //! The key comes from the card in a reader (`--reader`, the default), from the in-process simulated
 //! card (`--simulated [PROFILE]`) or from a PKCS#11 module (`--pkcs11 [MODULE]`). The certificate is
-//! shown only to the URL's host and to hosts given with `--allow-host`.
+//! shown only to the URL's host at the URL's port and to hosts given with `--allow-host` (`HOST`:
+//! every port, `HOST:PORT`: that port). When TLS 1.2 carried it, a warning on standard error says
+//! that it crossed the network in clear; `--tls 1.3` never sends it over anything older.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -23,10 +25,12 @@ pub struct Args {
     /// Trust the CA certificates in this PEM file (repeatable; default: the system's CAs).
     #[arg(long, value_name = "FILE")]
     pub ca: Vec<PathBuf>,
-    /// Also show the certificate to this host (repeatable; the URL's host is always allowed).
+    /// Also show the certificate to this host, at every port, or to HOST:PORT only (repeatable; the
+    /// URL's host is always allowed at the URL's port).
     #[arg(long, value_name = "HOST")]
     pub allow_host: Vec<String>,
-    /// TLS version: 1.2 or 1.3 (default: 1.3 when the key can sign RSA-PSS, else 1.2).
+    /// TLS version: 1.2 or 1.3 (default: 1.3 when the key can sign RSA-PSS and the server speaks
+    /// it, else 1.2). With 1.3 the certificate is never sent over TLS 1.2, where it travels in clear.
     #[arg(long, value_name = "VERSION", value_parser = ["1.2", "1.3"])]
     pub tls: Option<String>,
     /// Write the response body to this file instead of standard output.
@@ -41,7 +45,7 @@ pub fn run(args: Args) -> ExitCode {
     match fetch(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tscns fetch: {e}");
+            eprintln!("tscns fetch: {}", crate::hint::with_flag_hint(e));
             ExitCode::from(1)
         }
     }
@@ -60,6 +64,10 @@ fn fetch(args: &Args) -> Result<(), Fail> {
         .host_str()
         .ok_or_else(|| format!("{:?} has no host", args.url))?
         .to_string();
+    // The URL's own host at its own port only: another service on that machine learns nothing.
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| format!("{:?} has no port", args.url))?;
     let key = signing_key(&args.key)?;
     let versions = match args.tls.as_deref() {
         Some("1.2") => TlsVersions::Tls12,
@@ -68,7 +76,7 @@ fn fetch(args: &Args) -> Result<(), Fail> {
     };
     let mut builder = AuthClientBuilder::new(key)
         .tls_versions(versions)
-        .allow_host(&host)
+        .allow_host(&format!("{host}:{port}"))
         .map_err(|e| e.to_string())?;
     for h in &args.allow_host {
         builder = builder.allow_host(h).map_err(|e| e.to_string())?;
@@ -81,7 +89,7 @@ fn fetch(args: &Args) -> Result<(), Fail> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let (status, body) = rt.block_on(async {
+    let result = rt.block_on(async {
         let resp = client.get(url.as_str()).await.map_err(|e| e.to_string())?;
         let status = resp.status();
         let body = resp
@@ -89,7 +97,18 @@ fn fetch(args: &Args) -> Result<(), Fail> {
             .await
             .map_err(|e| format!("reading the response from {host} failed: {e}"))?;
         Ok::<_, Fail>((status, body))
-    })?;
+    });
+    // Also when the request then failed: the certificate may already have crossed the network.
+    if client
+        .certificate_sent_over()
+        .contains(&tscns_tls::TlsVersion::Tls12)
+    {
+        eprintln!(
+            "tscns fetch: warning: the certificate was sent over TLS 1.2, in clear: your name and \
+             codice fiscale were visible to anyone on the network path (--tls 1.3 refuses that)"
+        );
+    }
+    let (status, body) = result?;
     match &args.out {
         Some(path) => std::fs::write(path, &body)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?,

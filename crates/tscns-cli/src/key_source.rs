@@ -80,9 +80,7 @@ fn card_key<T: tscns_apdu::Transport + Send + 'static>(
 }
 
 fn simulated_key(profile: &str, args: &KeySourceArgs) -> Result<Arc<dyn SigningKey>, Fail> {
-    let profile = tscns_sim::Profile::builtin_or_file(profile).map_err(fail)?;
-    let sim = tscns_sim::SimCard::new(&profile).map_err(fail)?;
-    let card = tscns_card::CnsCard::open(sim).map_err(fail)?;
+    let card = tscns_card::CnsCard::open(crate::simulated::transport(profile)?).map_err(fail)?;
     card_key(card, args)
 }
 

@@ -22,10 +22,13 @@ mod card;
 mod cert;
 mod cf;
 mod cohesion;
+#[cfg(feature = "demo")]
 mod demo;
 mod fetch;
+mod hint;
 mod key_source;
 mod readers;
+mod simulated;
 
 /// Use the Italian TS-CNS smart card (Tessera Sanitaria – Carta Nazionale dei Servizi).
 #[derive(Debug, Parser)]
@@ -53,6 +56,7 @@ enum Command {
     /// Cohesion (Regione Marche SSO): log in to a site with the smart card.
     #[command(subcommand)]
     Cohesion(cohesion::Command),
+    #[cfg(feature = "demo")]
     /// The main job: the citizen's whole smart-card login to a municipal site through Cohesion, in
     /// one process on loopback (real card if a reader holds one, else the simulated card).
     Demo(demo::Args),
@@ -100,6 +104,7 @@ fn main() -> ExitCode {
         Command::Fetch(args) => fetch::run(args),
         Command::Card(cmd) => card::run(cmd),
         Command::Cohesion(cmd) => cohesion::run(cmd),
+        #[cfg(feature = "demo")]
         Command::Demo(args) => demo::run(args),
     }
 }

@@ -25,7 +25,7 @@ struct ReaderJson<'a> {
 
 /// Uppercase hex without spaces, e.g. `3B8A80` (the ATR in `tscns readers` and `tscns card info`).
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
+    hex::encode_upper(bytes)
 }
 
 /// Runs `tscns readers`.

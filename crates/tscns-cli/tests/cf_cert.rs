@@ -24,7 +24,7 @@ fn json(out: &Run) -> Value {
 
 fn example(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tscns-cert/tests/examples")
+        .join("tests/examples")
         .join(name)
         .to_string_lossy()
         .into_owned()

@@ -418,3 +418,180 @@ mod system {
         vpcd.stop();
     }
 }
+
+/// The simulator's PKI, a server certificate for localhost, and the CA file, for tests that start
+/// servers of their own.
+struct Pki {
+    _dir: tempfile::TempDir,
+    pki: TestPki,
+    server: tscns_sim::ServerCertificate,
+    ca: String,
+    pin: String,
+}
+
+fn pki() -> Pki {
+    let profile = Profile::builtin("default").unwrap();
+    let pki = TestPki::issue(&profile).unwrap();
+    let server = pki.issue_server_certificate(&["localhost"]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, pki.ca_cert_pem()).unwrap();
+    Pki {
+        ca: ca.display().to_string(),
+        pki,
+        server,
+        pin: profile.pin.expose().to_string(),
+        _dir: dir,
+    }
+}
+
+impl Pki {
+    fn options(&self) -> ServerOptions {
+        ServerOptions::new(
+            self.server.cert_pem.clone().into_bytes(),
+            self.server.key_pem.clone().into_bytes(),
+            self.pki.ca_cert_pem().as_bytes().to_vec(),
+        )
+    }
+}
+
+#[test]
+fn a_certificate_sent_over_tls12_is_warned_about_on_stderr() {
+    let b = bed();
+    for (tls, warned) in [("1.2", true), ("1.3", false)] {
+        let out = tscns(
+            &[
+                "fetch",
+                &url(&b),
+                "--simulated",
+                "--ca",
+                &b.ca,
+                "--tls",
+                tls,
+                "--pin-stdin",
+            ],
+            &format!("{}\n", b.pin),
+        );
+        let stderr = out.stderr.as_str();
+        assert!(out.success(), "{stderr}");
+        assert_eq!(
+            stderr.contains("warning: the certificate was sent over TLS 1.2, in clear"),
+            warned,
+            "--tls {tls}: {stderr}"
+        );
+    }
+    // Without --tls, against a server that only speaks TLS 1.2: the fallback is not silent.
+    let p = pki();
+    let mut o = p.options();
+    o.versions = vec![&tscns_tls::rustls::version::TLS12];
+    let s12 = ClientAuthServer::start(o).unwrap();
+    let out = tscns(
+        &[
+            "fetch",
+            &format!("https://localhost:{}/", s12.addr().port()),
+            "--simulated",
+            "--ca",
+            &p.ca,
+            "--pin-stdin",
+        ],
+        &format!("{}\n", p.pin),
+    );
+    assert!(out.success(), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("sent over TLS 1.2, in clear"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(s12.seen()[0].version, "TLSv1_2");
+}
+
+/// `openssl s_server -tls1_2` (a server nobody here wrote) gets nothing from `--tls 1.3`. Needs
+/// openssl: `scripts/test` installs it.
+#[test]
+fn tls_1_3_refuses_to_send_the_certificate_to_a_tls12_only_openssl_server() {
+    let p = pki();
+    let o = tscns_tls::server::OpensslServer::start(
+        &p.server.cert_pem,
+        &p.server.key_pem,
+        p.pki.ca_cert_pem(),
+        Some("1.2"),
+    )
+    .unwrap();
+    let url = format!("https://localhost:{}/", o.port());
+    let out = tscns(
+        &[
+            "fetch",
+            &url,
+            "--simulated",
+            "--ca",
+            &p.ca,
+            "--tls",
+            "1.3",
+            "--pin-stdin",
+        ],
+        &format!("{}\n", p.pin),
+    );
+    let stderr = out.stderr.as_str();
+    assert_eq!(out.code, Some(1), "{stderr}");
+    assert!(stderr.contains("does not speak TLS 1.3"), "{stderr}");
+    assert!(stderr.contains("the certificate was not sent"), "{stderr}");
+    assert!(
+        stderr.contains("--tls 1.2"),
+        "the CLI names its own flag: {stderr}"
+    );
+    assert!(!stderr.contains("sent over TLS 1.2"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn the_urls_host_is_allowed_at_the_urls_port_only() {
+    // The URL's server redirects to another service on the same host, another port: that one must
+    // not learn who the citizen is.
+    let p = pki();
+    let mut other = p.options();
+    other.require_client_cert = false;
+    let other = ClientAuthServer::start(other).unwrap();
+    let other_url = format!("https://localhost:{}/", other.addr().port());
+    let mut first = p.options();
+    first.redirect_to = Some(other_url.clone());
+    let first = ClientAuthServer::start(first).unwrap();
+    let first_url = format!("https://localhost:{}/", first.addr().port());
+    let out = tscns(
+        &[
+            "fetch",
+            &first_url,
+            "--simulated",
+            "--ca",
+            &p.ca,
+            "--pin-stdin",
+        ],
+        &format!("{}\n", p.pin),
+    );
+    assert!(first.seen()[0].presented_certificate, "{}", out.stderr);
+    let seen = other.wait_for(1, std::time::Duration::from_secs(10));
+    assert_eq!(seen.len(), 1, "{}", out.stderr);
+    assert!(
+        !seen[0].presented_certificate,
+        "the other port got the certificate"
+    );
+    assert_eq!(out.stdout.trim(), "anonymous", "{}", out.stderr);
+
+    // `--allow-host localhost:PORT` lets that port see it too.
+    let entry = format!("localhost:{}", other.addr().port());
+    let out = tscns(
+        &[
+            "fetch",
+            &first_url,
+            "--simulated",
+            "--ca",
+            &p.ca,
+            "--pin-stdin",
+            "--allow-host",
+            &entry,
+        ],
+        &format!("{}\n", p.pin),
+    );
+    assert!(out.success(), "{}", out.stderr);
+    let seen = other.wait_for(2, std::time::Duration::from_secs(10));
+    assert!(seen[1].presented_certificate, "{}", out.stderr);
+}

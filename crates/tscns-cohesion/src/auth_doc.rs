@@ -1,6 +1,6 @@
 //! The `dsAuth` document: the login request a site sends and the callback Cohesion posts back.
 //!
-//! Element order, namespaces and encoding follow spec `cohesion.md` § Request / § Callback
+//! Element order, namespaces and encoding follow Regione Marche's CohesionID-Docs, Request / § Callback
 //! (CohesionID-Docs, Flusso-di-Autenticazione.md): `<dsAuth xmlns="http://tempuri.org/Auth.xsd">
 //! <auth>` with `user`, `id_sa`, `id_sito`, `esito_auth_sa`, `id_sessione_sa`, `id_sessione_aspnet_sa`,
 //! `url_validate`, `url_richiesta`, `esito_auth_sso`, `id_sessione_sso`, `id_sessione_aspnet_sso`,

@@ -15,7 +15,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::replay::{MemoryReplayStore, ReplayStore};
 
-/// Which Cohesion installation (spec `cohesion.md` § Hosts).
+/// Which Cohesion installation (Regione Marche's CohesionID-Docs, Hosts).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Environment {
@@ -66,7 +66,7 @@ pub enum Mode {
     },
 }
 
-/// One of the `AuthRestriction` values (spec `cohesion.md` § Request).
+/// One of the `AuthRestriction` values (Regione Marche's CohesionID-Docs, Request).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum AuthRestriction {
@@ -181,7 +181,7 @@ pub enum FederationProtocol {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum SignaturePolicy {
-    /// RSA with SHA-1 or SHA-256. Cohesion signs with RSA-SHA1 (spec `cohesion.md` § Profile),
+    /// RSA with SHA-1 or SHA-256. Cohesion signs with RSA-SHA1 (Regione Marche's CohesionID-Docs, Profile),
     /// so this is the default.
     #[default]
     AllowSha1,
@@ -190,7 +190,12 @@ pub enum SignaturePolicy {
 }
 
 /// The relying-party checks, all on by default.
+///
+/// `#[non_exhaustive]`, so that a new check can be added without breaking callers: start from
+/// [`Checks::default()`] and change the fields you need (`let mut c = Checks::default();
+/// c.replay = false;`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Checks {
     /// The profile's codice fiscale (or login) equals the callback's `user`.
     pub identity_matches_callback: bool,
@@ -293,7 +298,7 @@ impl SpConfig {
         &self.url_validate
     }
 
-    /// The `stilesheet` value: `;`-separated options (spec `cohesion.md` § Request;
+    /// The `stilesheet` value: `;`-separated options (Regione Marche's CohesionID-Docs, Request;
     /// CohesionID-Docs, Parametri-della-Richiesta-di-Autenticazione.md).
     pub fn stilesheet(&self) -> String {
         let mut parts: Vec<String> = Vec::new();

@@ -31,6 +31,9 @@
 //! assert!(tscns_cohesion::UntrustedCallback::parse("bm90IHhtbA==").is_err());
 //! # Ok::<(), tscns_cohesion::Error>(())
 //! ```
+//!
+//! ## Features
+#![doc = document_features::document_features!()]
 #![forbid(unsafe_code)]
 
 mod auth_doc;

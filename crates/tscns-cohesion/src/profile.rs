@@ -1,4 +1,4 @@
-//! The citizen's profile returned by GetCredential (spec `cohesion.md` § Profile).
+//! The citizen's profile returned by GetCredential (Regione Marche's CohesionID-Docs, Profile).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -161,7 +161,7 @@ fn no_namespace(n: roxmltree::Node<'_, '_>) -> bool {
 }
 
 fn strip_tinit(s: &str) -> &str {
-    // SPID fiscalNumber carries the ETSI "TIN" + country prefix (TINIT-), spec cohesion.md § Profile.
+    // SPID fiscalNumber carries the ETSI "TIN" + country prefix (TINIT-), Regione Marche's CohesionID-Docs, Profile.
     s.strip_prefix("TINIT-").unwrap_or(s)
 }
 

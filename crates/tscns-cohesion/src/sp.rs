@@ -317,7 +317,7 @@ impl ServiceProvider {
     pub fn login_url_with(&self, url_validate: &Url, url_richiesta: &Url) -> Result<Url> {
         let c = &self.inner.config;
         let auth = urlencode(&self.auth_request(url_validate, url_richiesta).to_base64());
-        // Spec cohesion.md § Endpoints.
+        // Regione Marche's CohesionID-Docs, Endpoints.
         let (path, entity) = match c.mode {
             Mode::Classic if c.sso => ("sso/Check.aspx", None),
             Mode::Classic => ("SA/AccediCohesion.aspx", None),

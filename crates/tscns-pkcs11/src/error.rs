@@ -68,7 +68,7 @@ pub enum Error {
         tries_left: Option<u8>,
     },
     /// The PIN is blocked.
-    #[error("the PIN is blocked: unblock it with the PUK (`tscns card pin unblock`)")]
+    #[error("the PIN is blocked: unblock it with the PUK")]
     PinBlocked,
     /// The key needs a login and none was done.
     #[error("the card wants the PIN before it signs: verify the PIN first")]
@@ -95,7 +95,7 @@ pub enum Error {
     /// 1024-bit TS-CNS keys, for example).
     #[error(
         "the token lists signing mechanisms ({mechanisms}) but refuses all of them for this key: \
-         use the card directly (`--reader`) or another PKCS#11 module"
+         use the card directly, without PKCS#11, or another PKCS#11 module"
     )]
     NoWorkingMechanism {
         /// The mechanisms the token lists.
@@ -184,7 +184,7 @@ mod tests {
         );
         assert_eq!(
             Error::from_rv("login", RvError::PinLocked).to_string(),
-            "the PIN is blocked: unblock it with the PUK (`tscns card pin unblock`)"
+            "the PIN is blocked: unblock it with the PUK"
         );
     }
 }

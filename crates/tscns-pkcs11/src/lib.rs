@@ -36,6 +36,9 @@
 //! }
 //! assert_eq!(tscns_pkcs11::MODULE_ENV, "TSCNS_PKCS11_MODULE");
 //! ```
+//!
+//! ## Features
+#![doc = document_features::document_features!()]
 #![forbid(unsafe_code)]
 
 mod error;

@@ -1,10 +1,12 @@
 //! Signing by TLS scheme with the best mechanism the token really lists, and the
-//! [`tscns_tls::SigningKey`] implementation (feature `tls`).
+//! [`SigningKey`] implementation (feature `tls`; the trait of [`tscns_cert::sign`], re-exported as
+//! `tscns_tls::SigningKey`).
 
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
+use tscns_cert::emsa::HashAlg;
+use tscns_cert::sign::{SignError, SignatureScheme, SigningKey};
 use tscns_tls::padding;
-use tscns_tls::{HashAlgorithm, SignError, SignatureScheme};
 
 use crate::error::Error;
 use crate::key::Pkcs11Key;
@@ -24,26 +26,27 @@ pub enum Route {
     Raw,
 }
 
-fn hash_mech(h: HashAlgorithm) -> MechanismType {
-    match h {
-        HashAlgorithm::Sha256 => MechanismType::SHA256,
-        HashAlgorithm::Sha384 => MechanismType::SHA384,
-        HashAlgorithm::Sha512 => MechanismType::SHA512,
+/// The PKCS#11 hash mechanism and MGF1 of a scheme's hash (the schemes use SHA-256/384/512 only).
+fn hash_mech(s: SignatureScheme) -> (MechanismType, PkcsMgfType) {
+    match s {
+        SignatureScheme::Pkcs1Sha256 | SignatureScheme::PssSha256 => {
+            (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256)
+        }
+        SignatureScheme::Pkcs1Sha384 | SignatureScheme::PssSha384 => {
+            (MechanismType::SHA384, PkcsMgfType::MGF1_SHA384)
+        }
+        SignatureScheme::Pkcs1Sha512 | SignatureScheme::PssSha512 => {
+            (MechanismType::SHA512, PkcsMgfType::MGF1_SHA512)
+        }
     }
 }
 
-fn mgf(h: HashAlgorithm) -> PkcsMgfType {
-    match h {
-        HashAlgorithm::Sha256 => PkcsMgfType::MGF1_SHA256,
-        HashAlgorithm::Sha384 => PkcsMgfType::MGF1_SHA384,
-        HashAlgorithm::Sha512 => PkcsMgfType::MGF1_SHA512,
-    }
-}
-
-fn pss_params(h: HashAlgorithm) -> PkcsPssParams {
+fn pss_params(s: SignatureScheme) -> PkcsPssParams {
+    let h: HashAlg = s.hash();
+    let (hash_alg, mgf) = hash_mech(s);
     PkcsPssParams {
-        hash_alg: hash_mech(h),
-        mgf: mgf(h),
+        hash_alg,
+        mgf,
         // TLS 1.3 (RFC 8446 §4.2.3): salt length = digest length.
         s_len: (h.output_len() as u64).into(),
     }
@@ -55,15 +58,14 @@ impl Pkcs11Key {
         if !scheme.fits_key(self.key_bits) {
             return None;
         }
-        let h = scheme.hash();
         let candidates: &[(MechanismType, Route)] = if scheme.is_pss() {
             &[
                 (MechanismType::RSA_PKCS_PSS, Route::Pss),
                 (
-                    match h {
-                        HashAlgorithm::Sha256 => MechanismType::SHA256_RSA_PKCS_PSS,
-                        HashAlgorithm::Sha384 => MechanismType::SHA384_RSA_PKCS_PSS,
-                        HashAlgorithm::Sha512 => MechanismType::SHA512_RSA_PKCS_PSS,
+                    match scheme {
+                        SignatureScheme::PssSha384 => MechanismType::SHA384_RSA_PKCS_PSS,
+                        SignatureScheme::PssSha512 => MechanismType::SHA512_RSA_PKCS_PSS,
+                        _ => MechanismType::SHA256_RSA_PKCS_PSS,
                     },
                     Route::HashingPss,
                 ),
@@ -73,10 +75,10 @@ impl Pkcs11Key {
             &[
                 (MechanismType::RSA_PKCS, Route::Pkcs1DigestInfo),
                 (
-                    match h {
-                        HashAlgorithm::Sha256 => MechanismType::SHA256_RSA_PKCS,
-                        HashAlgorithm::Sha384 => MechanismType::SHA384_RSA_PKCS,
-                        HashAlgorithm::Sha512 => MechanismType::SHA512_RSA_PKCS,
+                    match scheme {
+                        SignatureScheme::Pkcs1Sha384 => MechanismType::SHA384_RSA_PKCS,
+                        SignatureScheme::Pkcs1Sha512 => MechanismType::SHA512_RSA_PKCS,
+                        _ => MechanismType::SHA256_RSA_PKCS,
                     },
                     Route::HashingPkcs1,
                 ),
@@ -162,13 +164,13 @@ impl Pkcs11Key {
         match route {
             Route::Pss => {
                 let digest = h.digest(message);
-                self.sign_with_mechanism(&Mechanism::RsaPkcsPss(pss_params(h)), &digest)
+                self.sign_with_mechanism(&Mechanism::RsaPkcsPss(pss_params(scheme)), &digest)
             }
             Route::HashingPss => {
-                let m = match h {
-                    HashAlgorithm::Sha256 => Mechanism::Sha256RsaPkcsPss(pss_params(h)),
-                    HashAlgorithm::Sha384 => Mechanism::Sha384RsaPkcsPss(pss_params(h)),
-                    HashAlgorithm::Sha512 => Mechanism::Sha512RsaPkcsPss(pss_params(h)),
+                let m = match scheme {
+                    SignatureScheme::PssSha384 => Mechanism::Sha384RsaPkcsPss(pss_params(scheme)),
+                    SignatureScheme::PssSha512 => Mechanism::Sha512RsaPkcsPss(pss_params(scheme)),
+                    _ => Mechanism::Sha256RsaPkcsPss(pss_params(scheme)),
                 };
                 self.sign_with_mechanism(&m, message)
             }
@@ -177,10 +179,10 @@ impl Pkcs11Key {
                 self.sign_with_mechanism(&Mechanism::RsaPkcs, &di)
             }
             Route::HashingPkcs1 => {
-                let m = match h {
-                    HashAlgorithm::Sha256 => Mechanism::Sha256RsaPkcs,
-                    HashAlgorithm::Sha384 => Mechanism::Sha384RsaPkcs,
-                    HashAlgorithm::Sha512 => Mechanism::Sha512RsaPkcs,
+                let m = match scheme {
+                    SignatureScheme::Pkcs1Sha384 => Mechanism::Sha384RsaPkcs,
+                    SignatureScheme::Pkcs1Sha512 => Mechanism::Sha512RsaPkcs,
+                    _ => Mechanism::Sha256RsaPkcs,
                 };
                 self.sign_with_mechanism(&m, message)
             }
@@ -192,7 +194,7 @@ impl Pkcs11Key {
     }
 }
 
-impl tscns_tls::SigningKey for Pkcs11Key {
+impl SigningKey for Pkcs11Key {
     fn certificate_chain(&self) -> Vec<Vec<u8>> {
         vec![self.certificate.der.clone()]
     }

@@ -1,7 +1,7 @@
 //! The card application: one C-APDU in, one R-APDU out. No faults, no timing: see
 //! [`crate::SimCard`] for those.
 //!
-//! Byte values follow ISO/IEC 7816-4 and the CNS facts in `cns-card.md`; where OpenSC's
+//! Byte values follow ISO/IEC 7816-4 and the CNS functional specification (CNIPA/AgID) and OpenSC's itacns driver; where OpenSC's
 //! `card-itacns.c` decided the detail (the MSE RESTORE trailing byte, PIN padding, the STIncard
 //! reference bit) the comment says so.
 

@@ -1,4 +1,4 @@
-//! The card's file system: MF, DFs and transparent EFs with the real FIDs (spec `cns-card.md`,
+//! The card's file system: MF, DFs and transparent EFs with the real FIDs (CNS functional specification (CNIPA/AgID); OpenSC's itacns driver,
 //! "File system"; OpenSC `pkcs15-itacns.c` for the IDEMIA 2021 paths).
 
 use crate::pki::TestPki;

@@ -112,6 +112,9 @@
 //! (0x90/0x91) and the other makers only without it (OpenSC `card-itacns.c`). Key reference
 //! 0x01 (0x02 on idemia2021). Power off, power on, reset and reconnection drop the verified PIN
 //! and the security environment; retry counters persist.
+//!
+//! ## Features
+#![doc = document_features::document_features!()]
 #![forbid(unsafe_code)]
 
 mod card;

@@ -1,4 +1,4 @@
-//! EF_Dati_personali (3F00/1100/1102) as a card stores it (spec `cns-card.md`,
+//! EF_Dati_personali (3F00/1100/1102) as a card stores it (CNS functional specification (CNIPA/AgID); OpenSC's itacns driver,
 //! "EF_Dati_personali"): six hex digits giving the length of the rest, then 16 fields, each two
 //! hex digits of length followed by that many ASCII characters; dates as `ddmmyyyy`; an empty
 //! field is `00`.

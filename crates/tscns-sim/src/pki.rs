@@ -1,5 +1,5 @@
 //! The test PKI: deterministic RSA keys, a test CA, and the CNS authentication certificate of
-//! the simulated card (spec `cns-card.md`, "Authentication certificate profile").
+//! the simulated card (the CNS authentication certificate profile: CNS functional specification and OpenSC's `pkcs15-itacns.c`).
 
 use std::collections::HashMap;
 use std::path::Path;

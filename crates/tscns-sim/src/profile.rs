@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 use crate::faults::Faults;
 use crate::Error;
 
-/// The certificate policy of a CNS authentication certificate (spec `cns-card.md`,
+/// The certificate policy of a CNS authentication certificate (CNS functional specification (CNIPA/AgID); OpenSC's itacns driver,
 /// "Authentication certificate profile").
 pub const CNS_AUTHENTICATION_POLICY: &str = "1.3.76.16.2.1";
 
@@ -65,7 +65,7 @@ impl Maker {
         Maker::ALL.into_iter().find(|m| m.name() == name)
     }
 
-    /// The answer to reset, byte for byte as real cards send it (spec `cns-card.md`,
+    /// The answer to reset, byte for byte as real cards send it (CNS functional specification (CNIPA/AgID); OpenSC's itacns driver,
     /// "Protocol and ATR"; the pcsc-tools ATR list).
     pub fn atr(self) -> &'static [u8] {
         match self {

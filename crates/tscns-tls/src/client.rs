@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::key::SigningKey;
 use crate::rustls_glue::{
     self, client_config, protocol_versions, ClientAuthFailure, ClientAuthState, ClientIdentity,
-    TlsVersions,
+    TlsVersion, TlsVersions,
 };
 
 /// The most redirects [`AuthClient::get`] follows.
@@ -55,7 +55,9 @@ impl AuthClientBuilder {
         }
     }
 
-    /// Allows `host` to receive the certificate.
+    /// Allows `host` to receive the certificate: a bare host at every port, `host:port` at that port
+    /// only (see [`HostAllowlist::allow`]). A program that allows the host of a URL the user gave
+    /// should pass that URL's port too.
     pub fn allow_host(mut self, host: &str) -> Result<Self, Error> {
         self.allowlist.allow(host)?;
         Ok(self)
@@ -121,20 +123,28 @@ impl AuthClientBuilder {
             let policy = match host {
                 // Follow redirects only within the same host: a redirect elsewhere is handed back so
                 // that the right (certificate-less or other host's) client takes over.
-                Some(host) => redirect::Policy::custom(move |attempt| {
-                    let same = attempt
-                        .url()
-                        .host_str()
-                        .and_then(|h| normalize_host(h).ok())
-                        .is_some_and(|h| h == host);
-                    if attempt.previous().len() > MAX_REDIRECTS {
-                        attempt.error("too many redirects")
-                    } else if same {
-                        attempt.follow()
-                    } else {
-                        attempt.stop()
-                    }
-                }),
+                Some(host) => {
+                    let allowlist = self.allowlist.clone();
+                    redirect::Policy::custom(move |attempt| {
+                        let url = attempt.url();
+                        let same = url
+                            .host_str()
+                            .and_then(|h| normalize_host(h).ok())
+                            .is_some_and(|h| {
+                                h == host
+                                    && url
+                                        .port_or_known_default()
+                                        .is_some_and(|p| allowlist.allows_at(&h, p))
+                            });
+                        if attempt.previous().len() > MAX_REDIRECTS {
+                            attempt.error("too many redirects")
+                        } else if same {
+                            attempt.follow()
+                        } else {
+                            attempt.stop()
+                        }
+                    })
+                }
                 None => redirect::Policy::none(),
             };
             let mut b = reqwest::Client::builder()
@@ -168,6 +178,7 @@ impl AuthClientBuilder {
         }
         Ok(AuthClient {
             identity,
+            versions: self.versions,
             allowlist: self.allowlist,
             anonymous,
             per_host,
@@ -190,6 +201,7 @@ struct HostClient {
 #[derive(Debug)]
 pub struct AuthClient {
     identity: Option<ClientIdentity>,
+    versions: TlsVersions,
     allowlist: HostAllowlist,
     anonymous: reqwest::Client,
     per_host: BTreeMap<String, HostClient>,
@@ -198,7 +210,8 @@ pub struct AuthClient {
 
 impl AuthClient {
     /// The reqwest client to use for `url`: the one that presents the certificate if the URL's host
-    /// is allowed, otherwise one that never does. Its redirects stay on that host.
+    /// is allowed at the URL's port, otherwise one that never does. Its redirects stay on that host
+    /// and its allowed ports.
     pub fn client_for(&self, url: &Url) -> &reqwest::Client {
         self.host_client(url)
             .map(|h| &h.client)
@@ -207,12 +220,33 @@ impl AuthClient {
 
     fn host_client(&self, url: &Url) -> Option<&HostClient> {
         let host = url.host_str().and_then(|h| normalize_host(h).ok())?;
+        let port = url.port_or_known_default()?;
+        if !self.allowlist.allows_at(&host, port) {
+            return None;
+        }
         self.per_host.get(&host)
     }
 
-    /// Whether `host` is allowed to receive the certificate.
+    /// Whether `host` is allowed to receive the certificate: `host:port` at that port, a bare `host`
+    /// at every port (see [`HostAllowlist::allows`]).
     pub fn is_allowed(&self, host: &str) -> bool {
         self.identity.is_some() && self.allowlist.allows(host)
+    }
+
+    /// Whether a request to `url` presents the certificate (its host allowed at its port).
+    pub fn is_allowed_url(&self, url: &Url) -> bool {
+        self.identity.is_some() && self.host_client(url).is_some()
+    }
+
+    /// The TLS versions of the handshakes that carried the certificate so far, oldest first. A
+    /// [`TlsVersion::Tls12`] in it means the citizen's name and codice fiscale crossed the network in
+    /// clear (see the [allowlist's documentation](crate::HostAllowlist)): a program should tell the
+    /// user.
+    pub fn certificate_sent_over(&self) -> Vec<TlsVersion> {
+        self.identity
+            .as_ref()
+            .map(ClientIdentity::certificate_sent_over)
+            .unwrap_or_default()
     }
 
     /// The shared cookie jar.
@@ -295,13 +329,19 @@ impl AuthClient {
                 ClientAuthFailure::Signing(source) => Error::Signing { host, source },
             });
         }
-        result.map_err(|e| classify(&host, url, e))
+        result.map_err(|e| classify(&host, url, self.versions, e))
     }
 }
 
-fn classify(host: &str, url: &Url, e: reqwest::Error) -> Error {
+fn classify(host: &str, url: &Url, versions: TlsVersions, e: reqwest::Error) -> Error {
     if let Some(r) = rustls_glue::find_rustls_error(&e) {
         let reason = r.to_string();
+        if versions == TlsVersions::Tls13 && rustls_glue::is_version_mismatch(r) {
+            return Error::Tls13Required {
+                host: host.to_string(),
+                reason,
+            };
+        }
         if rustls_glue::is_untrusted_server(r) {
             return Error::UntrustedServer {
                 host: host.to_string(),

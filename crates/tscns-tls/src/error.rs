@@ -31,6 +31,18 @@ pub enum Error {
         /// What the key can produce.
         supported: String,
     },
+    /// TLS 1.3 was required ([`TlsVersions::Tls13`](crate::TlsVersions::Tls13)) and the server
+    /// cannot speak it: the certificate was not sent (over TLS 1.2 it would travel in clear).
+    #[error(
+        "the server {host} does not speak TLS 1.3, which was required: the certificate was not sent \
+         (over TLS 1.2 the citizen's name and codice fiscale would travel in clear) ({reason})"
+    )]
+    Tls13Required {
+        /// The server's host.
+        host: String,
+        /// What rustls said.
+        reason: String,
+    },
     /// The key (card or token) failed to sign the handshake. `source` is the signer's own typed error
     /// (for example `tscns_pkcs11::Error` or the card driver's error): downcast it to act on it.
     #[error("the key could not sign the TLS handshake with {host}: {source}")]
@@ -49,16 +61,16 @@ pub enum Error {
         /// What the server or rustls said.
         reason: String,
     },
-    /// The server's certificate is not trusted (pass its CA with `--ca`, or check the host name).
-    #[error("the server {host} is not trusted: {reason} (pass the CA that issued its certificate with --ca FILE)")]
+    /// The server's certificate is not trusted (trust the CA that issued it, or check the host name).
+    #[error("the server {host} is not trusted: {reason} (trust the CA that issued its certificate, or check the host name)")]
     UntrustedServer {
         /// The server's host.
         host: String,
         /// Why rustls rejected it.
         reason: String,
     },
-    /// A host name for the allowlist is not a plain host name or IP address.
-    #[error("{0:?} is not a host name or IP address (give it without scheme, port or path, e.g. `portale.comune.it`)")]
+    /// An allowlist entry is not a plain host name or IP address, optionally with a port.
+    #[error("{0:?} is not a host name or IP address (give it without scheme or path, e.g. `portale.comune.it` or `portale.comune.it:8443`)")]
     InvalidHost(String),
     /// A URL could not be parsed or has no host.
     #[error("{0:?} is not an https URL with a host")]
@@ -74,8 +86,10 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// No trust anchors: neither `--ca` nor the system's certificate store gave any.
-    #[error("no trusted CA certificates: pass one with --ca FILE")]
+    /// No trust anchors: the caller gave none and the system's certificate store is empty.
+    #[error(
+        "no trusted CA certificates: neither given nor found in the system's certificate store"
+    )]
     NoTrustAnchors,
     /// The TLS configuration could not be built.
     #[error("TLS configuration error: {0}")]
@@ -84,6 +98,7 @@ pub enum Error {
     #[error("too many redirects (more than {0}) starting from {1}")]
     TooManyRedirects(usize, String),
     /// Any other HTTP failure (connection refused, timeout, bad response).
+    #[cfg(feature = "client")]
     #[error("HTTP request to {url} failed: {source}")]
     Http {
         /// The URL requested.

@@ -4,12 +4,12 @@
 //! nothing else: the host builds the whole encoded message the size of the modulus. This module
 //! builds EMSA-PKCS1-v1_5 (RFC 8017 §9.2) and EMSA-PSS (RFC 8017 §9.1.1, MGF1 with the same hash,
 //! salt as long as the hash as TLS 1.3 requires) blocks. The encoding itself is
-//! [`tscns_cert::emsa`], shared with the card driver; this module speaks this crate's
-//! [`HashAlgorithm`], [`SignatureScheme`] and [`PaddingError`].
+//! [`tscns_cert::emsa`], shared with the card driver; this module speaks in key sizes in bits,
+//! [`SignatureScheme`]s and [`PaddingError`]s.
 
 use tscns_cert::emsa::{self, HashAlg};
 
-use crate::scheme::{HashAlgorithm, SignatureScheme};
+use crate::scheme::SignatureScheme;
 
 /// Errors building a signature block.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,7 +27,7 @@ pub enum PaddingError {
     #[error("a {hash} digest is {expected} bytes, got {got}")]
     DigestLength {
         /// The hash.
-        hash: HashAlgorithm,
+        hash: HashAlg,
         /// Its output length.
         expected: usize,
         /// Bytes given.
@@ -36,23 +36,30 @@ pub enum PaddingError {
     /// The system random generator failed (needed for the PSS salt).
     #[error("the system random number generator failed")]
     Random,
+    /// No TLS signature scheme uses this hash (SHA-1).
+    #[error("no TLS signature scheme signs with {hash}")]
+    UnsupportedHash {
+        /// The hash asked for.
+        hash: HashAlg,
+    },
 }
 
 /// DER prefix of the DigestInfo for `hash`; append the digest to get the full DigestInfo.
 ///
 /// Values from RFC 8017 §9.2, note 1 (kept, with their citations, in
 /// [`tscns_cert::emsa::HashAlg::digest_info_prefix`]).
-pub fn digest_info_prefix(hash: HashAlgorithm) -> &'static [u8] {
-    shared(hash).digest_info_prefix()
+pub fn digest_info_prefix(hash: HashAlg) -> &'static [u8] {
+    hash.digest_info_prefix()
 }
 
-/// The shared module's name for `hash`.
-fn shared(hash: HashAlgorithm) -> HashAlg {
-    match hash {
-        HashAlgorithm::Sha256 => HashAlg::Sha256,
-        HashAlgorithm::Sha384 => HashAlg::Sha384,
-        HashAlgorithm::Sha512 => HashAlg::Sha512,
-    }
+/// The PKCS#1 v1.5 scheme of `hash`, or the error for a hash no TLS scheme uses.
+fn pkcs1(hash: HashAlg) -> Result<SignatureScheme, PaddingError> {
+    SignatureScheme::pkcs1(hash).ok_or(PaddingError::UnsupportedHash { hash })
+}
+
+/// The PSS scheme of `hash`, or the error for a hash no TLS scheme uses.
+fn pss(hash: HashAlg) -> Result<SignatureScheme, PaddingError> {
+    SignatureScheme::pss(hash).ok_or(PaddingError::UnsupportedHash { hash })
 }
 
 /// This crate's error for an EMSA error of `tscns-cert`; `scheme` is the scheme asked for and
@@ -71,41 +78,39 @@ fn padding_error(e: tscns_cert::Error, scheme: SignatureScheme, key_bits: usize)
 }
 
 /// The DER DigestInfo (`AlgorithmIdentifier || digest`) that `CKM_RSA_PKCS` signs.
-pub fn digest_info(hash: HashAlgorithm, digest: &[u8]) -> Result<Vec<u8>, PaddingError> {
-    emsa::digest_info(shared(hash), digest)
-        .map_err(|e| padding_error(e, SignatureScheme::pkcs1(hash), 0))
+pub fn digest_info(hash: HashAlg, digest: &[u8]) -> Result<Vec<u8>, PaddingError> {
+    let scheme = pkcs1(hash)?;
+    emsa::digest_info(hash, digest).map_err(|e| padding_error(e, scheme, 0))
 }
 
 /// EMSA-PKCS1-v1_5 block `00 01 FF..FF 00 || DigestInfo` of the modulus length (RFC 8017 §9.2).
 pub fn pkcs1_v15_block(
-    hash: HashAlgorithm,
+    hash: HashAlg,
     digest: &[u8],
     key_bits: usize,
 ) -> Result<Vec<u8>, PaddingError> {
-    emsa::pkcs1_v1_5_block(shared(hash), digest, key_bits.div_ceil(8))
-        .map_err(|e| padding_error(e, SignatureScheme::pkcs1(hash), key_bits))
+    let scheme = pkcs1(hash)?;
+    emsa::pkcs1_v1_5_block(hash, digest, key_bits.div_ceil(8))
+        .map_err(|e| padding_error(e, scheme, key_bits))
 }
 
 /// EMSA-PSS block for raw RSA (RFC 8017 §9.1.1), left-padded to the modulus length, with a fresh
 /// random salt as long as the hash.
-pub fn pss_block(
-    hash: HashAlgorithm,
-    digest: &[u8],
-    key_bits: usize,
-) -> Result<Vec<u8>, PaddingError> {
-    emsa::pss_block(shared(hash), digest, key_bits)
-        .map_err(|e| padding_error(e, SignatureScheme::pss(hash), key_bits))
+pub fn pss_block(hash: HashAlg, digest: &[u8], key_bits: usize) -> Result<Vec<u8>, PaddingError> {
+    let scheme = pss(hash)?;
+    emsa::pss_block(hash, digest, key_bits).map_err(|e| padding_error(e, scheme, key_bits))
 }
 
 /// EMSA-PSS with a given salt (deterministic; for tests and known-answer checks).
 pub fn pss_block_with_salt(
-    hash: HashAlgorithm,
+    hash: HashAlg,
     digest: &[u8],
     key_bits: usize,
     salt: &[u8],
 ) -> Result<Vec<u8>, PaddingError> {
-    emsa::pss_block_with_salt(shared(hash), digest, key_bits, salt)
-        .map_err(|e| padding_error(e, SignatureScheme::pss(hash), key_bits))
+    let scheme = pss(hash)?;
+    emsa::pss_block_with_salt(hash, digest, key_bits, salt)
+        .map_err(|e| padding_error(e, scheme, key_bits))
 }
 
 /// Builds the raw-RSA block for `scheme` over the unhashed `message`.
@@ -130,18 +135,13 @@ mod tests {
     // proptest); here: this crate's names, key sizes in bits and errors.
     #[test]
     fn pss_blocks_are_the_shared_encoding() {
-        for h in [
-            HashAlgorithm::Sha256,
-            HashAlgorithm::Sha384,
-            HashAlgorithm::Sha512,
-        ] {
+        for h in [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512] {
             let d = h.digest(b"hello");
             let salt = vec![5u8; h.output_len()];
             assert_eq!(
                 pss_block_with_salt(h, &d, 2047, &salt).unwrap(),
-                emsa::pss_block_with_salt(shared(h), &d, 2047, &salt).unwrap()
+                emsa::pss_block_with_salt(h, &d, 2047, &salt).unwrap()
             );
-            assert_eq!(h.digest(b"hello"), shared(h).digest(b"hello"));
         }
     }
 
@@ -151,16 +151,16 @@ mod tests {
         #[test]
         fn pkcs1_blocks_are_the_shared_encoding(msg in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
                                                 bits in proptest::sample::select(vec![512usize, 1023, 1024, 2048])) {
-            for h in [HashAlgorithm::Sha256, HashAlgorithm::Sha384, HashAlgorithm::Sha512] {
+            for h in [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512] {
                 let d = h.digest(&msg);
-                match (pkcs1_v15_block(h, &d, bits), emsa::pkcs1_v1_5_block(shared(h), &d, bits.div_ceil(8))) {
+                match (pkcs1_v15_block(h, &d, bits), emsa::pkcs1_v1_5_block(h, &d, bits.div_ceil(8))) {
                     (Ok(ours), Ok(shared_block)) => {
                         proptest::prop_assert_eq!(&ours, &shared_block);
                         proptest::prop_assert!(ours.ends_with(&digest_info(h, &d).unwrap()));
                     }
                     (Err(e), Err(_)) => proptest::prop_assert_eq!(
                         e,
-                        PaddingError::KeyTooShort { key_bits: bits, scheme: SignatureScheme::pkcs1(h) }
+                        PaddingError::KeyTooShort { key_bits: bits, scheme: SignatureScheme::pkcs1(h).unwrap() }
                     ),
                     (ours, theirs) => proptest::prop_assert!(false, "{:?} vs {:?}", ours, theirs),
                 }
@@ -171,12 +171,18 @@ mod tests {
     #[test]
     fn wrong_digest_length_is_an_error() {
         assert!(matches!(
-            pss_block(HashAlgorithm::Sha256, &[0u8; 31], 2048),
+            pss_block(HashAlg::Sha256, &[0u8; 31], 2048),
             Err(PaddingError::DigestLength { .. })
         ));
         assert!(matches!(
-            pss_block(HashAlgorithm::Sha512, &[0u8; 64], 1024),
+            pss_block(HashAlg::Sha512, &[0u8; 64], 1024),
             Err(PaddingError::KeyTooShort { .. })
         ));
+        assert_eq!(
+            pkcs1_v15_block(HashAlg::Sha1, &[0u8; 20], 2048),
+            Err(PaddingError::UnsupportedHash {
+                hash: HashAlg::Sha1
+            })
+        );
     }
 }

@@ -36,8 +36,80 @@ pub enum TlsVersions {
     Auto,
     /// TLS 1.2 only (PKCS#1 v1.5 or PSS, whichever the server and key share).
     Tls12,
-    /// TLS 1.3 only (needs RSA-PSS).
+    /// TLS 1.3 only (needs RSA-PSS). The certificate is never sent over anything older: a server
+    /// that cannot do TLS 1.3 fails the connection with [`Error::Tls13Required`](crate::Error::Tls13Required).
     Tls13,
+}
+
+/// The TLS version of a handshake that carried the client certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum TlsVersion {
+    /// TLS 1.2: the client's Certificate message travels **in clear** (RFC 5246 §7.4.6), so the
+    /// citizen's name and codice fiscale are visible to anyone on the network path.
+    Tls12,
+    /// TLS 1.3: the client's Certificate message is encrypted (RFC 8446 §4.4.2).
+    Tls13,
+}
+
+impl TlsVersion {
+    /// Whether the certificate was encrypted on the wire (only the server could read it).
+    pub fn certificate_encrypted(self) -> bool {
+        matches!(self, Self::Tls13)
+    }
+
+    /// The version of the handshake whose client signature input is `message`: TLS 1.3 signs
+    /// 64 spaces, the context string "TLS 1.3, client CertificateVerify" and a zero byte before the
+    /// transcript hash (RFC 8446 §4.4.3); TLS 1.2 signs the handshake messages themselves, which
+    /// start with the ClientHello (type 1, RFC 5246 §7.4.8).
+    fn of_client_signature(message: &[u8]) -> Self {
+        const CONTEXT: &[u8] = b"TLS 1.3, client CertificateVerify\0";
+        let is_13 = message.len() > 64 + CONTEXT.len()
+            && message[..64].iter().all(|&b| b == 0x20)
+            && &message[64..64 + CONTEXT.len()] == CONTEXT;
+        if is_13 {
+            Self::Tls13
+        } else {
+            Self::Tls12
+        }
+    }
+}
+
+impl std::fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Tls12 => "TLS 1.2",
+            Self::Tls13 => "TLS 1.3",
+        })
+    }
+}
+
+/// How many handshakes carried the certificate, per version (shared by every config of one identity).
+#[derive(Debug, Default)]
+struct Disclosures {
+    tls12: AtomicU64,
+    tls13: AtomicU64,
+}
+
+impl Disclosures {
+    fn record(&self, v: TlsVersion) {
+        match v {
+            TlsVersion::Tls12 => &self.tls12,
+            TlsVersion::Tls13 => &self.tls13,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn versions(&self) -> Vec<TlsVersion> {
+        let mut v = Vec::new();
+        if self.tls12.load(Ordering::Relaxed) > 0 {
+            v.push(TlsVersion::Tls12);
+        }
+        if self.tls13.load(Ordering::Relaxed) > 0 {
+            v.push(TlsVersion::Tls13);
+        }
+        v
+    }
 }
 
 /// Why the client certificate was not (fully) presented in a handshake.
@@ -60,6 +132,7 @@ pub enum ClientAuthFailure {
 pub struct ClientAuthState {
     failure: Mutex<Option<ClientAuthFailure>>,
     signatures: Arc<AtomicU64>,
+    disclosures: Arc<Disclosures>,
 }
 
 impl ClientAuthState {
@@ -79,6 +152,11 @@ impl ClientAuthState {
     pub fn signatures(&self) -> u64 {
         self.signatures.load(Ordering::Relaxed)
     }
+
+    /// The TLS versions that carried the certificate so far (all hosts of one identity), oldest first.
+    pub fn certificate_sent_over(&self) -> Vec<TlsVersion> {
+        self.disclosures.versions()
+    }
 }
 
 /// A key ready for rustls: its certificate chain parsed once, its real schemes computed once.
@@ -88,6 +166,7 @@ pub struct ClientIdentity {
     chain: Vec<CertificateDer<'static>>,
     schemes: Vec<SignatureScheme>,
     signatures: Arc<AtomicU64>,
+    disclosures: Arc<Disclosures>,
 }
 
 impl ClientIdentity {
@@ -120,6 +199,7 @@ impl ClientIdentity {
             chain,
             schemes,
             signatures: Arc::new(AtomicU64::new(0)),
+            disclosures: Arc::new(Disclosures::default()),
         })
     }
 
@@ -136,6 +216,12 @@ impl ClientIdentity {
     /// Signatures made so far through every config built from this identity.
     pub fn signatures(&self) -> u64 {
         self.signatures.load(Ordering::Relaxed)
+    }
+
+    /// The TLS versions of the handshakes that carried the certificate so far, through every config
+    /// built from this identity, oldest first (empty: never sent; resumed sessions send nothing).
+    pub fn certificate_sent_over(&self) -> Vec<TlsVersion> {
+        self.disclosures.versions()
     }
 
     /// The end-entity certificate, DER.
@@ -203,6 +289,7 @@ pub fn client_config(
             let state = Arc::new(ClientAuthState {
                 failure: Mutex::new(None),
                 signatures: identity.signatures.clone(),
+                disclosures: identity.disclosures.clone(),
             });
             let key = Arc::new(RustlsKey {
                 identity: identity.clone(),
@@ -304,6 +391,10 @@ struct RustlsSigner {
 
 impl rustls::sign::Signer for RustlsSigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        // The Certificate message precedes CertificateVerify in the same flight: it is on its way.
+        self.state
+            .disclosures
+            .record(TlsVersion::of_client_signature(message));
         match self.key.sign(self.scheme, message) {
             Ok(sig) => {
                 self.state.signatures.fetch_add(1, Ordering::Relaxed);
@@ -378,6 +469,7 @@ impl ServerCertVerifier for HostBoundVerifier {
 }
 
 /// Finds the rustls error inside an error chain (reqwest -> hyper -> io -> rustls).
+#[cfg(feature = "client")]
 pub(crate) fn find_rustls_error<'a>(
     err: &'a (dyn std::error::Error + 'static),
 ) -> Option<&'a rustls::Error> {
@@ -403,7 +495,18 @@ pub(crate) fn find_rustls_error<'a>(
     None
 }
 
+/// Classifies a rustls error: true when the peers found no protocol version in common.
+#[cfg(feature = "client")]
+pub(crate) fn is_version_mismatch(e: &rustls::Error) -> bool {
+    matches!(
+        e,
+        rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion)
+            | rustls::Error::PeerIncompatible(_)
+    )
+}
+
 /// Classifies a rustls error: true when it is about the server's certificate.
+#[cfg(feature = "client")]
 pub(crate) fn is_untrusted_server(e: &rustls::Error) -> bool {
     matches!(
         e,
@@ -428,7 +531,8 @@ pub fn add_pem_roots(store: &mut RootCertStore, pem: &[u8]) -> Result<usize, Str
     Ok(n)
 }
 
-/// Loads the operating system's trusted CAs.
+/// Loads the operating system's trusted CAs (feature `client`).
+#[cfg(feature = "client")]
 pub fn system_roots() -> RootCertStore {
     let mut store = RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use tscns_tls::server::{ClientAuthServer, ServerOptions};
 use tscns_tls::test_pki::{SoftwareKey, SoftwareKeyMode, SoftwareKeyRemoved, TestPki};
-use tscns_tls::{AuthClient, AuthClientBuilder, Error, SigningKey, TlsVersions};
+use tscns_tls::{AuthClient, AuthClientBuilder, Error, SigningKey, TlsVersion, TlsVersions};
 
 const CF: &str = "RSSMRA80A01H501U";
 
@@ -308,4 +308,96 @@ async fn a_redirect_to_a_host_not_allowed_does_not_carry_the_certificate() {
         .unwrap();
     assert_eq!(direct.status(), 302);
     assert_eq!(b.seen().len(), 1);
+}
+
+fn client_allowing(
+    key: Arc<dyn SigningKey>,
+    versions: TlsVersions,
+    entries: &[&str],
+) -> AuthClient {
+    let mut b = AuthClientBuilder::new(key)
+        .add_ca_pem(pki().ca_pem.as_bytes(), "test CA")
+        .unwrap()
+        .tls_versions(versions)
+        .reuse_connections(false)
+        .timeout(std::time::Duration::from_secs(20));
+    for e in entries {
+        b = b.allow_host(e).unwrap();
+    }
+    b.build().unwrap()
+}
+
+#[tokio::test]
+async fn a_host_port_entry_shows_the_certificate_at_that_port_only() {
+    // Two services on one machine; the citizen allowed only the first one's port.
+    let allowed = server(|o| o.require_client_cert = false);
+    let other = server(|o| o.require_client_cert = false);
+    let k = key(SoftwareKeyMode::RawRsa);
+    let entry = format!("127.0.0.1:{}", allowed.addr().port());
+    let c = client_allowing(k.clone(), TlsVersions::Auto, &[&entry]);
+    let other_url = format!("https://127.0.0.1:{}/", other.addr().port());
+    assert!(!c.is_allowed_url(&other_url.parse().unwrap()));
+    let r = c.get(&other_url).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.text().await.unwrap(), "anonymous\n");
+    assert!(!other.seen()[0].presented_certificate);
+    assert_eq!(k.signatures(), 0);
+    assert!(c.certificate_sent_over().is_empty());
+    // The allowed port gets it.
+    assert_eq!(get_ok(&c, &allowed).await.trim(), CF);
+    assert!(allowed.seen()[0].presented_certificate);
+    assert!(c.is_allowed(&entry));
+    assert!(!c.is_allowed("127.0.0.1"), "not every port");
+    // A bare host keeps its meaning: every port.
+    let every = client_allowing(k.clone(), TlsVersions::Auto, &["127.0.0.1"]);
+    assert_eq!(get_ok(&every, &other).await.trim(), CF);
+    assert!(other.seen()[1].presented_certificate);
+}
+
+#[tokio::test]
+async fn the_outcome_says_which_tls_version_carried_the_certificate() {
+    let s = server(|_| {});
+    let c = client(key(SoftwareKeyMode::RawRsa), TlsVersions::Tls13).unwrap();
+    assert_eq!(get_ok(&c, &s).await.trim(), CF);
+    assert_eq!(c.certificate_sent_over(), [TlsVersion::Tls13]);
+    assert!(TlsVersion::Tls13.certificate_encrypted());
+
+    let c = client(key(SoftwareKeyMode::RawRsa), TlsVersions::Tls12).unwrap();
+    assert_eq!(get_ok(&c, &s).await.trim(), CF);
+    assert_eq!(c.certificate_sent_over(), [TlsVersion::Tls12]);
+    assert!(!TlsVersion::Tls12.certificate_encrypted());
+
+    // Auto with a server that cannot do 1.3: the fallback is reported, not hidden.
+    let s12 = server(|o| o.versions = vec![&tscns_tls::rustls::version::TLS12]);
+    let c = client(key(SoftwareKeyMode::RawRsa), TlsVersions::Auto).unwrap();
+    assert_eq!(get_ok(&c, &s12).await.trim(), CF);
+    assert_eq!(c.certificate_sent_over(), [TlsVersion::Tls12]);
+}
+
+/// `openssl s_server -tls1_2` (a server nobody here wrote) cannot get the certificate out of a
+/// client that requires TLS 1.3. Needs openssl: `scripts/test` installs it.
+#[tokio::test]
+async fn tls13_required_never_sends_the_certificate_to_a_tls12_only_server() {
+    let p = pki();
+    let o = tscns_tls::server::OpensslServer::start(
+        &p.server_cert_pem,
+        &p.server_key_pem,
+        &p.ca_pem,
+        Some("1.2"),
+    )
+    .unwrap();
+    let url = format!("https://127.0.0.1:{}/", o.port());
+    let k = key(SoftwareKeyMode::RawRsa);
+    let c = client(k.clone(), TlsVersions::Tls13).unwrap();
+    let err = c.get(&url).await.unwrap_err();
+    assert!(matches!(err, Error::Tls13Required { .. }), "{err:?}");
+    assert!(err.to_string().contains("was not sent"), "{err}");
+    assert_eq!(k.signatures(), 0);
+    assert!(c.certificate_sent_over().is_empty());
+    // The same server does get it over TLS 1.2 when the caller accepts that, and it is reported.
+    let c = client(k.clone(), TlsVersions::Auto).unwrap();
+    let body = c.get(&url).await.unwrap().text().await.unwrap();
+    assert!(body.contains("TLSv1.2"), "{body}");
+    assert!(body.contains(CF), "{body}");
+    assert_eq!(c.certificate_sent_over(), [TlsVersion::Tls12]);
 }

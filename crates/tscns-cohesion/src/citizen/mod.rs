@@ -27,7 +27,7 @@ use url::Url;
 
 use crate::error::{Error, Result};
 
-/// The Cohesion hosts documented publicly (spec `cohesion.md` § Hosts): the default allowlist.
+/// The Cohesion hosts documented publicly (Regione Marche's CohesionID-Docs, Hosts): the default allowlist.
 pub const COHESION_HOSTS: [&str; 3] = [
     "cohesion2.regione.marche.it",
     "cohesioncollaudo.regione.marche.it",

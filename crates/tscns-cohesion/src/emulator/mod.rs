@@ -1,4 +1,4 @@
-//! An HTTPS Cohesion on loopback, built from the public documentation alone (spec `cohesion.md`).
+//! An HTTPS Cohesion on loopback, built from the public documentation alone (Regione Marche's CohesionID-Docs).
 //!
 //! Two listeners:
 //! - the main one serves `sso/Check.aspx`, `SA/AccediCohesion.aspx`, `SPManager/WAYF.aspx` (login
@@ -44,7 +44,7 @@ use crate::signer::ProfileSigner;
 use crate::xml::{escape_attr, escape_text};
 use tls::ConnInfo;
 
-/// Token lifetime (spec `cohesion.md` § Profile: "The token lives 60 minutes").
+/// Token lifetime (Regione Marche's CohesionID-Docs, Profile: "The token lives 60 minutes").
 pub const TOKEN_LIFETIME: time::Duration = time::Duration::minutes(60);
 /// Cohesion's own IdP entityID in production (CohesionID-Docs, Rinnovo-del-Token.md).
 pub const COHESION_IDP_ENTITY_ID: &str = "cohesion2.regione.marche.it:idp";
@@ -226,7 +226,7 @@ fn random_hex(n_bytes: usize) -> String {
         use ring::rand::SecureRandom as _;
         let _ = ring::rand::SystemRandom::new().fill(&mut b);
     }
-    b.iter().map(|x| format!("{x:02X}")).collect()
+    hex::encode_upper(b)
 }
 
 fn random_aspnet() -> String {
@@ -783,7 +783,7 @@ fn complete(st: &Shared, p: &Pending, identity: Identity, new_login: Option<()>)
     let logout_url = ss.and_then(|s| s.logout_url).unwrap_or_default();
     let aspnet = match p.front {
         FrontEnd::Classic => aspnet_plain,
-        // SAML mode compound (spec cohesion.md § Callback): session; IdP entityID; logout URL; two tokens.
+        // SAML mode compound (Regione Marche's CohesionID-Docs, Callback): session; IdP entityID; logout URL; two tokens.
         FrontEnd::Saml => format!(
             "{aspnet_plain};{COHESION_IDP_ENTITY_ID};{logout_url};{t1};{t2};",
             t1 = random_hex(32),

@@ -13,7 +13,7 @@ use tscns_cohesion::ServiceProvider;
 use tscns_cohesion::{AuthRestriction, Clock, Environment, Mode, SpConfig, SpConfigBuilder};
 
 /// A CNS-like client certificate made with rcgen: CA + leaf with CN `CF/cardid.hash` and the CNS
-/// authentication policy 1.3.76.16.2.1 (spec cns-card.md § Authentication certificate profile).
+/// authentication policy 1.3.76.16.2.1 (the CNS authentication certificate profile (CNS functional specification)).
 pub struct TestCns {
     pub ca_der: CertificateDer<'static>,
     pub chain: Vec<CertificateDer<'static>>,
