@@ -63,7 +63,6 @@ pub fn run(cmd: Command) -> ExitCode {
     }
 }
 
-
 /// Writes the cookie file readable by its owner only (mode 0600 on Unix), replacing any file
 /// there (whose old permissions are tightened first).
 fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
