@@ -23,10 +23,12 @@
 //! - the transport failing (a timeout): the worker thread resets the card when it is done;
 //! - a signal: a program's SIGINT/SIGTERM handler calls [`close_all`] before it exits (the `tscns`
 //!   command does);
-//! - the process dying without any of that (SIGKILL, a crash): pcscd itself then closes the dead
-//!   client's connections and resets the card, unless it was already reset or removed (pcsc-lite
-//!   does this when it cleans up a client whose socket closed; the tests of the `tscns` command
-//!   check it through pcscd).
+//! - the process dying without any of that (SIGKILL, a crash) is beyond the process: pcscd
+//!   closes the dead client's connections, but pcsc-lite (1.9) resets the card only if that
+//!   client held a transaction at the time; otherwise it leaves the card as it is and powers it
+//!   off (which also ends the verified PIN) only once no client is connected any more, about
+//!   half a second later. A PC/SC client that was already connected keeps the card unlocked
+//!   until it is reset or pulled (a test of the `tscns` command shows it).
 //!
 //! Keeping the card unlocked is an explicit opt-in: [`PcscTransport::keep_unlocked`], or
 //! [`PcscTransport::disconnect`] with [`Disposition::LeaveCard`].

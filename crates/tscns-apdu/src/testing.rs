@@ -86,6 +86,7 @@ impl ReaderLock {
 struct Counters {
     apdus: AtomicUsize,
     power_events: AtomicUsize,
+    resets: AtomicUsize,
 }
 
 /// A card plugged into a vpcd reader, answering APDUs with a closure, until dropped or
@@ -149,6 +150,12 @@ impl VpcdCard {
     /// Power off / on / reset messages received so far (a reset of the card shows up here).
     pub fn power_events(&self) -> usize {
         self.counters.power_events.load(Ordering::SeqCst)
+    }
+
+    /// Reset messages received so far (a warm reset, e.g. a disconnect with "reset the card";
+    /// pcscd's own power-off of an unused card is a power event, not a reset).
+    pub fn resets(&self) -> usize {
+        self.counters.resets.load(Ordering::SeqCst)
     }
 
     /// Pulls the card out: closes the connection to vpcd and waits for the card thread to end.
@@ -224,6 +231,9 @@ fn serve(
             [VPCD_CTRL_ATR] => send_framed(s, atr)?,
             [VPCD_CTRL_OFF | VPCD_CTRL_ON | VPCD_CTRL_RESET] => {
                 counters.power_events.fetch_add(1, Ordering::SeqCst);
+                if msg[0] == VPCD_CTRL_RESET {
+                    counters.resets.fetch_add(1, Ordering::SeqCst);
+                }
             }
             [_] | [] => {}
             apdu => {

@@ -258,3 +258,81 @@ fn unknown_reader_is_a_typed_error() {
     assert!(matches!(e, Error::ReaderNotFound { .. }), "{e:?}");
     assert!(e.to_string().contains("tscns readers"));
 }
+
+/// Waits (bounded) until the card has seen more than `before` resets; whether it did.
+fn reset_after(s: &Setup, before: usize) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        if s.card.resets() > before {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn a_connection_that_presented_a_pin_resets_the_card_when_it_closes() {
+    let s = insert_card(b"unlocked");
+    let select = Command::new(0x00, 0xA4, 0x00, 0x00).with_data([0x3F, 0x00]);
+    let verify = Command::new(0x00, 0x20, 0x00, 0x10).with_data(*b"12345\xFF\xFF\xFF");
+    let tries = Command::new(0x00, 0x20, 0x00, 0x10);
+
+    // No secret presented (a VERIFY without data only asks for the tries left): left as it is.
+    let mut card = Card::new(PcscTransport::connect(VPCD_READER_0).unwrap());
+    card.transmit(&select).unwrap();
+    card.transmit(&tries).unwrap();
+    assert!(!card.transport().secret_presented());
+    assert_eq!(
+        card.transport().closing_disposition(),
+        Disposition::LeaveCard
+    );
+    let before = s.card.resets();
+    drop(card);
+    assert!(
+        !reset_after(&s, before),
+        "a plain connection reset the card"
+    );
+
+    // A PIN presented (whatever the card answered): dropping resets the card.
+    let mut card = Card::new(PcscTransport::connect(VPCD_READER_0).unwrap());
+    card.transmit(&verify).unwrap();
+    assert!(card.transport().secret_presented());
+    assert_eq!(
+        card.transport().closing_disposition(),
+        Disposition::ResetCard
+    );
+    let before = s.card.resets();
+    drop(card);
+    assert!(reset_after(&s, before), "the drop did not reset the card");
+
+    // Also inside a transaction, and through `close`.
+    let mut card = Card::new(PcscTransport::connect(VPCD_READER_0).unwrap());
+    card.transaction(|c| c.transmit(&verify)).unwrap();
+    let before = s.card.resets();
+    card.into_inner().close().unwrap();
+    assert!(reset_after(&s, before), "close did not reset the card");
+
+    // The explicit opt-in keeps the card unlocked.
+    let mut card = Card::new(PcscTransport::connect(VPCD_READER_0).unwrap());
+    card.transmit(&verify).unwrap();
+    card.transport_mut().keep_unlocked();
+    assert_eq!(
+        card.transport().closing_disposition(),
+        Disposition::LeaveCard
+    );
+    let before = s.card.resets();
+    drop(card);
+    assert!(!reset_after(&s, before), "keep_unlocked was ignored");
+
+    // `close_all` (a signal handler) closes a connection another part of the program still
+    // holds, resetting the card; the connection then only answers errors.
+    let mut held = PcscTransport::connect(VPCD_READER_0).unwrap();
+    held.transmit_raw(&verify.encode().unwrap()).unwrap();
+    let plain = PcscTransport::connect(VPCD_READER_0).unwrap();
+    let before = s.card.resets();
+    assert_eq!(tscns_apdu::pcsc::close_all(Duration::from_secs(10)), 2);
+    assert!(reset_after(&s, before), "close_all did not reset the card");
+    assert!(held.transmit_raw(&[0x00, 0xA4, 0x00, 0x00]).is_err());
+    drop((held, plain));
+}

@@ -65,8 +65,9 @@ enum Command {
 /// SIGINT (Ctrl-C), SIGTERM and SIGHUP end the program the way its normal end does for the card:
 /// every PC/SC connection to which a PIN or PUK was presented resets the card
 /// ([`tscns_apdu::pcsc::close_all`]), then the process exits with 128 + the signal number. Without
-/// this the signal would end the process at once; pcscd then resets the card of a dead client
-/// itself, but only as long as the process did not hand the card over cleanly first.
+/// this the signal would end the process at once, and pcscd would leave the card as it is for any
+/// other client already connected (it resets a dead client's card only if it died inside a
+/// transaction).
 #[cfg(all(unix, feature = "pcsc"))]
 fn reset_cards_on_signals() {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};

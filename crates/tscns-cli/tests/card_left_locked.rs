@@ -1,13 +1,19 @@
 //! No verified PIN outlives a `tscns` command: after each command that verifies the PIN on a card
 //! in a PC/SC reader (`card pin verify`, `card sign`, `fetch --reader`, `cohesion login --reader`),
-//! and after Ctrl-C, SIGTERM or SIGKILL in the middle of one, a second PC/SC client that sends
+//! and after Ctrl-C or SIGTERM in the middle of one, a second PC/SC client that sends
 //! MSE + PSO without VERIFY is refused with 6982 (security status not satisfied).
+//!
+//! The second client connects before the command runs and stays connected, as a program lying
+//! in wait would: pcscd then never powers the idle card off (pcsc-lite 1.9 does so about half a
+//! second after its last client left, which also ends a verified PIN, but only when nobody else
+//! holds the card).
 //!
 //! Through the middleware a citizen has: pcscd, the vpcd reader driver and a tscns-sim card
 //! served from this test process. Feature `system-tests` (scripts/test starts pcscd).
 #![cfg(feature = "system-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::cell::RefCell;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command as Process, Stdio};
@@ -32,6 +38,8 @@ const KEY_REFERENCE: u8 = 0x01;
 
 /// The card in the vpcd reader, with the reader lock held.
 struct Bed {
+    /// The second PC/SC client, connected from the start.
+    attacker: RefCell<Card<PcscTransport>>,
     /// Serves the card until the bed is dropped (before the lock is released).
     _server: VpcdServer,
     handle: SimHandle,
@@ -53,7 +61,15 @@ fn bed() -> Bed {
     );
     let reader = server.reader_name();
     wait_for_card(&reader, true, Duration::from_secs(10)).unwrap();
+    let attacker = Card::with_options(
+        PcscTransport::connect(&reader).unwrap(),
+        CardOptions {
+            extended_length: true,
+            ..CardOptions::default()
+        },
+    );
     Bed {
+        attacker: RefCell::new(attacker),
         handle: server.handle(),
         _server: server,
         profile,
@@ -72,43 +88,21 @@ impl Bed {
         self.dir.path().join(name).to_str().unwrap().to_owned()
     }
 
-    /// A second PC/SC client (this test process, a connection of its own, no VERIFY) asks the
+    /// The second PC/SC client (this test process, its own connection, no VERIFY) asks the
     /// card to sign: MSE RESTORE, MSE SET, PSO COMPUTE DIGITAL SIGNATURE of a modulus-sized
-    /// block. Returns the status word of the PSO.
+    /// block. A reset since its last command (the one that locked the card) only makes it
+    /// reconnect and try again, as an attacker would. Returns the status word of the PSO.
     fn second_client_signs(&self) -> StatusWord {
-        let transport = PcscTransport::connect(&self.reader).unwrap();
-        let mut card = Card::with_options(
-            transport,
-            CardOptions {
-                extended_length: true,
-                ..CardOptions::default()
-            },
-        );
-        let r = card
-            .transmit(&Command::new(0x00, 0x22, 0xF3, 0x03).with_le(256))
-            .unwrap();
-        assert_eq!(r.status(), StatusWord::SUCCESS, "MSE RESTORE");
-        let r = card
-            .transmit(&Command::new(0x00, 0x22, 0xF1, 0xB6).with_data(vec![
-                0x83,
-                0x01,
-                KEY_REFERENCE,
-            ]))
-            .unwrap();
-        assert_eq!(r.status(), StatusWord::SUCCESS, "MSE SET");
-        // 00 01 FF..FF: below any 2048-bit modulus.
-        let mut block = vec![0xFF; 256];
-        block[0] = 0x00;
-        block[1] = 0x01;
-        let r = card
-            .transmit(
-                &Command::new(0x00, 0x2A, 0x9E, 0x9A)
-                    .with_data(block)
-                    .with_le(256),
-            )
-            .unwrap();
+        let mut card = self.attacker.borrow_mut();
+        let status = match mse_pso(&mut card) {
+            Err(tscns_apdu::Error::CardReset) => {
+                card.reconnect().unwrap();
+                mse_pso(&mut card).unwrap()
+            }
+            other => other.unwrap(),
+        };
         assert!(!card.transport().secret_presented());
-        r.status()
+        status
     }
 
     /// The card is locked: the simulator says so and a second client cannot sign.
@@ -123,6 +117,28 @@ impl Bed {
             "after {after}: another PC/SC client could sign without the PIN"
         );
     }
+}
+
+/// MSE RESTORE, MSE SET and PSO on `card`; the status word of the PSO.
+fn mse_pso(card: &mut Card<PcscTransport>) -> Result<StatusWord, tscns_apdu::Error> {
+    let r = card.transmit(&Command::new(0x00, 0x22, 0xF3, 0x03).with_le(256))?;
+    assert_eq!(r.status(), StatusWord::SUCCESS, "MSE RESTORE");
+    let r = card.transmit(&Command::new(0x00, 0x22, 0xF1, 0xB6).with_data(vec![
+        0x83,
+        0x01,
+        KEY_REFERENCE,
+    ]))?;
+    assert_eq!(r.status(), StatusWord::SUCCESS, "MSE SET");
+    // 00 01 FF..FF: below any 2048-bit modulus.
+    let mut block = vec![0xFF; 256];
+    block[0] = 0x00;
+    block[1] = 0x01;
+    let r = card.transmit(
+        &Command::new(0x00, 0x2A, 0x9E, 0x9A)
+            .with_data(block)
+            .with_le(256),
+    )?;
+    Ok(r.status())
 }
 
 fn assert_ok(run: &Run, what: &str) {
@@ -385,22 +401,21 @@ fn ctrl_c_and_sigterm_reset_the_card_before_tscns_exits() {
 }
 
 #[test]
-fn pcscd_resets_the_card_of_a_client_killed_hard() {
-    // SIGKILL runs no handler: pcscd notices the client's socket close and disconnects its
-    // connection with a reset (pcsc-lite's cleanup of a dead client). Documented in
-    // tscns_apdu::pcsc; this checks it still holds.
+fn a_hard_kill_leaves_the_card_to_pcscd_which_keeps_it_unlocked_for_a_connected_client() {
+    // Documents the one case no code in the process can cover (see tscns_apdu::pcsc): SIGKILL
+    // runs no handler, and pcscd (pcsc-lite 1.9) disconnects a dead client's connection with a
+    // reset only if that client held a transaction at the time; otherwise it leaves the card as
+    // it is, and only powers it off once no other client is connected. A client connected
+    // before the kill can then still sign. If pcscd ever resets here, this test says so.
     let b = bed();
     let (mut running, _listener) = hanging_fetch(&b);
     running.0.kill().unwrap();
     let (code, _) = wait_end(&b, &mut running);
     assert_eq!(code, None, "killed by a signal");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while b.handle.pin_verified() {
-        assert!(
-            Instant::now() < deadline,
-            "pcscd did not reset the card of a killed client"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    b.assert_locked("SIGKILL during tscns fetch");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        b.handle.pin_verified(),
+        "pcscd now resets the card of a killed client: update tscns_apdu::pcsc's documentation"
+    );
+    assert_eq!(b.second_client_signs(), StatusWord::SUCCESS);
 }
