@@ -821,9 +821,44 @@ not_supported! {
     C_WrapKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
     C_UnwrapKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
     C_DeriveKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
-    C_SeedRandom(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
-    C_GenerateRandom(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
     C_WaitForSlotEvent(CK_FLAGS, *mut CK_SLOT_ID, *mut c_void);
+}
+
+/// The card's generator is not used (the token has no `CKF_RNG`): seeding is refused with the
+/// code PKCS#11 2.40 §5.15 names.
+#[no_mangle]
+unsafe extern "C" fn C_SeedRandom(h: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG) -> CK_RV {
+    entry("C_SeedRandom", || {
+        with_module(|m| {
+            m.check_session(h)?;
+            Err(CKR_RANDOM_SEED_NOT_SUPPORTED)
+        })
+    })
+}
+
+/// Random bytes from the operating system's generator (`getrandom`), for programs that ask
+/// any token for them (pkcs11-tool --test does); the card is not involved.
+#[no_mangle]
+unsafe extern "C" fn C_GenerateRandom(
+    h: CK_SESSION_HANDLE,
+    buf: *mut CK_BYTE,
+    len: CK_ULONG,
+) -> CK_RV {
+    entry("C_GenerateRandom", || {
+        with_module(|m| {
+            m.check_session(h)?;
+            let n = usize::try_from(len).map_err(|_| CKR_ARGUMENTS_BAD)?;
+            if n == 0 {
+                return Ok(());
+            }
+            if buf.is_null() || n > isize::MAX as usize {
+                return Err(CKR_ARGUMENTS_BAD);
+            }
+            // SAFETY: pRandomData holds ulRandomLen bytes (caller's guarantee), non-NULL.
+            let out = unsafe { std::slice::from_raw_parts_mut(buf, n) };
+            getrandom::getrandom(out).map_err(|_| CKR_FUNCTION_FAILED)
+        })
+    })
 }
 
 /// Legacy functions of parallel sessions (PKCS#11 2.40 §5.17): `CKR_FUNCTION_NOT_PARALLEL`.

@@ -69,6 +69,10 @@ enum Login {
     User,
     /// The PUK given with `CKU_SO`, kept (zeroized) only until `C_InitPIN` sends it once.
     So(Option<Puk>),
+    /// The PUK given with `CKU_CONTEXT_SPECIFIC` in a public session (pkcs11-tool
+    /// `--unlock-pin --login --login-type context-specific`), kept only until `C_SetPIN` or
+    /// `C_InitPIN` sends it once with the new PIN.
+    Unblock(Option<Puk>),
 }
 
 struct Token {
@@ -554,8 +558,8 @@ impl Module {
             (Login::So(_), _) => CKS_RW_SO_FUNCTIONS,
             (Login::User, true) => CKS_RW_USER_FUNCTIONS,
             (Login::User, false) => CKS_RO_USER_FUNCTIONS,
-            (Login::Public, true) => CKS_RW_PUBLIC_SESSION,
-            (Login::Public, false) => CKS_RO_PUBLIC_SESSION,
+            (Login::Public | Login::Unblock(_), true) => CKS_RW_PUBLIC_SESSION,
+            (Login::Public | Login::Unblock(_), false) => CKS_RO_PUBLIC_SESSION,
         };
         let flags = CKF_SERIAL_SESSION | if s.rw { CKF_RW_SESSION } else { 0 };
         Ok(SessionView {
@@ -638,8 +642,16 @@ impl Module {
             (CKU_USER, Login::So(_)) | (CKU_SO, Login::User) => {
                 return Err(CKR_USER_ANOTHER_ALREADY_LOGGED_IN)
             }
+            (CKU_CONTEXT_SPECIFIC, Login::Public) => {
+                // No key needs a context-specific login (CKA_ALWAYS_AUTHENTICATE is false):
+                // here it gives the PUK for a following C_SetPIN / C_InitPIN, as OpenSC's
+                // "set_pin_in_specific_context" unblock style does.
+                let p = puk(secret.ok_or(CKR_ARGUMENTS_BAD)?)?;
+                t.login = Login::Unblock(Some(p));
+                return Ok(());
+            }
             (CKU_CONTEXT_SPECIFIC, _) => return Err(CKR_OPERATION_NOT_INITIALIZED),
-            (CKU_USER | CKU_SO, Login::Public) => {}
+            (CKU_USER | CKU_SO, Login::Public | Login::Unblock(_)) => {}
             _ => return Err(CKR_USER_TYPE_INVALID),
         }
         if user == CKU_SO {
@@ -665,7 +677,7 @@ impl Module {
     /// `C_Logout`: the card is reset so that it forgets the PIN.
     pub fn logout(&mut self, h: CK_SESSION_HANDLE) -> Result<()> {
         let (_, t) = self.session(h)?;
-        if matches!(t.login, Login::Public) {
+        if matches!(t.login, Login::Public | Login::Unblock(_)) {
             return Err(CKR_USER_NOT_LOGGED_IN);
         }
         t.reset_if_needed();
@@ -683,13 +695,22 @@ impl Module {
             return Err(CKR_SESSION_READ_ONLY);
         }
         let puk = match &mut t.login {
-            Login::So(p) => p.take().ok_or(CKR_USER_NOT_LOGGED_IN)?,
+            Login::So(p) | Login::Unblock(p) => p.take().ok_or(CKR_USER_NOT_LOGGED_IN)?,
             _ => return Err(CKR_USER_NOT_LOGGED_IN),
         };
         let new = pin(new.ok_or(CKR_ARGUMENTS_BAD)?)?;
+        self.unblock(h, puk, &new)
+    }
+
+    /// RESET RETRY COUNTER, the PUK sent once and dropped.
+    fn unblock(&mut self, h: CK_SESSION_HANDLE, puk: Puk, new: &Pin) -> Result<()> {
+        let (_, t) = self.session(h)?;
         t.secret_sent = true;
-        let r = t.card.unblock_pin(&puk, &new);
+        let r = t.card.unblock_pin(&puk, new);
         drop(puk);
+        if matches!(t.login, Login::Unblock(_)) {
+            t.login = Login::Public;
+        }
         match r {
             Ok(()) => {
                 t.tries_left = None;
@@ -713,6 +734,19 @@ impl Module {
         if matches!(t.login, Login::So(_)) {
             // Changing the PUK is not offered.
             return Err(CKR_FUNCTION_NOT_SUPPORTED);
+        }
+        if let Login::Unblock(p) = &mut t.login {
+            let puk = p.take().ok_or(CKR_USER_NOT_LOGGED_IN)?;
+            let new = pin(new.ok_or(CKR_ARGUMENTS_BAD)?)?;
+            return self.unblock(h, puk, &new);
+        }
+        if t.tries_left == Some(0) && matches!(t.login, Login::Public) {
+            // The PIN is blocked, so CHANGE REFERENCE DATA cannot succeed: the "old PIN" of a
+            // C_SetPIN in a public session is then the PUK (OpenSC's
+            // "set_pin_in_unlogged_session" unblock style, pkcs11-tool --unlock-pin --puk).
+            let puk = puk(old.ok_or(CKR_ARGUMENTS_BAD)?)?;
+            let new = pin(new.ok_or(CKR_ARGUMENTS_BAD)?)?;
+            return self.unblock(h, puk, &new);
         }
         let old = pin(old.ok_or(CKR_ARGUMENTS_BAD)?)?;
         let new = pin(new.ok_or(CKR_ARGUMENTS_BAD)?)?;
