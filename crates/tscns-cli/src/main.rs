@@ -25,6 +25,7 @@ mod cohesion;
 mod demo;
 mod fetch;
 mod key_source;
+mod middleware;
 mod readers;
 
 /// Use the Italian TS-CNS smart card (Tessera Sanitaria – Carta Nazionale dei Servizi).
@@ -56,6 +57,10 @@ enum Command {
     /// The main job: the citizen's whole smart-card login to a municipal site through Cohesion, in
     /// one process on loopback (real card if a reader holds one, else the simulated card).
     Demo(demo::Args),
+    /// The browser "middleware": register the TS-CNS PKCS#11 module with p11-kit, Chromium and
+    /// Firefox, show where it is registered and which cards it sees, or remove it.
+    #[command(subcommand)]
+    Middleware(middleware::Cmd),
 }
 
 fn main() -> ExitCode {
@@ -68,5 +73,6 @@ fn main() -> ExitCode {
         Command::Card(cmd) => card::run(cmd),
         Command::Cohesion(cmd) => cohesion::run(cmd),
         Command::Demo(args) => demo::run(args),
+        Command::Middleware(cmd) => middleware::run(cmd),
     }
 }
