@@ -3,7 +3,7 @@
 
 # Debian packages: the middleware the tests drive (see shared/testbed.md) and what builds pcsc-sys.
 TSCNS_BUILD_PACKAGES=(libpcsclite-dev pkg-config)
-TSCNS_TEST_PACKAGES=(pcscd libpcsclite-dev pkg-config vsmartcard-vpcd softhsm2 opensc opensc-pkcs11 pcsc-tools openssl)
+TSCNS_TEST_PACKAGES=(pcscd libpcsclite-dev pkg-config vsmartcard-vpcd softhsm2 opensc opensc-pkcs11 pcsc-tools openssl libnss3-tools gnutls-bin libengine-pkcs11-openssl curl)
 
 # Installs whichever of the given Debian packages are missing (apt-get update first).
 tscns_install_packages() {
@@ -80,4 +80,10 @@ tscns_stop_pcscd() {
         echo "stopped pcscd (pid $TSCNS_PCSCD_PID)"
     fi
     TSCNS_PCSCD_PID=""
+}
+
+# The workspace's package names, one a line (from cargo metadata, so a new crate is never forgotten).
+tscns_workspace_crates() {
+    cargo metadata --locked --no-deps --format-version 1 |
+        python3 -c 'import json, sys; print("\n".join(p["name"] for p in json.load(sys.stdin)["packages"]))'
 }

@@ -446,6 +446,45 @@ impl<T: Transport> CnsCard<T> {
         let block = emsa::pss_block(hash, digest, bits)?;
         self.sign_raw_block(&block)
     }
+
+    // ---- connection state --------------------------------------------------------------------
+
+    /// Asks the card for the PIN's tries left with a data-less VERIFY (`00 20 00 <ref>`,
+    /// ISO 7816-4 §11.5.6: "no data field" asks for the verification state). Returns the tries
+    /// left when the card says them (`Some(0)`: blocked), `None` when it does not (e.g. `9000`
+    /// because the PIN is verified in this card session).
+    ///
+    /// Whether every CNS card answers this without consuming a try is not confirmed publicly:
+    /// call it only where the user asked for it (the PKCS#11 module's `query_pin_tries`).
+    pub fn query_pin_tries(&mut self) -> Result<Option<u8>, Error> {
+        let cmd = Command::new(0x00, 0x20, 0x00, self.st.recognition.quirks.pin_reference);
+        let r = self.transmit_secret(&cmd)?;
+        let sw = r.status().to_u16();
+        let tries = match sw {
+            0x63C0..=0x63CF => Some((sw & 0x0F) as u8),
+            0x6983 => Some(0),
+            _ => None,
+        };
+        if tries.is_some() {
+            self.st.tries_left = tries;
+        }
+        Ok(tries)
+    }
+
+    /// Resets the card through `reset` (e.g. a PC/SC warm reset with
+    /// `PcscTransport::reconnect_with(Disposition::ResetCard)`) so that it forgets a verified
+    /// PIN, and forgets the connection state that went with it (selected file, security
+    /// environment). The identity read stays cached: it is the same card.
+    pub fn reset_with(
+        &mut self,
+        reset: impl FnOnce(&mut T) -> Result<(), tscns_apdu::Error>,
+    ) -> Result<(), Error> {
+        self.st.selected = None;
+        self.st.security_env_set = false;
+        self.st.pin_verified = false;
+        self.st.pin_state_lost = false;
+        reset(self.card.transport_mut()).map_err(Error::from)
+    }
 }
 
 /// Operations inside one transaction.

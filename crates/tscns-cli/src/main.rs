@@ -27,6 +27,7 @@ mod demo;
 mod fetch;
 mod hint;
 mod key_source;
+mod middleware;
 mod readers;
 mod simulated;
 
@@ -60,6 +61,10 @@ enum Command {
     /// The main job: the citizen's whole smart-card login to a municipal site through Cohesion, in
     /// one process on loopback (real card if a reader holds one, else the simulated card).
     Demo(demo::Args),
+    /// The browser "middleware": register the TS-CNS PKCS#11 module with p11-kit, Chromium and
+    /// Firefox, show where it is registered and which cards it sees, or remove it.
+    #[command(subcommand)]
+    Middleware(middleware::Cmd),
 }
 
 /// SIGINT (Ctrl-C), SIGTERM and SIGHUP end the program the way its normal end does for the card:
@@ -107,5 +112,6 @@ fn main() -> ExitCode {
         Command::Cohesion(cmd) => cohesion::run(cmd),
         #[cfg(feature = "demo")]
         Command::Demo(args) => demo::run(args),
+        Command::Middleware(cmd) => middleware::run(cmd),
     }
 }

@@ -1,0 +1,184 @@
+//! Shared by the system tests: the built module, a tscns-sim card in vpcd reader 1 under the
+//! reader lock, external programs run with a deadline, scratch directories.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tscns_apdu::testing::{ReaderLock, PCSCD_HOWTO, VPCD_PORT_1, VPCD_READER_1};
+use tscns_sim::{serve_vpcd, Profile, SimCard, SimHandle, VpcdServer};
+
+/// These tests take vpcd reader 1 (as tscns-sim's OpenSC tests do); the module is told to see
+/// only that reader, so a card another crate's test put in reader 0 is left alone.
+pub const PORT: u16 = VPCD_PORT_1;
+/// Its PC/SC name.
+pub const READER: &str = VPCD_READER_1;
+
+/// Every built-in maker profile, 1024 and 2048 bits.
+pub const PROFILES: [&str; 7] = [
+    "default",
+    "stincard-1024",
+    "athena-1024",
+    "idemia-v2-1024",
+    "idemia-v2-2048",
+    "idemia2021-2048",
+    "nfc-bare-2048",
+];
+
+/// The module cargo built next to this test binary (`target/<profile>/libtscns_pkcs11_module.so`).
+pub fn module_path() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    for dir in [deps, deps.parent().unwrap()] {
+        let p = dir.join("libtscns_pkcs11_module.so");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!(
+        "libtscns_pkcs11_module.so not found next to {}: build it with `cargo build -p tscns-pkcs11-module`",
+        exe.display()
+    );
+}
+
+/// A simulated card in the vpcd reader; taken out (and the reader seen empty) when dropped.
+pub struct Plugged {
+    server: Option<VpcdServer>,
+    pub handle: SimHandle,
+    pub profile: Profile,
+    _lock: ReaderLock,
+}
+
+impl Plugged {
+    pub fn new(name: &str) -> Plugged {
+        assert!(
+            Path::new("/run/pcscd/pcscd.comm").exists(),
+            "pcscd is not running: {PCSCD_HOWTO}"
+        );
+        let lock = ReaderLock::acquire(PORT, Duration::from_secs(600))
+            .unwrap_or_else(|e| panic!("cannot lock vpcd reader {READER}: {e}"));
+        let _ = tscns_apdu::pcsc::wait_for_card(READER, false, Duration::from_secs(10));
+        let profile = Profile::builtin(name).unwrap();
+        let card = SimCard::new(&profile).unwrap();
+        let handle = card.handle();
+        let server = serve_vpcd(card, PORT).unwrap_or_else(|e| panic!("{e}\n{PCSCD_HOWTO}"));
+        assert!(
+            server.wait_ready(Duration::from_secs(10)),
+            "vpcd card not ready: {PCSCD_HOWTO}"
+        );
+        tscns_apdu::pcsc::wait_for_card(READER, true, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("the card did not show up in {READER}: {e}"));
+        Plugged {
+            server: Some(server),
+            handle,
+            profile,
+            _lock: lock,
+        }
+    }
+
+    /// Pulls the card out (the lock stays held until drop).
+    pub fn remove(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop();
+        }
+        let _ = tscns_apdu::pcsc::wait_for_card(READER, false, Duration::from_secs(10));
+    }
+}
+
+impl Drop for Plugged {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// An external program's result.
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn all(&self) -> String {
+        format!(
+            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+
+    pub fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// Runs `program` with `env`, a deadline, and the test failing with a hint when it is missing.
+pub fn run_env(program: &str, args: &[&str], env: &[(&str, &str)], timeout: Duration) -> Output {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap_or_else(|e| {
+        panic!("cannot run {program}: {e} (Debian packages opensc, openssl, libnss3-tools, gnutls-bin; or run scripts/test)")
+    });
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + timeout;
+    let code = loop {
+        match child.try_wait().unwrap() {
+            Some(st) => break st.code(),
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{program} {args:?} did not finish within {timeout:?} and was killed");
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    Output {
+        code,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    }
+}
+
+/// A fresh scratch directory, removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        let d = std::env::temp_dir().join(format!("tscns-p11m-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Scratch(d)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    pub fn str(&self, name: &str) -> String {
+        self.path(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
