@@ -1,0 +1,180 @@
+//! Sealed certificates per second: record read, eligibility, PDF/A, PAdES seal and the store
+//! transaction, on SQLite and (with `TSCNS_TEST_POSTGRES_URL`) PostgreSQL, beside the bare
+//! RSA-2048 PKCS#1 v1.5 signing rate of the same key (one signature per certificate is the floor).
+//!
+//! `cargo bench -p tscns-cityportal --bench cityportal`
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use time::OffsetDateTime;
+use tscns_cert::CodiceFiscale;
+use tscns_cityportal::domain::{CertificateKind, MarcaId, Purpose, Stamp};
+use tscns_cityportal::issue::{issue_certificate, IssueRequest};
+use tscns_cityportal::registry::Registry;
+use tscns_cityportal::store::Store;
+use tscns_tls::{SignatureScheme, SigningKey};
+
+static MARCA: AtomicU64 = AtomicU64::new(0);
+
+fn next_marca() -> Stamp {
+    let n = MARCA.fetch_add(1, Ordering::Relaxed);
+    Stamp::Marca(MarcaId::parse(&format!("{:014}", 20_000_000_000_000u64 + n)).unwrap())
+}
+
+async fn issue_one(store: &Store, key: &dyn SigningKey) {
+    let mario = CodiceFiscale::parse("RSSMRA80A01H501U").unwrap();
+    let luca = CodiceFiscale::parse("RSSLCU10C15H769O").unwrap();
+    let stamp = next_marca();
+    let purpose = Purpose::ordinary();
+    issue_certificate(
+        store,
+        key,
+        &IssueRequest {
+            municipality: "H769",
+            requester: &mario,
+            auth_level: 4,
+            remote_addr: "127.0.0.1",
+            subject: &luca,
+            kind: CertificateKind::StatoDiFamiglia,
+            purpose: &purpose,
+            stamp: Some(&stamp),
+            portal_base_url: common::BASE,
+            now: OffsetDateTime::now_utc(),
+        },
+    )
+    .await
+    .unwrap();
+}
+
+fn per_second(n: u32, f: &mut dyn FnMut()) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    f64::from(n) / start.elapsed().as_secs_f64()
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let key = common::seal_pki().key();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::from_json(tscns_cityportal::SAN_BENEDETTO_FIXTURE.as_bytes()).unwrap();
+    let mut engines = vec![("sqlite", common::fresh_sqlite(&dir))];
+    if std::env::var(common::POSTGRES_ENV).is_ok() {
+        engines.push(("postgres", rt.block_on(common::fresh_postgres())));
+    } else {
+        eprintln!(
+            "PostgreSQL skipped: set {} (scripts/lib.sh's tscns_start_postgres prints it)",
+            common::POSTGRES_ENV
+        );
+    }
+    let message = [0x5au8; 256];
+    let mut g = c.benchmark_group("cityportal");
+    g.throughput(Throughput::Elements(1));
+    g.measurement_time(Duration::from_secs(10));
+    g.bench_function("bare_rsa2048_pkcs1_sha256_sign", |b| {
+        b.iter(|| key.sign(SignatureScheme::Pkcs1Sha256, &message).unwrap())
+    });
+    let mut summary = Vec::new();
+    for (name, url) in &engines {
+        let store = rt.block_on(Store::open(url)).unwrap();
+        rt.block_on(store.import(&registry)).unwrap();
+        g.bench_function(format!("sealed_certificate_{name}"), |b| {
+            b.iter(|| rt.block_on(issue_one(&store, &key)))
+        });
+        let rate = per_second(100, &mut || rt.block_on(issue_one(&store, &key)));
+        summary.push((*name, rate));
+        rt.block_on(store.close());
+    }
+    g.finish();
+    phases(&rt, &key, &engines, &registry);
+    let bare = per_second(200, &mut || {
+        key.sign(SignatureScheme::Pkcs1Sha256, &message).unwrap();
+    });
+    println!("\nbare RSA-2048 PKCS#1 v1.5 SHA-256 signing: {bare:.0} signatures/s");
+    for (name, rate) in summary {
+        println!(
+            "sealed certificates on {name}: {rate:.0}/s = {:.0}% of the bare signing rate",
+            100.0 * rate / bare
+        );
+    }
+}
+
+/// Where the time of one sealed certificate goes (mean of 20), printed beside the figures.
+fn phases(
+    rt: &tokio::runtime::Runtime,
+    key: &dyn SigningKey,
+    engines: &[(&str, String)],
+    registry: &Registry,
+) {
+    use tscns_cityportal::documents::{certificate_pdf, seal, CertificateContent, SealInfo};
+    let n = 20u32;
+    let rec = registry
+        .record(&CodiceFiscale::parse("RSSLCU10C15H769O").unwrap())
+        .unwrap();
+    let ids = Store::new_certificate_ids("H769").unwrap();
+    let stamp = next_marca();
+    let content = CertificateContent {
+        record: &rec,
+        kind: CertificateKind::StatoDiFamiglia,
+        destination: tscns_cityportal::domain::Destination::Ordinaria,
+        stamp: Some(&stamp),
+        ids: &ids,
+        issued_at: OffsetDateTime::now_utc(),
+        portal_base_url: common::BASE,
+    };
+    let t = Instant::now();
+    let mut pdf = Vec::new();
+    for _ in 0..n {
+        pdf = certificate_pdf(&content).unwrap();
+    }
+    let pdf_ms = t.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
+    let info = SealInfo {
+        name: "Comune".into(),
+        location: "San Benedetto del Tronto".into(),
+        reason: format!("Certificato n. {}", ids.id),
+        signing_time: OffsetDateTime::now_utc(),
+    };
+    let t = Instant::now();
+    for _ in 0..n {
+        seal(&pdf, key, &info).unwrap();
+    }
+    let seal_ms = t.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
+    println!("\nper certificate: PDF/A {pdf_ms:.1} ms, PAdES seal {seal_ms:.1} ms");
+    for (name, url) in engines {
+        let store = rt.block_on(Store::open(url)).unwrap();
+        let mario = CodiceFiscale::parse("RSSMRA80A01H501U").unwrap();
+        let t = Instant::now();
+        for _ in 0..n {
+            rt.block_on(store.record("H769", &mario)).unwrap();
+        }
+        let read_ms = t.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
+        let t = Instant::now();
+        for _ in 0..n {
+            let c = common::sample_certificate(
+                Some(&format!(
+                    "{:014}",
+                    30_000_000_000_000u64 + MARCA.fetch_add(1, Ordering::Relaxed)
+                )),
+                pdf.clone(),
+            );
+            rt.block_on(store.issue(&c, &common::issue_audit(&c)))
+                .unwrap();
+        }
+        let tx_ms = t.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
+        println!("{name}: record read {read_ms:.1} ms, issue transaction {tx_ms:.1} ms");
+        rt.block_on(store.close());
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

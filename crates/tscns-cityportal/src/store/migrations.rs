@@ -1,0 +1,110 @@
+//! Versioned migrations, one list per engine, run in order when the store opens. A version once
+//! released is never edited: changes come as a new version.
+
+use sqlx::{AnyPool, Executor, Row};
+
+use super::{Engine, StoreError};
+
+/// One migration: version, name, statements for SQLite, statements for PostgreSQL.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static [&'static str],
+    postgres: &'static [&'static str],
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "registry, certificates, marche, self-declarations, sessions, audit log",
+    sqlite: &[
+        "CREATE TABLE municipalities (cadastral_code TEXT PRIMARY KEY, data TEXT NOT NULL)",
+        "CREATE TABLE families (municipality TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (municipality, id))",
+        "CREATE TABLE people (municipality TEXT NOT NULL, codice_fiscale TEXT NOT NULL, family_id TEXT, data TEXT NOT NULL, PRIMARY KEY (municipality, codice_fiscale))",
+        "CREATE INDEX people_family ON people (municipality, family_id)",
+        "CREATE TABLE certificates (id TEXT PRIMARY KEY, verification_code TEXT NOT NULL UNIQUE, municipality TEXT NOT NULL, kind INTEGER NOT NULL, subject TEXT NOT NULL, requester TEXT NOT NULL, stamp TEXT NOT NULL, marca TEXT UNIQUE, destination INTEGER NOT NULL, issued_at INTEGER NOT NULL, sha256 TEXT NOT NULL, pdf BLOB NOT NULL)",
+        "CREATE TABLE used_marche (marca TEXT PRIMARY KEY, certificate_id TEXT NOT NULL, used_at INTEGER NOT NULL)",
+        "CREATE TABLE self_declarations (id TEXT PRIMARY KEY, declarant TEXT NOT NULL, facts TEXT NOT NULL, issued_at INTEGER NOT NULL, sha256 TEXT NOT NULL)",
+        "CREATE TABLE sessions (id TEXT PRIMARY KEY, codice_fiscale TEXT NOT NULL, auth_level INTEGER NOT NULL, csrf_token TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, data TEXT NOT NULL)",
+        "CREATE TABLE audit_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, actor TEXT NOT NULL, auth_level INTEGER NOT NULL, action TEXT NOT NULL, subject TEXT, at INTEGER NOT NULL, remote_addr TEXT NOT NULL, outcome TEXT NOT NULL)",
+        "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+        "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+    ],
+    postgres: &[
+        "CREATE TABLE municipalities (cadastral_code TEXT PRIMARY KEY, data TEXT NOT NULL)",
+        "CREATE TABLE families (municipality TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (municipality, id))",
+        "CREATE TABLE people (municipality TEXT NOT NULL, codice_fiscale TEXT NOT NULL, family_id TEXT, data TEXT NOT NULL, PRIMARY KEY (municipality, codice_fiscale))",
+        "CREATE INDEX people_family ON people (municipality, family_id)",
+        "CREATE TABLE certificates (id TEXT PRIMARY KEY, verification_code TEXT NOT NULL UNIQUE, municipality TEXT NOT NULL, kind BIGINT NOT NULL, subject TEXT NOT NULL, requester TEXT NOT NULL, stamp TEXT NOT NULL, marca TEXT UNIQUE, destination BIGINT NOT NULL, issued_at BIGINT NOT NULL, sha256 TEXT NOT NULL, pdf BYTEA NOT NULL)",
+        "CREATE TABLE used_marche (marca TEXT PRIMARY KEY, certificate_id TEXT NOT NULL, used_at BIGINT NOT NULL)",
+        "CREATE TABLE self_declarations (id TEXT PRIMARY KEY, declarant TEXT NOT NULL, facts TEXT NOT NULL, issued_at BIGINT NOT NULL, sha256 TEXT NOT NULL)",
+        "CREATE TABLE sessions (id TEXT PRIMARY KEY, codice_fiscale TEXT NOT NULL, auth_level BIGINT NOT NULL, csrf_token TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, data TEXT NOT NULL)",
+        "CREATE TABLE audit_log (seq BIGSERIAL PRIMARY KEY, actor TEXT NOT NULL, auth_level BIGINT NOT NULL, action TEXT NOT NULL, subject TEXT, at BIGINT NOT NULL, remote_addr TEXT NOT NULL, outcome TEXT NOT NULL)",
+        "CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$",
+        "CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()",
+    ],
+}];
+
+/// The newest version this program knows.
+pub(crate) fn latest() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// Applies the pending migrations, each in its own transaction. On PostgreSQL an advisory lock
+/// keeps two instances starting together from racing.
+pub(crate) async fn run(pool: &AnyPool, engine: Engine) -> Result<(), StoreError> {
+    let mut conn = pool.acquire().await?;
+    if engine == Engine::Postgres {
+        // Arbitrary constant key for this crate's migrations.
+        conn.execute("SELECT pg_advisory_lock(7206011)").await?;
+    }
+    let result = apply(&mut conn, engine).await;
+    if engine == Engine::Postgres {
+        conn.execute("SELECT pg_advisory_unlock(7206011)").await?;
+    }
+    result
+}
+
+async fn apply(conn: &mut sqlx::AnyConnection, engine: Engine) -> Result<(), StoreError> {
+    let create = match engine {
+        Engine::Sqlite => {
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)"
+        }
+        Engine::Postgres => {
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL)"
+        }
+    };
+    conn.execute(create).await?;
+    let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
+        .fetch_one(&mut *conn)
+        .await?;
+    let current: i64 = row.try_get("v")?;
+    if current > latest() {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known: latest(),
+        });
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let err = |source| StoreError::Migration {
+            version: m.version,
+            name: m.name,
+            source,
+        };
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(err)?;
+        let statements = match engine {
+            Engine::Sqlite => m.sqlite,
+            Engine::Postgres => m.postgres,
+        };
+        for s in statements {
+            tx.execute(*s).await.map_err(err)?;
+        }
+        sqlx::query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)")
+            .bind(m.version)
+            .bind(m.name)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+    }
+    Ok(())
+}

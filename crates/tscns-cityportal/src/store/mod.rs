@@ -1,0 +1,752 @@
+//! The store: the registry, issued certificates and self-declarations, used marche da bollo,
+//! sessions and the append-only audit log.
+//!
+//! One [`Store`] API, two engines chosen by URL, one code path (sqlx's `Any` driver with runtime
+//! queries: no live database is needed at build time):
+//! - `sqlite://PATH`: the embedded default, created on first use, in WAL mode;
+//! - `postgres://USER@HOST:PORT/DB`: several portal instances in front of one database.
+//!
+//! Migrations are versioned (table `schema_migrations`) and run when the store opens. Issuing is
+//! one transaction: the marca is claimed, the certificate is stored and the audit line is written,
+//! or nothing is. A marca is used once whichever instance sees it (a primary key, not a check in
+//! memory); certificate ids and verification codes come from the operating system's random
+//! generator, never from a per-process counter.
+
+mod migrations;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+use time::OffsetDateTime;
+use tscns_cert::CodiceFiscale;
+
+use crate::domain::{
+    CertificateKind, Destination, Family, Municipality, Person, RegistryRecord, Stamp,
+};
+use crate::registry::{build_record, Registry};
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The URL is neither `sqlite://` nor `postgres://`.
+    #[error("store URL {0:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE")]
+    UnsupportedUrl(String),
+    /// The database could not be reached or answered with an error.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration {version} ({name}): {source}")]
+    Migration {
+        /// Version number.
+        version: i64,
+        /// Name.
+        name: &'static str,
+        /// The database error.
+        source: sqlx::Error,
+    },
+    /// The database has a schema newer than this program knows.
+    #[error("the database schema is at version {found}, newer than this program's {known}: upgrade the portal")]
+    SchemaTooNew {
+        /// Version in the database.
+        found: i64,
+        /// Newest version this program knows.
+        known: i64,
+    },
+    /// The marca da bollo was already used for another document.
+    #[error("this marca da bollo ({0}) has already been used for another document: each marca is valid for one document only")]
+    MarcaAlreadyUsed(String),
+    /// A row that this program cannot read back (edited by hand, or a bug).
+    #[error("corrupt row in {table}: {reason}")]
+    Corrupt {
+        /// Table.
+        table: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The operating system's random generator failed.
+    #[error("random generator: {0}")]
+    Random(String),
+}
+
+/// The database engine behind a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// An issued certificate, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCertificate {
+    /// Certificate id (printed on it, part of the verification URL).
+    pub id: String,
+    /// Verification code (at least 64 random bits).
+    pub verification_code: String,
+    /// Municipality (cadastral code).
+    pub municipality: String,
+    /// Kind.
+    pub kind: CertificateKind,
+    /// Subject's codice fiscale.
+    pub subject: String,
+    /// Requester's codice fiscale.
+    pub requester: String,
+    /// Stamp (`None`: exempt by law).
+    pub stamp: Option<Stamp>,
+    /// Destination.
+    pub destination: Destination,
+    /// Issue time.
+    pub issued_at: OffsetDateTime,
+    /// SHA-256 of `pdf`, lower-case hex.
+    pub sha256: String,
+    /// The sealed PDF.
+    pub pdf: Vec<u8>,
+}
+
+/// Fresh, unguessable identifiers for a certificate about to be issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateIds {
+    /// Certificate id: the municipality's cadastral code and 80 random bits, e.g.
+    /// `H769-7QX2M4K9PA3HZT1C`.
+    pub id: String,
+    /// Verification code: 80 random bits in Crockford base 32, in groups of four.
+    pub verification_code: String,
+}
+
+/// A self-declaration's metadata (the PDF itself is not kept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelfDeclarationRecord {
+    /// Id.
+    pub id: String,
+    /// Declarant's codice fiscale.
+    pub declarant: String,
+    /// Slugs of the declared facts.
+    pub facts: Vec<String>,
+    /// When it was produced.
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: OffsetDateTime,
+    /// SHA-256 of the PDF given to the citizen.
+    pub sha256: String,
+}
+
+/// One line of the audit log: who, what, about whom, when, from where, with what outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Who: the logged-in citizen's codice fiscale (or `-` for the system).
+    pub actor: String,
+    /// Their authentication level (Cohesion `AuthLevel`, e.g. 4 for a smart card).
+    pub auth_level: i64,
+    /// What, e.g. `certificate.issue`.
+    pub action: String,
+    /// About whom (codice fiscale), if anyone.
+    pub subject: Option<String>,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// From which address.
+    pub remote_addr: String,
+    /// With what outcome, e.g. `ok` or the refusal.
+    pub outcome: String,
+}
+
+/// A login session (used by the portal server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Session id (the cookie value; random).
+    pub id: String,
+    /// The citizen's codice fiscale.
+    pub codice_fiscale: String,
+    /// Authentication level.
+    pub auth_level: i64,
+    /// CSRF token bound to the session.
+    pub csrf_token: String,
+    /// Created.
+    pub created_at: OffsetDateTime,
+    /// Expires.
+    pub expires_at: OffsetDateTime,
+    /// Opaque data for the server (JSON).
+    pub data: String,
+}
+
+/// The store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    engine: Engine,
+}
+
+/// Lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `n` random bytes from the operating system.
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
+    let mut b = [0u8; N];
+    getrandom::getrandom(&mut b).map_err(|e| StoreError::Random(e.to_string()))?;
+    Ok(b)
+}
+
+/// Crockford base 32 of 80 bits (16 characters).
+fn base32_80(b: &[u8; 10]) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let mut n: u128 = 0;
+    for &x in b {
+        n = (n << 8) | u128::from(x);
+    }
+    (0..16)
+        .rev()
+        .map(|i| char::from(ALPHABET[((n >> (i * 5)) & 31) as usize]))
+        .collect()
+}
+
+fn unix(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+fn from_unix(table: &'static str, s: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp(s).map_err(|e| StoreError::Corrupt {
+        table,
+        reason: e.to_string(),
+    })
+}
+
+fn corrupt(table: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
+    move |e| StoreError::Corrupt {
+        table,
+        reason: e.to_string(),
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => {
+            d.is_unique_violation()
+                || matches!(d.code().as_deref(), Some("23505" | "2067" | "1555"))
+        }
+        _ => false,
+    }
+}
+
+impl Store {
+    /// Opens (and on first use creates) the store at `url`, then runs the pending migrations.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (engine, url) = if let Some(rest) = url.strip_prefix("sqlite://") {
+            let url = if rest.contains('?') {
+                url.to_string()
+            } else {
+                format!("sqlite://{rest}?mode=rwc")
+            };
+            (Engine::Sqlite, url)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Engine::Postgres, url.to_string())
+        } else {
+            return Err(StoreError::UnsupportedUrl(
+                url.split('@')
+                    .next_back()
+                    .unwrap_or("")
+                    .chars()
+                    .take(80)
+                    .collect(),
+            ));
+        };
+        let mut options = AnyPoolOptions::new()
+            .max_connections(if engine == Engine::Sqlite { 4 } else { 8 })
+            .acquire_timeout(Duration::from_secs(30));
+        if engine == Engine::Sqlite {
+            options = options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 30000").await?;
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(&url).await?;
+        let store = Store { pool, engine };
+        migrations::run(&store.pool, engine).await?;
+        Ok(store)
+    }
+
+    /// The engine behind this store.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Closes the connections.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The schema version (the newest migration applied).
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("v")?)
+    }
+
+    /// SQLite's journal mode (`wal`), for checks; `None` on PostgreSQL.
+    pub async fn sqlite_journal_mode(&self) -> Result<Option<String>, StoreError> {
+        if self.engine != Engine::Sqlite {
+            return Ok(None);
+        }
+        let row = sqlx::query("PRAGMA journal_mode")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Some(row.try_get::<String, _>(0)?))
+    }
+
+    // ---- registry ----
+
+    /// Replaces the municipality's registry with `registry`, in one transaction.
+    pub async fn import(&self, registry: &Registry) -> Result<(), StoreError> {
+        let m = registry.municipality();
+        let code = m.cadastral_code.as_str();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM people WHERE municipality = $1")
+            .bind(code)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM families WHERE municipality = $1")
+            .bind(code)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM municipalities WHERE cadastral_code = $1")
+            .bind(code)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO municipalities (cadastral_code, data) VALUES ($1, $2)")
+            .bind(code)
+            .bind(serde_json::to_string(m).map_err(corrupt("municipalities"))?)
+            .execute(&mut *tx)
+            .await?;
+        for f in registry.families() {
+            sqlx::query("INSERT INTO families (municipality, id, data) VALUES ($1, $2, $3)")
+                .bind(code)
+                .bind(f.id.as_str())
+                .bind(serde_json::to_string(f).map_err(corrupt("families"))?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for p in registry.people() {
+            sqlx::query(
+                "INSERT INTO people (municipality, codice_fiscale, family_id, data) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(code)
+            .bind(p.codice_fiscale.canonical().as_str().to_string())
+            .bind(p.family.clone())
+            .bind(serde_json::to_string(p).map_err(corrupt("people"))?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The municipality with this cadastral code, if imported.
+    pub async fn municipality(&self, code: &str) -> Result<Option<Municipality>, StoreError> {
+        let row = sqlx::query("SELECT data FROM municipalities WHERE cadastral_code = $1")
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            serde_json::from_str(&r.try_get::<String, _>("data")?)
+                .map_err(corrupt("municipalities"))
+        })
+        .transpose()
+    }
+
+    /// The record of a person of municipality `code` (`None`: not in this registry).
+    pub async fn record(
+        &self,
+        code: &str,
+        cf: &CodiceFiscale,
+    ) -> Result<Option<RegistryRecord>, StoreError> {
+        // Two round trips: the person with municipality and family, then the family's people.
+        let row = sqlx::query(
+            "SELECT p.data AS person, m.data AS municipality, f.data AS family \
+             FROM people p JOIN municipalities m ON m.cadastral_code = p.municipality \
+             LEFT JOIN families f ON f.municipality = p.municipality AND f.id = p.family_id \
+             WHERE p.municipality = $1 AND p.codice_fiscale = $2",
+        )
+        .bind(code)
+        .bind(cf.canonical().as_str().to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let person: Person = serde_json::from_str(&row.try_get::<String, _>("person")?)
+            .map_err(corrupt("people"))?;
+        let municipality: Municipality =
+            serde_json::from_str(&row.try_get::<String, _>("municipality")?)
+                .map_err(corrupt("municipalities"))?;
+        let family: Option<Family> = row
+            .try_get::<Option<String>, _>("family")?
+            .map(|f| serde_json::from_str(&f).map_err(corrupt("families")))
+            .transpose()?;
+        let members = match &family {
+            Some(f) => {
+                let rows = sqlx::query(
+                    "SELECT data FROM people WHERE municipality = $1 AND family_id = $2 ORDER BY codice_fiscale",
+                )
+                .bind(code)
+                .bind(f.id.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        serde_json::from_str::<Person>(&r.try_get::<String, _>("data")?)
+                            .map_err(corrupt("people"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+            None => Vec::new(),
+        };
+        Ok(Some(build_record(municipality, person, family, &members)))
+    }
+
+    // ---- certificates ----
+
+    /// Fresh identifiers for a certificate of municipality `code` (80 random bits each).
+    pub fn new_certificate_ids(code: &str) -> Result<CertificateIds, StoreError> {
+        let a: [u8; 10] = random_bytes()?;
+        let b: [u8; 10] = random_bytes()?;
+        let c = base32_80(&b);
+        Ok(CertificateIds {
+            id: format!("{code}-{}", base32_80(&a)),
+            verification_code: format!("{}-{}-{}-{}", &c[0..4], &c[4..8], &c[8..12], &c[12..16]),
+        })
+    }
+
+    /// Whether a marca da bollo was already used (a cheap check before building a PDF; the
+    /// claim in [`issue`](Self::issue) is what counts).
+    pub async fn marca_used(&self, marca: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM used_marche WHERE marca = $1")
+            .bind(marca)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    /// Issues a certificate in one transaction: claims its marca (if any), stores it, writes the
+    /// audit line. A marca already used gives [`StoreError::MarcaAlreadyUsed`] and stores nothing.
+    pub async fn issue(
+        &self,
+        certificate: &StoredCertificate,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let marca = match &certificate.stamp {
+            Some(Stamp::Marca(m)) => Some(m.as_str().to_string()),
+            _ => None,
+        };
+        let stamp_json =
+            serde_json::to_string(&certificate.stamp).map_err(corrupt("certificates"))?;
+        let mut tx = self.pool.begin().await?;
+        if let Some(m) = &marca {
+            // The first write of the transaction: on SQLite it takes the write lock at once.
+            let claimed = sqlx::query(
+                "INSERT INTO used_marche (marca, certificate_id, used_at) VALUES ($1, $2, $3)",
+            )
+            .bind(m.as_str())
+            .bind(certificate.id.as_str())
+            .bind(unix(certificate.issued_at))
+            .execute(&mut *tx)
+            .await;
+            match claimed {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => {
+                    drop(tx);
+                    return Err(StoreError::MarcaAlreadyUsed(m.clone()));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        sqlx::query(
+            "INSERT INTO certificates (id, verification_code, municipality, kind, subject, requester, stamp, marca, destination, issued_at, sha256, pdf) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(certificate.id.as_str())
+        .bind(certificate.verification_code.as_str())
+        .bind(certificate.municipality.as_str())
+        .bind(i64::from(certificate.kind.code()))
+        .bind(certificate.subject.as_str())
+        .bind(certificate.requester.as_str())
+        .bind(stamp_json)
+        .bind(marca)
+        .bind(i64::from(certificate.destination.code()))
+        .bind(unix(certificate.issued_at))
+        .bind(certificate.sha256.as_str())
+        .bind(certificate.pdf.clone())
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(&mut *tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The certificate with this id.
+    pub async fn certificate(&self, id: &str) -> Result<Option<StoredCertificate>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, verification_code, municipality, kind, subject, requester, stamp, destination, issued_at, sha256, pdf \
+             FROM certificates WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| certificate_from_row(&r)).transpose()
+    }
+
+    /// The certificate with this id if `code` is its verification code (what the QR code's page
+    /// shows); constant-time comparison of the code.
+    pub async fn verify_certificate(
+        &self,
+        id: &str,
+        code: &str,
+    ) -> Result<Option<StoredCertificate>, StoreError> {
+        Ok(self.certificate(id).await?.filter(|c| {
+            let a = c.verification_code.as_bytes();
+            let b = code.trim().to_ascii_uppercase();
+            let b = b.as_bytes();
+            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        }))
+    }
+
+    /// Ids of the certificates stored, oldest first (for checks and audits).
+    pub async fn certificate_ids(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM certificates ORDER BY issued_at, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>("id")?))
+            .collect()
+    }
+
+    /// Every used marca with the id of its certificate.
+    pub async fn used_marche(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT marca, certificate_id FROM used_marche ORDER BY marca")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>("marca")?,
+                    r.try_get::<String, _>("certificate_id")?,
+                ))
+            })
+            .collect()
+    }
+
+    // ---- self-declarations ----
+
+    /// Records a produced self-declaration (metadata only) with its audit line.
+    pub async fn record_self_declaration(
+        &self,
+        declaration: &SelfDeclarationRecord,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO self_declarations (id, declarant, facts, issued_at, sha256) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(declaration.id.as_str())
+        .bind(declaration.declarant.as_str())
+        .bind(declaration.facts.join(","))
+        .bind(unix(declaration.issued_at))
+        .bind(declaration.sha256.as_str())
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(&mut *tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The self-declarations of a declarant, oldest first.
+    pub async fn self_declarations(
+        &self,
+        declarant: &str,
+    ) -> Result<Vec<SelfDeclarationRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, declarant, facts, issued_at, sha256 FROM self_declarations WHERE declarant = $1 ORDER BY issued_at, id",
+        )
+        .bind(declarant)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let facts: String = r.try_get("facts")?;
+                Ok(SelfDeclarationRecord {
+                    id: r.try_get("id")?,
+                    declarant: r.try_get("declarant")?,
+                    facts: facts
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    issued_at: from_unix("self_declarations", r.try_get("issued_at")?)?,
+                    sha256: r.try_get("sha256")?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- sessions ----
+
+    /// Stores a new session.
+    pub async fn create_session(&self, s: &Session) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id, codice_fiscale, auth_level, csrf_token, created_at, expires_at, data) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(s.id.as_str())
+        .bind(s.codice_fiscale.as_str())
+        .bind(s.auth_level)
+        .bind(s.csrf_token.as_str())
+        .bind(unix(s.created_at))
+        .bind(unix(s.expires_at))
+        .bind(s.data.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The session with this id, if it has not expired at `now`.
+    pub async fn session(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, codice_fiscale, auth_level, csrf_token, created_at, expires_at, data FROM sessions WHERE id = $1 AND expires_at > $2",
+        )
+        .bind(id)
+        .bind(unix(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(Session {
+                id: r.try_get("id")?,
+                codice_fiscale: r.try_get("codice_fiscale")?,
+                auth_level: r.try_get("auth_level")?,
+                csrf_token: r.try_get("csrf_token")?,
+                created_at: from_unix("sessions", r.try_get("created_at")?)?,
+                expires_at: from_unix("sessions", r.try_get("expires_at")?)?,
+                data: r.try_get("data")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Ends a session.
+    pub async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes the sessions expired at `now`; returns how many.
+    pub async fn purge_sessions(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(unix(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    // ---- audit ----
+
+    /// Appends one line to the audit log.
+    pub async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        insert_audit(&mut *conn, entry).await
+    }
+
+    /// The newest `limit` lines of the audit log, oldest first.
+    pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT actor, auth_level, action, subject, at, remote_addr, outcome FROM \
+             (SELECT seq, actor, auth_level, action, subject, at, remote_addr, outcome FROM audit_log ORDER BY seq DESC LIMIT $1) t ORDER BY seq",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    actor: r.try_get("actor")?,
+                    auth_level: r.try_get("auth_level")?,
+                    action: r.try_get("action")?,
+                    subject: r.try_get("subject")?,
+                    at: from_unix("audit_log", r.try_get("at")?)?,
+                    remote_addr: r.try_get("remote_addr")?,
+                    outcome: r.try_get("outcome")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Runs one raw statement (tests use it to show the audit log refuses updates).
+    pub async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
+        Ok(self.pool.execute(sql).await?.rows_affected())
+    }
+}
+
+async fn insert_audit<'c, E>(exec: E, a: &AuditEntry) -> Result<(), StoreError>
+where
+    E: Executor<'c, Database = sqlx::Any>,
+{
+    sqlx::query(
+        "INSERT INTO audit_log (actor, auth_level, action, subject, at, remote_addr, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(a.actor.as_str())
+    .bind(a.auth_level)
+    .bind(a.action.as_str())
+    .bind(a.subject.clone())
+    .bind(unix(a.at))
+    .bind(a.remote_addr.as_str())
+    .bind(a.outcome.as_str())
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+fn certificate_from_row(r: &AnyRow) -> Result<StoredCertificate, StoreError> {
+    let bad = |reason: String| StoreError::Corrupt {
+        table: "certificates",
+        reason,
+    };
+    let kind: i64 = r.try_get("kind")?;
+    let destination: i64 = r.try_get("destination")?;
+    let stamp: String = r.try_get("stamp")?;
+    let pdf: Vec<u8> = r.try_get("pdf")?;
+    let sha256: String = r.try_get("sha256")?;
+    if hex(&Sha256::digest(&pdf)) != sha256 {
+        return Err(bad("the PDF does not match its SHA-256".into()));
+    }
+    Ok(StoredCertificate {
+        id: r.try_get("id")?,
+        verification_code: r.try_get("verification_code")?,
+        municipality: r.try_get("municipality")?,
+        kind: u16::try_from(kind)
+            .ok()
+            .and_then(|k| CertificateKind::from_code(k).ok())
+            .ok_or_else(|| bad(format!("kind {kind}")))?,
+        subject: r.try_get("subject")?,
+        requester: r.try_get("requester")?,
+        stamp: serde_json::from_str(&stamp).map_err(corrupt("certificates"))?,
+        destination: u16::try_from(destination)
+            .ok()
+            .and_then(|k| Destination::from_code(k).ok())
+            .ok_or_else(|| bad(format!("destination {destination}")))?,
+        issued_at: from_unix("certificates", r.try_get("issued_at")?)?,
+        sha256,
+        pdf,
+    })
+}

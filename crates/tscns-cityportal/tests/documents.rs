@@ -1,0 +1,225 @@
+//! Certificates and self-declarations: PDF/A export, the PAdES seal, `documents::verify`,
+//! tampering, and property tests on arbitrary records. Set `TSCNS_CITYPORTAL_KEEP_DIR` to keep
+//! the PDFs for a look.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{keep, record, seal_info, seal_pki, sealed, AT, BASE};
+use proptest::prelude::*;
+use tscns_cityportal::documents::{
+    certificate_pdf, seal, self_declaration_pdf, verification_url, verify, CertificateContent,
+    DeclaredFact, DocumentError,
+};
+use tscns_cityportal::domain::{CertificateKind, Destination, Exemption, MarcaId, Stamp};
+use tscns_cityportal::store::Store;
+
+#[test]
+fn a_sealed_certificate_verifies_and_names_its_id() {
+    let marca = Stamp::Marca(MarcaId::parse("01234567890123").unwrap());
+    let (pdf, ids) = sealed(
+        "RSSMRA80A01H501U",
+        CertificateKind::Residenza,
+        Some(&marca),
+        Destination::Ordinaria,
+    );
+    keep("residenza.pdf", &pdf);
+    assert!(pdf.starts_with(b"%PDF-1.7"));
+    let s = verify(&pdf, &[seal_pki().ca_der.clone()]).unwrap();
+    assert_eq!(s.certificate_id, ids.id);
+    assert_eq!(s.signed_at, AT);
+    assert!(s.signer.contains("Sigillo elettronico"), "{}", s.signer);
+    assert_eq!(s.signer_certificate, seal_pki().cert_der);
+    // Trusting the seal certificate itself works too.
+    verify(&pdf, &[seal_pki().cert_der.clone()]).unwrap();
+    // Another anchor: refused.
+    let other = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .self_signed(&rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let e = verify(&pdf, &[other.der().to_vec()]).unwrap_err();
+    assert!(e.to_string().contains("trusted anchor"), "{e}");
+    assert!(verify(&pdf, &[]).is_err());
+    // The QR code's URL.
+    assert_eq!(
+        verification_url(BASE, &ids),
+        format!(
+            "{BASE}/verifica/{}?codice={}",
+            ids.id, ids.verification_code
+        )
+    );
+}
+
+#[test]
+fn tampering_is_detected() {
+    let (pdf, _) = sealed(
+        "RSSMRA80A01H501U",
+        CertificateKind::StatoDiFamiglia,
+        Some(&Stamp::Marca(MarcaId::parse("11111111111111").unwrap())),
+        Destination::Ordinaria,
+    );
+    let anchors = [seal_pki().ca_der.clone()];
+    // One flipped byte in the first signed range (inside the page content), and in the second.
+    for at in [pdf.len() / 3, pdf.len() - 40] {
+        let mut bad = pdf.clone();
+        bad[at] ^= 0x01;
+        match verify(&bad, &anchors) {
+            Err(DocumentError::Invalid(_)) => {}
+            other => panic!("flip at {at}: {other:?}"),
+        }
+    }
+    // Something appended after sealing.
+    let mut longer = pdf.clone();
+    longer.extend_from_slice(b"\n% appended\n");
+    let e = verify(&longer, &anchors).unwrap_err();
+    assert!(e.to_string().contains("whole document"), "{e}");
+    // Not a sealed PDF at all.
+    assert!(verify(b"%PDF-1.7\n", &anchors).is_err());
+    assert!(verify(b"", &anchors).is_err());
+}
+
+#[test]
+fn a_sealed_pdf_cannot_be_sealed_twice_and_garbage_is_refused() {
+    let (pdf, ids) = sealed(
+        "BNCLRA82B41H769J",
+        CertificateKind::Cittadinanza,
+        Some(&Stamp::Exempt(Exemption::Onlus)),
+        Destination::Ordinaria,
+    );
+    assert!(matches!(
+        seal(&pdf, &seal_pki().key(), &seal_info(&ids)),
+        Err(DocumentError::Unsealable(_))
+    ));
+    assert!(matches!(
+        seal(b"not a pdf", &seal_pki().key(), &seal_info(&ids)),
+        Err(DocumentError::Unsealable(_))
+    ));
+}
+
+#[test]
+fn every_online_kind_renders_for_someone() {
+    let cases = [
+        ("RSSMRA80A01H501U", CertificateKind::Nascita),
+        ("RSSMRA80A01H501U", CertificateKind::Matrimonio),
+        ("RSSMRA80A01H501U", CertificateKind::Cittadinanza),
+        ("RSSMRA80A01H501U", CertificateKind::EsistenzaInVita),
+        ("RSSMRA80A01H501U", CertificateKind::Residenza),
+        ("GLLRRT78S03H769N", CertificateKind::ResidenzaAire),
+        ("RSSMRA80A01H501U", CertificateKind::StatoCivile),
+        ("RSSMRA80A01H501U", CertificateKind::StatoDiFamiglia),
+        (
+            "RSSMRA80A01H501U",
+            CertificateKind::StatoDiFamigliaEStatoCivile,
+        ),
+        ("GLLRRT78S03H769N", CertificateKind::StatoDiFamigliaAire),
+        (
+            "RSSMRA80A01H501U",
+            CertificateKind::StatoDiFamigliaConParentela,
+        ),
+        ("VRDNTN60H30H769F", CertificateKind::StatoLibero),
+        ("FRRNDR85E20A462B", CertificateKind::UnioneCivile),
+        ("CLMFNC75T45F20RC", CertificateKind::Residenza),
+    ];
+    let anchors = [seal_pki().ca_der.clone()];
+    for (cf, kind) in cases {
+        let (pdf, ids) = sealed(cf, kind, None, Destination::Estero);
+        keep(&format!("{}-{cf}.pdf", kind.slug()), &pdf);
+        assert_eq!(
+            verify(&pdf, &anchors).unwrap().certificate_id,
+            ids.id,
+            "{kind:?}"
+        );
+    }
+}
+
+#[test]
+fn self_declarations_render() {
+    let rec = record("RSSMRA80A01H501U");
+    let pdf = self_declaration_pdf(&rec, &DeclaredFact::ALL, AT).unwrap();
+    keep("autocertificazione.pdf", &pdf);
+    assert!(pdf.starts_with(b"%PDF-1.7"));
+    // No seal on a self-declaration.
+    assert!(verify(&pdf, &[seal_pki().ca_der.clone()]).is_err());
+    for f in DeclaredFact::ALL {
+        assert_eq!(DeclaredFact::from_slug(f.slug()), Some(f));
+    }
+}
+
+/// A large convivenza: the members continue on further pages, each with header and footer.
+pub fn big_family_pdf() -> (Vec<u8>, usize) {
+    let mut rec = record("RSSMRA80A01H501U");
+    let template = rec.members[1].clone();
+    for i in 0..40 {
+        let mut m = template.clone();
+        m.surname = format!("MEMBRO{i:02}");
+        rec.members.push(m);
+    }
+    let ids = Store::new_certificate_ids("H769").unwrap();
+    let pdf = tscns_cityportal::documents::certificate_pdf(
+        &tscns_cityportal::documents::CertificateContent {
+            record: &rec,
+            kind: CertificateKind::StatoDiFamigliaConParentela,
+            destination: Destination::Ordinaria,
+            stamp: None,
+            ids: &ids,
+            issued_at: AT,
+            portal_base_url: BASE,
+        },
+    )
+    .unwrap();
+    let sealed = seal(&pdf, &seal_pki().key(), &seal_info(&ids)).unwrap();
+    let pages = lopdf::Document::load_mem(&sealed)
+        .unwrap()
+        .get_pages()
+        .len();
+    (sealed, pages)
+}
+
+#[test]
+fn a_large_family_continues_on_further_pages() {
+    let (pdf, pages) = big_family_pdf();
+    keep("famiglia-numerosa.pdf", &pdf);
+    assert!(pages >= 3, "{pages} pages");
+    verify(&pdf, std::slice::from_ref(&seal_pki().ca_der)).unwrap();
+}
+
+fn arb_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[A-Z' ]{1,40}",
+        "\\PC{0,80}",
+        Just("ÀÈÌÒÙ àèìòù ÇÑ ß “citazioni” — \u{200b}".to_string()),
+        "[A-Z]{300,400}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_records_give_valid_pdfs(
+        surname in arb_text(), given in arb_text(), street in arb_text(), place in arb_text(),
+        kind in prop::sample::select(CertificateKind::ALL.to_vec()),
+        dest in prop::sample::select(Destination::ALL.to_vec()),
+        civil in prop::sample::select(tscns_cityportal::domain::CivilStatus::ALL.to_vec()),
+        aire in any::<bool>(), dead in any::<bool>(),
+    ) {
+        let mut rec = record("RSSMRA80A01H501U");
+        rec.person.surname = surname.clone();
+        rec.person.given_name = given;
+        rec.person.birth_place.municipality = place.clone();
+        rec.person.civil_status = civil;
+        rec.person.aire = aire;
+        rec.person.death_date = dead.then_some(time::macros::date!(2020 - 01 - 01));
+        if let Some(f) = rec.family.as_mut() { f.address.street = street; }
+        if let Some(m) = rec.members.get_mut(1) { m.surname = surname; m.birth_municipality = place; }
+        let ids = Store::new_certificate_ids("H769").unwrap();
+        let stamp = Stamp::Exempt(Exemption::Altro("x".repeat(256)));
+        let pdf = certificate_pdf(&CertificateContent {
+            record: &rec, kind, destination: dest, stamp: Some(&stamp), ids: &ids, issued_at: AT, portal_base_url: BASE,
+        }).unwrap();
+        let sealed = seal(&pdf, &seal_pki().key(), &seal_info(&ids)).unwrap();
+        prop_assert_eq!(verify(&sealed, &[seal_pki().ca_der.clone()]).unwrap().certificate_id, ids.id);
+        let decl = self_declaration_pdf(&rec, &DeclaredFact::ALL, AT).unwrap();
+        prop_assert!(decl.starts_with(b"%PDF-1.7"));
+    }
+}

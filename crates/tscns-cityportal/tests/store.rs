@@ -1,0 +1,341 @@
+//! The store on both engines (SQLite always; PostgreSQL with `system-tests`, from
+//! `TSCNS_TEST_POSTGRES_URL`): migrations, import, reopen, the one-marca race between 16
+//! instances, SIGKILL in the middle of issuing, the append-only audit log, sessions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use time::OffsetDateTime;
+use tscns_cert::CodiceFiscale;
+use tscns_cityportal::registry::Registry;
+use tscns_cityportal::store::{
+    AuditEntry, Engine, SelfDeclarationRecord, Session, Store, StoreError,
+};
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn fixture() -> Registry {
+    Registry::from_json(tscns_cityportal::SAN_BENEDETTO_FIXTURE.as_bytes()).unwrap()
+}
+
+#[test]
+fn open_import_issue_reopen_on_both_engines() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        for url in engines(&dir).await {
+            let store = Store::open(&url).await.unwrap();
+            assert_eq!(store.schema_version().await.unwrap(), 1);
+            if store.engine() == Engine::Sqlite {
+                assert_eq!(
+                    store.sqlite_journal_mode().await.unwrap().as_deref(),
+                    Some("wal")
+                );
+            }
+            store.import(&fixture()).await.unwrap();
+            let mario = CodiceFiscale::parse("RSSMRA80A01H501U").unwrap();
+            let rec = store.record("H769", &mario).await.unwrap().unwrap();
+            assert_eq!(
+                rec,
+                fixture().record(&mario).unwrap(),
+                "{url}: the stored record"
+            );
+            assert!(store.record("F205", &mario).await.unwrap().is_none());
+            let stranger = CodiceFiscale::parse("VRDGPP80A41F205B").unwrap();
+            assert!(store.record("H769", &stranger).await.unwrap().is_none());
+            // The omocodic person, found by the canonical form of her code.
+            let francesca = CodiceFiscale::parse("CLMFNC75T45F20RC").unwrap();
+            assert!(store
+                .record("H769", &francesca.canonical())
+                .await
+                .unwrap()
+                .is_some());
+
+            let c = sample_certificate(Some("01234567890123"), b"%PDF-1.7 sample".to_vec());
+            store.issue(&c, &issue_audit(&c)).await.unwrap();
+            let d = SelfDeclarationRecord {
+                id: "D1".into(),
+                declarant: mario.as_str().into(),
+                facts: vec!["nascita".into(), "residenza".into()],
+                issued_at: c.issued_at,
+                sha256: "00".into(),
+            };
+            store
+                .record_self_declaration(&d, &issue_audit(&c))
+                .await
+                .unwrap();
+            let s = Session {
+                id: "S1".into(),
+                codice_fiscale: mario.as_str().into(),
+                auth_level: 4,
+                csrf_token: "T".into(),
+                created_at: c.issued_at,
+                expires_at: c.issued_at + time::Duration::minutes(15),
+                data: "{}".into(),
+            };
+            store.create_session(&s).await.unwrap();
+            store.close().await;
+
+            // Reopen: everything committed is there; migrations do not run twice.
+            let store = Store::open(&url).await.unwrap();
+            assert_eq!(store.schema_version().await.unwrap(), 1);
+            assert_eq!(store.certificate(&c.id).await.unwrap().unwrap(), c);
+            assert_eq!(
+                store
+                    .verify_certificate(&c.id, &c.verification_code.to_lowercase())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .id,
+                c.id
+            );
+            assert!(store
+                .verify_certificate(&c.id, "0000-0000-0000-0000")
+                .await
+                .unwrap()
+                .is_none());
+            assert_eq!(
+                store.self_declarations(mario.as_str()).await.unwrap(),
+                vec![d]
+            );
+            assert_eq!(store.session("S1", c.issued_at).await.unwrap().unwrap(), s);
+            assert!(store
+                .session("S1", c.issued_at + time::Duration::minutes(16))
+                .await
+                .unwrap()
+                .is_none());
+            assert_eq!(
+                store
+                    .purge_sessions(c.issued_at + time::Duration::hours(1))
+                    .await
+                    .unwrap(),
+                1
+            );
+            let log = store.audit_log(10).await.unwrap();
+            assert_eq!(log.len(), 2);
+            assert_eq!(log[0].action, "certificate.issue");
+            assert!(store.record("H769", &mario).await.unwrap().is_some());
+            // A second use of the marca is refused, and nothing of it is stored.
+            let again = sample_certificate(Some("01234567890123"), b"other".to_vec());
+            match store.issue(&again, &issue_audit(&again)).await {
+                Err(StoreError::MarcaAlreadyUsed(m)) => assert_eq!(m, "01234567890123"),
+                other => panic!("{url}: {other:?}"),
+            }
+            assert!(store.certificate(&again.id).await.unwrap().is_none());
+            assert_eq!(store.audit_log(10).await.unwrap().len(), 2);
+            store.close().await;
+        }
+    });
+}
+
+#[test]
+fn import_replaces_the_municipality_in_one_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        for url in engines(&dir).await {
+            let store = Store::open(&url).await.unwrap();
+            store.import(&fixture()).await.unwrap();
+            let mut smaller = fixture().file().clone();
+            smaller.people.retain(|p| p.surname != "VERDI");
+            smaller.families.retain(|f| f.id != "F0004");
+            store
+                .import(&Registry::from_file(smaller).unwrap())
+                .await
+                .unwrap();
+            let antonio = CodiceFiscale::parse("VRDNTN60H30H769F").unwrap();
+            assert!(
+                store.record("H769", &antonio).await.unwrap().is_none(),
+                "{url}"
+            );
+            let mario = CodiceFiscale::parse("RSSMRA80A01H501U").unwrap();
+            assert!(store.record("H769", &mario).await.unwrap().is_some());
+            store.close().await;
+        }
+    });
+}
+
+#[test]
+fn the_audit_log_is_append_only() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        for url in engines(&dir).await {
+            let store = Store::open(&url).await.unwrap();
+            let entry = AuditEntry {
+                actor: "RSSMRA80A01H501U".into(),
+                auth_level: 4,
+                action: "record.view".into(),
+                subject: None,
+                at: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+                remote_addr: "::1".into(),
+                outcome: "ok".into(),
+            };
+            store.audit(&entry).await.unwrap();
+            for sql in [
+                "UPDATE audit_log SET outcome = 'forged'",
+                "DELETE FROM audit_log",
+            ] {
+                let e = store.execute_raw(sql).await.unwrap_err();
+                assert!(e.to_string().contains("append-only"), "{url}: {e}");
+            }
+            assert_eq!(store.audit_log(10).await.unwrap(), vec![entry]);
+            store.close().await;
+        }
+    });
+}
+
+#[test]
+fn sixteen_instances_one_marca_exactly_one_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let urls = rt().block_on(engines(&dir));
+    for url in urls {
+        rt().block_on(async { Store::open(&url).await.unwrap().close().await });
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(16));
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let url = url.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    rt().block_on(async move {
+                        // Each thread is its own portal instance: its own pool.
+                        let store = Store::open(&url).await.unwrap();
+                        let c = sample_certificate(
+                            Some("99999999999999"),
+                            format!("pdf {i}").into_bytes(),
+                        );
+                        barrier.wait();
+                        let r = store.issue(&c, &issue_audit(&c)).await;
+                        store.close().await;
+                        r
+                    })
+                })
+            })
+            .collect();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        let used = results
+            .iter()
+            .filter(|r| matches!(r, Err(StoreError::MarcaAlreadyUsed(_))))
+            .count();
+        assert_eq!((ok, used), (1, 15), "{url}: {results:?}");
+        rt().block_on(async {
+            let store = Store::open(&url).await.unwrap();
+            assert_eq!(store.certificate_ids().await.unwrap().len(), 1);
+            assert_eq!(store.used_marche().await.unwrap().len(), 1);
+            assert_eq!(store.audit_log(100).await.unwrap().len(), 1);
+            store.close().await;
+        });
+    }
+}
+
+const CHILD_ENV: &str = "TSCNS_CITYPORTAL_SIGKILL_CHILD_URL";
+
+/// The child of `issuing_survives_sigkill`: issues certificates (distinct marche, 256 KiB PDFs)
+/// until it is killed.
+#[test]
+#[ignore = "child process of issuing_survives_sigkill; does nothing without its environment"]
+fn sigkill_child_issuer() {
+    let Ok(url) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    rt().block_on(async {
+        let store = Store::open(&url).await.unwrap();
+        let started = Instant::now();
+        let mut n: u64 = 0;
+        while started.elapsed() < Duration::from_secs(120) {
+            let mut pdf = vec![0u8; 256 * 1024];
+            getrandom::getrandom(&mut pdf).unwrap();
+            let marca = format!("{:014}", 10_000_000_000_000u64 + n);
+            let c = sample_certificate(Some(&marca), pdf);
+            store.issue(&c, &issue_audit(&c)).await.unwrap();
+            n += 1;
+        }
+    });
+}
+
+#[test]
+fn issuing_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let urls = rt().block_on(engines(&dir));
+    for url in urls {
+        rt().block_on(async { Store::open(&url).await.unwrap().close().await });
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "sigkill_child_issuer",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, &url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait (bounded) until the child has committed a few certificates, then kill it hard.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let before = loop {
+            let n = rt().block_on(async {
+                let s = Store::open(&url).await.unwrap();
+                let n = s.certificate_ids().await.unwrap().len();
+                s.close().await;
+                n
+            });
+            if n >= 5 {
+                break n;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("{url}: the child exited early ({status})");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{url}: the child issued nothing in 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        rt().block_on(async {
+            let store = Store::open(&url).await.unwrap();
+            let ids = store.certificate_ids().await.unwrap();
+            assert!(
+                ids.len() >= before,
+                "{url}: committed certificates were lost"
+            );
+            let marche = store.used_marche().await.unwrap();
+            assert_eq!(
+                marche.len(),
+                ids.len(),
+                "{url}: a marca without its certificate, or the reverse"
+            );
+            for (marca, id) in &marche {
+                // `certificate` checks the stored PDF against its SHA-256: none is half stored.
+                let c = store.certificate(id).await.unwrap().unwrap_or_else(|| {
+                    panic!("{url}: marca {marca} claimed, certificate {id} missing")
+                });
+                assert_eq!(c.pdf.len(), 256 * 1024);
+            }
+            assert_eq!(store.audit_log(100_000).await.unwrap().len(), ids.len());
+            store.close().await;
+        });
+    }
+}
+
+#[test]
+fn bad_urls_are_refused() {
+    rt().block_on(async {
+        for url in ["mysql://x", "file:///tmp/x", ""] {
+            assert!(
+                matches!(Store::open(url).await, Err(StoreError::UnsupportedUrl(_))),
+                "{url}"
+            );
+        }
+    });
+}
