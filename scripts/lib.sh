@@ -3,7 +3,7 @@
 
 # Debian packages: the middleware the tests drive (see shared/testbed.md) and what builds pcsc-sys.
 TSCNS_BUILD_PACKAGES=(libpcsclite-dev pkg-config)
-TSCNS_TEST_PACKAGES=(pcscd libpcsclite-dev pkg-config vsmartcard-vpcd softhsm2 opensc opensc-pkcs11 pcsc-tools openssl libnss3-tools gnutls-bin libengine-pkcs11-openssl curl)
+TSCNS_TEST_PACKAGES=(pcscd libpcsclite-dev pkg-config vsmartcard-vpcd softhsm2 opensc opensc-pkcs11 pcsc-tools openssl libnss3-tools gnutls-bin libengine-pkcs11-openssl curl postgresql poppler-utils)
 
 # Installs whichever of the given Debian packages are missing (apt-get update first).
 tscns_install_packages() {
@@ -80,6 +80,81 @@ tscns_stop_pcscd() {
         echo "stopped pcscd (pid $TSCNS_PCSCD_PID)"
     fi
     TSCNS_PCSCD_PID=""
+}
+
+TSCNS_POSTGRES_PID=""
+TSCNS_POSTGRES_DIR=""
+
+# The newest PostgreSQL server binaries Debian installed (postgresql-NN), or nothing.
+tscns_postgres_bindir() {
+    local d
+    d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    [ -n "$d" ] && [ -x "$d/postgres" ] && echo "$d"
+}
+
+# Starts a private PostgreSQL cluster for the tests: its own data directory under $TMPDIR, a free
+# loopback port, trust authentication for loopback only, no Unix socket in a shared place. Run as
+# the `postgres` user when we are root (initdb refuses root). Bounded wait for pg_isready; exports
+# TSCNS_TEST_POSTGRES_URL and sets TSCNS_POSTGRES_PID (the postmaster's, from postmaster.pid).
+tscns_start_postgres() {
+    local bin port i as=()
+    bin=$(tscns_postgres_bindir) || { echo "PostgreSQL server not installed (apt-get install postgresql)" >&2; return 1; }
+    TSCNS_POSTGRES_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tscns-postgres.XXXXXX")
+    if [ "$(id -u)" = 0 ]; then
+        chown postgres: "$TSCNS_POSTGRES_DIR"
+        as=(runuser -u postgres --)
+    fi
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    if ! "${as[@]}" "$bin/initdb" -D "$TSCNS_POSTGRES_DIR/data" -U postgres --auth=trust \
+            --encoding=UTF8 --locale=C >"$TSCNS_POSTGRES_DIR/initdb.log" 2>&1; then
+        echo "initdb failed; its log:" >&2
+        cat "$TSCNS_POSTGRES_DIR/initdb.log" >&2
+        return 1
+    fi
+    "${as[@]}" "$bin/postgres" -D "$TSCNS_POSTGRES_DIR/data" -h 127.0.0.1 -p "$port" \
+        -k "$TSCNS_POSTGRES_DIR" -c fsync=off -c max_connections=300 \
+        >"$TSCNS_POSTGRES_DIR/server.log" 2>&1 &
+    local launcher=$!
+    for i in $(seq 1 150); do
+        if [ -z "$TSCNS_POSTGRES_PID" ] && [ -s "$TSCNS_POSTGRES_DIR/data/postmaster.pid" ]; then
+            TSCNS_POSTGRES_PID=$(head -n 1 "$TSCNS_POSTGRES_DIR/data/postmaster.pid")
+        fi
+        if "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" -t 1; then
+            export TSCNS_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+            echo "started PostgreSQL (pid $TSCNS_POSTGRES_PID, $TSCNS_TEST_POSTGRES_URL, data $TSCNS_POSTGRES_DIR)"
+            return 0
+        fi
+        if ! kill -0 "$launcher" 2>/dev/null; then
+            echo "PostgreSQL exited early; its log:" >&2
+            cat "$TSCNS_POSTGRES_DIR/server.log" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    echo "PostgreSQL did not accept connections in 15 s on 127.0.0.1:$port; its log:" >&2
+    cat "$TSCNS_POSTGRES_DIR/server.log" >&2
+    tscns_stop_postgres
+    return 1
+}
+
+# Stops the cluster tscns_start_postgres started, by PID (fast shutdown, bounded wait, then
+# SIGKILL), and removes its data directory.
+tscns_stop_postgres() {
+    if [ -n "$TSCNS_POSTGRES_PID" ] && kill -0 "$TSCNS_POSTGRES_PID" 2>/dev/null; then
+        kill -INT "$TSCNS_POSTGRES_PID" 2>/dev/null || true
+        local i
+        for i in $(seq 1 100); do
+            kill -0 "$TSCNS_POSTGRES_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$TSCNS_POSTGRES_PID" 2>/dev/null || true
+        echo "stopped PostgreSQL (pid $TSCNS_POSTGRES_PID)"
+    fi
+    TSCNS_POSTGRES_PID=""
+    if [ -n "$TSCNS_POSTGRES_DIR" ]; then
+        rm -rf "$TSCNS_POSTGRES_DIR"
+        TSCNS_POSTGRES_DIR=""
+    fi
 }
 
 # The workspace's package names, one a line (from cargo metadata, so a new crate is never forgotten).

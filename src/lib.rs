@@ -15,6 +15,7 @@
 //! | [`tls`] | `tscns-tls` | TLS client authentication with the card's key: rustls adapter, host allowlist, reqwest client (feature `client`) |
 //! | [`pkcs11`] | `tscns-pkcs11` | signing through a PKCS#11 module (OpenSC, vendor modules, SoftHSM2) |
 //! | [`cohesion`] | `tscns-cohesion` | Cohesion SSO: service provider, citizen smart-card login (feature `citizen`), emulator (feature `emulator`) |
+//! | [`cityportal`] | `tscns-cityportal` | the municipal portal's library: ANPR codes and eligibility, the registry fixture, the store (SQLite or PostgreSQL), sealed PDF/A certificates |
 //!
 //! The simulated card (`tscns-sim`) is a test bed and is not re-exported: add it as a
 //! dev-dependency.
@@ -38,6 +39,8 @@
 pub use tscns_apdu as apdu;
 pub use tscns_card as card;
 pub use tscns_cert as cert;
+/// The municipal portal's library: ANPR domain rules, registry, store, sealed certificates.
+pub use tscns_cityportal as cityportal;
 /// Cohesion SSO (Regione Marche): service provider, citizen login (feature `citizen`), emulator.
 pub use tscns_cohesion as cohesion;
 pub use tscns_pkcs11 as pkcs11;

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use time::OffsetDateTime;
+use tscns_cert::sign::{SignatureScheme, SigningKey};
 use tscns_cert::CodiceFiscale;
 use tscns_cityportal::domain::{CertificateKind, MarcaId, Purpose, Stamp};
 use tscns_cityportal::issue::{issue_certificate, IssueRequest};
 use tscns_cityportal::registry::Registry;
 use tscns_cityportal::store::Store;
-use tscns_tls::{SignatureScheme, SigningKey};
 
 static MARCA: AtomicU64 = AtomicU64::new(0);
 

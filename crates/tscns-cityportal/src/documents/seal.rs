@@ -22,8 +22,8 @@ use x509_cert::spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
 
 // The one place this crate names the signing-key trait (see the crate docs).
-pub use tscns_tls::SigningKey as SealKey;
-use tscns_tls::{SignError, SignatureScheme};
+pub use tscns_cert::sign::SigningKey as SealKey;
+use tscns_cert::sign::{SignError, SignatureScheme};
 
 use super::DocumentError;
 
@@ -163,7 +163,7 @@ impl Pkcs8Key {
     }
 }
 
-impl tscns_tls::SigningKey for Pkcs8Key {
+impl tscns_cert::sign::SigningKey for Pkcs8Key {
     fn certificate_chain(&self) -> Vec<Vec<u8>> {
         self.chain.clone()
     }
