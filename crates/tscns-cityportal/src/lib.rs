@@ -11,7 +11,7 @@
 //!   open.
 //! - [`documents`]: certificate PDFs (PDF/A-2b, A4, Italian, embedded DejaVu Sans, QR code of
 //!   `<portal>/verifica/<id>?codice=<code>`), the municipality's PAdES-B-B seal (the `cms` crate;
-//!   the key is a [`tscns_tls::SigningKey`]: a PKCS#8 file through [`documents::Pkcs8Key`] or an
+//!   the key is a [`tscns_cert::sign::SigningKey`]: a PKCS#8 file through [`documents::Pkcs8Key`] or an
 //!   HSM through `tscns_pkcs11::Pkcs11Key`), [`documents::verify`], and self-declarations
 //!   (DPR 445/2000 art. 46, no stamp, no seal).
 //! - [`issue`]: one certificate end to end — records, eligibility, PDF, seal, one store
