@@ -14,6 +14,9 @@
 //!   the key is a [`tscns_cert::sign::SigningKey`]: a PKCS#8 file through [`documents::Pkcs8Key`] or an
 //!   HSM through `tscns_pkcs11::Pkcs11Key`), [`documents::verify`], and self-declarations
 //!   (DPR 445/2000 art. 46, no stamp, no seal).
+//! - `client` (feature `client`): the citizen's program — the Cohesion smart-card login, then
+//!   record, family, certificate options, sealed certificates (their seal checked against the
+//!   seal CA the caller gives), self-declarations, verification, logout.
 //! - [`issue`]: one certificate end to end — records, eligibility, PDF, seal, one store
 //!   transaction.
 //!
@@ -64,10 +67,14 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod documents;
 pub mod domain;
 pub mod issue;
 pub mod registry;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod store;
 
 /// The shipped fixture: the registry of San Benedetto del Tronto (H769).

@@ -4,11 +4,23 @@
 //!    built-in simulated card (`--simulated [PROFILE]` forces it).
 //! 2. Its identity: card id, holder, codice fiscale, certificate and its CNS-profile findings.
 //! 3. The Cohesion emulator (its smart-card listener trusting the simulator's test CA, or the CAs
-//!    of `--cns-ca` for a real card) and a small municipal site protected by Cohesion
-//!    (`tscns_cohesion::emulator::DemoSite`), both on 127.0.0.1 on free ports.
-//! 4. The smart-card login to the site's protected page: one PIN entry (the simulated card's PIN is
-//!    known from its profile), one card signature; what the site saw is printed.
-//! 5. Logout (LogoutSito to Cohesion through the site), then everything started here stops.
+//!    of `--cns-ca` for a real card), on 127.0.0.1 on a free port.
+//! 4. The reference portal (`tscns_cityportal::server`) on the embedded SQLite store under
+//!    `--dir` (default `./tscns-demo`), with the San Benedetto del Tronto fixture and a fresh test
+//!    seal, a Cohesion service provider of the emulator.
+//! 5. The smart-card login to the portal (`tscns_cityportal::client`): one PIN entry (the
+//!    simulated card's PIN is known from its profile), one card signature; what the portal saw
+//!    (its audit log's login line) is printed.
+//! 6. The Interrogazione Anagrafe, printed. A holder who lives elsewhere is told so by the portal,
+//!    and the journey goes on to the logout.
+//! 7. A certificato di residenza (with an exemption) and a stato di famiglia (with a demo marca
+//!    da bollo), 8. an autocertificazione.
+//! 9. Every PDF written under `--dir`; each certificate's seal verified against the test seal's
+//!    CA and its verification URL (the one in its QR code) asked at the portal's public
+//!    verification page, which must say valid with the same SHA-256.
+//! 10. Logout (LogoutSito to Cohesion through the portal; the session no longer answers), then
+//!     everything started here stops — unless `--serve`, which keeps the emulator and the portal
+//!     running until Ctrl-C, with password logins for every resident of the fixture.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,8 +31,11 @@ use serde_json::json;
 use tscns_apdu::Transport;
 use tscns_card::tls::CardKey;
 use tscns_card::{CnsCard, Pin};
-use tscns_cohesion::citizen::CitizenLogin;
-use tscns_cohesion::emulator::{DemoSite, Emulator, EmulatorConfig};
+use tscns_cityportal::client::{
+    CertificateRequest, CityPortal, ClientError, LoginOptions, StampChoice,
+};
+use tscns_cityportal::registry::Registry;
+use tscns_cohesion::emulator::{Emulator, EmulatorConfig, TestUser};
 use tscns_tls::rustls::pki_types::CertificateDer;
 
 /// Arguments of `tscns demo`.
@@ -47,6 +62,13 @@ pub struct Args {
     /// Print one JSON object with the facts instead of text.
     #[arg(long)]
     json: bool,
+    /// Where the PDFs, the seal's CA and the portal's SQLite database go.
+    #[arg(long, value_name = "DIR", default_value = "tscns-demo")]
+    dir: PathBuf,
+    /// After the journey, keep the emulator and the portal running (until Ctrl-C) for a person
+    /// to try in a browser, with password logins for every resident of the fixture.
+    #[arg(long)]
+    serve: bool,
 }
 
 type Fail = String;
@@ -59,6 +81,8 @@ fn fail(e: impl std::fmt::Display) -> Fail {
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(120);
 /// Bound on the logout and on the check that the site forgot the session.
 const LOGOUT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on the portal's services (record, two certificates, a self-declaration).
+const SERVICES_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Runs `tscns demo`.
 pub fn run(args: Args) -> ExitCode {
@@ -282,19 +306,29 @@ fn journey<T: Transport + Send + 'static>(
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let registry = Registry::from_json(tscns_cityportal::SAN_BENEDETTO_FIXTURE.as_bytes())
+        .map_err(|e| format!("the shipped registry fixture: {e}"))?;
+    let dir = args.dir.clone();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let cns_cas: Vec<CertificateDer<'static>> = source
         .cns_cas
         .iter()
         .map(|d| CertificateDer::from(d.clone()))
         .collect();
     let outcome = rt.block_on(async {
-        // 3. The emulator and the site, on loopback.
-        let emu = Emulator::start(EmulatorConfig::loopback(cns_cas))
+        // 3. The emulator and 4. the reference portal, on loopback.
+        let spinner = (!args.json)
+            .then(|| crate::card::Spinner::start("starting Cohesion and the portal..."));
+        let mut config = EmulatorConfig::loopback(cns_cas);
+        if args.serve {
+            config.users.extend(resident_logins(&registry));
+        }
+        let emu = Emulator::start(config)
             .await
             .map_err(|e| format!("cannot start the Cohesion emulator: {e}"))?;
-        let site = DemoSite::start(&emu, 0)
-            .await
-            .map_err(|e| format!("cannot start the demo site: {e}"))?;
+        let portal =
+            crate::demo_portal::DemoPortal::start(&emu, &registry, &dir, args.serve).await?;
+        drop(spinner);
         if !args.json {
             say!(
                 "Cohesion:        emulator at {} (smart-card login on {}, trusting {})",
@@ -303,63 +337,75 @@ fn journey<T: Transport + Send + 'static>(
                 source.cas_label
             );
             say!(
-                "municipal site:  {} (protected by Cohesion)",
-                site.protected_url()
+                "portal:          {} (Comune di {}, SQLite in {}, test seal CA in {})",
+                portal.base_url(),
+                registry.municipality().name,
+                dir.display(),
+                portal.seal_ca_path().display()
             );
         }
-        // 4. The login.
-        let login = CitizenLogin::builder(key.clone())
+        // 5. The login: one card signature.
+        let spinner =
+            (!args.json).then(|| crate::card::Spinner::start("logging in with the card..."));
+        let before = sim_handle.as_ref().map(|h| h.counters().signatures);
+        let options = LoginOptions::default()
             .cohesion_host("localhost")
             .trust_ca_pem(emu.ca_pem().as_bytes())
-            .build()
-            .map_err(fail)?;
-        let before = sim_handle.as_ref().map(|h| h.counters().signatures);
-        let out = tokio::time::timeout(LOGIN_TIMEOUT, login.login(&site.protected_url()))
-            .await
-            .map_err(|_| format!("the login took longer than {LOGIN_TIMEOUT:?}"))?
-            .map_err(|e| format!("the smart-card login failed: {e}"))?;
+            .seal_ca_pem(portal.seal_ca_pem().as_bytes());
+        let city = tokio::time::timeout(
+            LOGIN_TIMEOUT,
+            CityPortal::login(&portal.base_url(), key.clone(), options),
+        )
+        .await
+        .map_err(|_| format!("the login took longer than {LOGIN_TIMEOUT:?}"))?
+        .map_err(|e| format!("the smart-card login to the portal failed: {e}"))?;
         let signatures = match (&sim_handle, before) {
             (Some(h), Some(b)) => h.counters().signatures - b,
-            _ => out.signatures,
+            _ => city.login_signatures(),
         };
-        let seen = site.last_login().ok_or_else(|| {
-            format!(
-                "the login ended at {} (HTTP {}) but the site never served its protected page",
-                out.url, out.status
-            )
-        })?;
-        // 5. The logout: the site sends LogoutSito and forgets the session.
+        drop(spinner);
+        // 6-9. The services, then 10. the logout.
+        let services = tokio::time::timeout(SERVICES_TIMEOUT, services(&city, &dir, args))
+            .await
+            .map_err(|_| format!("the portal's services took longer than {SERVICES_TIMEOUT:?}"))?;
+        let seen = portal.last_login().await?;
         let logged_out = tokio::time::timeout(LOGOUT_TIMEOUT, async {
-            let r = login.client().get(&site.logout_url()).await.map_err(fail)?;
-            drop(r);
-            let again = login
-                .client()
-                .get(&site.protected_url())
-                .await
-                .map_err(fail)?;
-            let still_in =
-                again.url().as_str() == site.protected_url() && again.status().is_success();
-            Ok::<_, Fail>(emu.tokens_logged_out() >= 1 && !still_in)
+            city.logout().await.map_err(fail)?;
+            let after = city.record().await;
+            let refused = matches!(&after, Err(ClientError::Refused { status: 401, .. }));
+            Ok::<_, Fail>(emu.tokens_logged_out() >= 1 && refused)
         })
         .await
         .map_err(|_| format!("the logout took longer than {LOGOUT_TIMEOUT:?}"))??;
-        site.shutdown();
+        if args.serve && services.is_ok() {
+            serve_until_ctrl_c(&emu, &portal, &registry, args).await;
+        }
+        portal.shutdown().await;
         emu.shutdown();
-        Ok::<_, Fail>((seen, signatures, logged_out))
+        Ok::<_, Fail>((seen, signatures, services, logged_out))
     });
     // Everything the runtime still runs (listeners, connections) stops here, bounded.
     rt.shutdown_timeout(Duration::from_secs(5));
-    let (seen, signatures, logged_out) = outcome?;
+    let (seen, signatures, services, logged_out) = outcome?;
+    let services = services?;
     let apdus = key.card().apdu_count();
 
-    let p = &seen.profile;
-    let seen_cf = p.codice_fiscale().map(|c| c.as_str().to_owned());
-    let tipo = p.authentication().map(|a| a.code().to_owned());
+    let seen_cf = seen.as_ref().map(|s| s.codice_fiscale.clone());
+    let tipo = seen.as_ref().and_then(|s| s.tipo_autenticazione.clone());
+    // The names: the portal's record of the holder; a holder who is not a resident has none
+    // there, and the card's own are shown.
+    let (given, surname) = match &services.record {
+        Some(r) => (
+            r["given_name"].as_str().map(str::to_owned),
+            r["surname"].as_str().map(str::to_owned),
+        ),
+        None => (pd.given_name.clone(), pd.surname.clone()),
+    };
     if !args.json {
         say!(
             "the site saw:    {} {}, codice fiscale {}, tipo_autenticazione {}",
-            p.first_name().unwrap_or("-"),
-            p.last_name().unwrap_or("-"),
+            given.as_deref().unwrap_or("-"),
+            surname.as_deref().unwrap_or("-"),
             seen_cf.as_deref().unwrap_or("-"),
             tipo.as_deref().unwrap_or("-")
         );
@@ -375,8 +421,8 @@ fn journey<T: Transport + Send + 'static>(
         say!(
             "logout:          {}",
             if logged_out {
-                "done (LogoutSito acknowledged by Cohesion; the site no longer serves the page); \
-                 emulator and site stopped"
+                "done (LogoutSito acknowledged by Cohesion; the portal no longer serves the session); \
+                 emulator and portal stopped"
             } else {
                 "FAILED"
             }
@@ -387,10 +433,11 @@ fn journey<T: Transport + Send + 'static>(
             "login": {
                 "codice_fiscale": seen_cf,
                 "tipo_autenticazione": tipo,
-                "given_name": p.first_name(),
-                "surname": p.last_name(),
+                "given_name": given,
+                "surname": surname,
                 "signatures": signatures,
             },
+            "portal": services.json,
             "logout": logged_out,
             "apdus": apdus,
         });
@@ -398,7 +445,7 @@ fn journey<T: Transport + Send + 'static>(
     }
     if seen_cf != card_cf {
         return Err(format!(
-            "the site saw codice fiscale {} but the card holds {}",
+            "the portal saw codice fiscale {} but the card holds {}",
             seen_cf.as_deref().unwrap_or("none"),
             card_cf.as_deref().unwrap_or("none")
         ));
@@ -411,9 +458,290 @@ fn journey<T: Transport + Send + 'static>(
     if !logged_out {
         return Err(
             "the logout did not end the session (LogoutSito not acknowledged by Cohesion, \
-                    or the site still serves the protected page)"
+                    or the portal still serves the session)"
                 .into(),
         );
     }
+    if let Some(e) = services.failure {
+        return Err(e);
+    }
     Ok(())
+}
+
+/// The services' results: the JSON for `--json`, the holder's record when a resident, and the
+/// first check that failed (reported after the logout).
+struct Services {
+    json: serde_json::Value,
+    record: Option<serde_json::Value>,
+    failure: Option<String>,
+}
+
+/// A demo marca da bollo: 14 digits from the clock, a new one each run (the store refuses a
+/// marca used before, also in an earlier run on the same `--dir`).
+fn demo_marca() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:014}", nanos % 100_000_000_000_000)
+}
+
+fn text<'a>(v: &'a serde_json::Value, path: &[&str]) -> &'a str {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_str().unwrap_or("-")
+}
+
+fn print_record(r: &serde_json::Value) {
+    say!("Interrogazione Anagrafe:");
+    say!(
+        "                 {} {}, codice fiscale {}",
+        text(r, &["given_name"]),
+        text(r, &["surname"]),
+        text(r, &["codice_fiscale"])
+    );
+    say!(
+        "                 nato/a il {} a {}; cittadinanza {}; stato civile {}",
+        text(r, &["birth_date"]),
+        text(r, &["birth_place", "municipality"]),
+        text(r, &["citizenship", "description"]),
+        text(r, &["civil_status", "description"])
+    );
+    say!(
+        "                 residenza {} {}, {} {}",
+        text(r, &["family", "address", "street"]),
+        text(r, &["family", "address", "number"]),
+        text(r, &["family", "address", "postal_code"]),
+        text(r, &["municipality", "name"])
+    );
+    if let Some(members) = r["members"].as_array() {
+        for m in members {
+            say!(
+                "                 famiglia: {} {} ({}, {})",
+                text(m, &["given_name"]),
+                text(m, &["surname"]),
+                text(m, &["codice_fiscale"]),
+                text(m, &["relationship", "description"])
+            );
+        }
+    }
+}
+
+/// One certificate: issued (its seal verified by the client against the test seal's CA),
+/// written under `dir`, and its verification URL (the QR code's) asked at the portal.
+async fn one_certificate(
+    city: &CityPortal,
+    dir: &std::path::Path,
+    request: &CertificateRequest,
+    file: &str,
+    args: &Args,
+) -> Result<(serde_json::Value, Option<String>), Fail> {
+    let spinner =
+        (!args.json).then(|| crate::card::Spinner::start("issuing a sealed certificate..."));
+    let issued = city.request_certificate(request).await.map_err(|e| {
+        format!(
+            "the portal did not issue the certificate {:?}: {e}",
+            request.kind
+        )
+    })?;
+    let out = dir.join(file);
+    std::fs::write(&out, &issued.pdf)
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    let verified = city
+        .verify(&issued.url)
+        .await
+        .map_err(|e| format!("the verification page {}: {e}", issued.url))?;
+    drop(spinner);
+    let signer = issued.seal.as_ref().map(|s| s.signer.clone());
+    let mut failure = None;
+    if signer.is_none() {
+        failure = Some(format!("{}: the seal was not checked", out.display()));
+    } else if !verified.valid || verified.sha256.as_deref() != Some(issued.sha256.as_str()) {
+        failure = Some(format!(
+            "{}: the verification page does not confirm it (valid {}, sha256 {:?})",
+            out.display(),
+            verified.valid,
+            verified.sha256
+        ));
+    }
+    let stamp = match &request.stamp {
+        Some(StampChoice::Marca(m)) => json!({"marca": m}),
+        Some(StampChoice::Exemption { code, .. }) => json!({"exemption": code}),
+        None => serde_json::Value::Null,
+    };
+    if !args.json {
+        say!(
+            "certificate:     {} {} ({}) -> {}",
+            verified
+                .kind
+                .as_ref()
+                .map_or(request.kind.as_str(), |k| k.description.as_str()),
+            issued.id,
+            match &request.stamp {
+                Some(StampChoice::Marca(m)) => format!("marca da bollo {m}"),
+                Some(StampChoice::Exemption { code, .. }) => format!("esenzione {code}"),
+                None => "esente per legge".into(),
+            },
+            out.display()
+        );
+        say!(
+            "                 seal {}; verification page {}: {}",
+            signer
+                .as_deref()
+                .map_or("NOT checked".to_owned(), |s| format!("valid ({s})")),
+            issued.url,
+            if failure.is_none() {
+                "valid, same SHA-256"
+            } else {
+                "NOT confirmed"
+            }
+        );
+    }
+    Ok((
+        json!({
+            "kind": request.kind,
+            "id": issued.id,
+            "verification_code": issued.code,
+            "verification_url": issued.url,
+            "sha256": issued.sha256,
+            "out": out.display().to_string(),
+            "stamp": stamp,
+            "seal": {"valid": signer.is_some(), "signer": signer},
+            "verification": verified,
+        }),
+        failure,
+    ))
+}
+
+/// Steps 6-9: the record, two certificates, a self-declaration; every PDF under `dir`.
+async fn services(city: &CityPortal, dir: &std::path::Path, args: &Args) -> Result<Services, Fail> {
+    let record = match city.record().await {
+        Ok(r) => r,
+        Err(ClientError::Refused {
+            status: 403,
+            message,
+            error,
+        }) => {
+            // A holder who lives elsewhere: the portal says so (as it must), nothing to issue.
+            if !args.json {
+                say!("portal:          {message}");
+            }
+            return Ok(Services {
+                json: json!({"url": city.base_url(), "resident": false, "error": error, "message": message}),
+                record: None,
+                failure: None,
+            });
+        }
+        Err(e) => return Err(format!("the Interrogazione Anagrafe failed: {e}")),
+    };
+    if !args.json {
+        print_record(&record);
+    }
+    let mut failures = Vec::new();
+    let mut certificates = Vec::new();
+    let residenza = CertificateRequest::new("residenza").stamp(StampChoice::Exemption {
+        code: DEMO_EXEMPTION,
+        description: None,
+    });
+    let famiglia =
+        CertificateRequest::new("stato-di-famiglia").stamp(StampChoice::Marca(demo_marca()));
+    for (req, file) in [
+        (&residenza, "certificato-residenza.pdf"),
+        (&famiglia, "certificato-stato-di-famiglia.pdf"),
+    ] {
+        let (j, f) = one_certificate(city, dir, req, file, args).await?;
+        certificates.push(j);
+        failures.extend(f);
+    }
+    let facts = ["nascita", "residenza", "cittadinanza", "stato-di-famiglia"];
+    let spinner =
+        (!args.json).then(|| crate::card::Spinner::start("making the self-declaration..."));
+    let pdf = city
+        .declaration(&facts)
+        .await
+        .map_err(|e| format!("the portal did not make the self-declaration: {e}"))?;
+    drop(spinner);
+    let out = dir.join("autocertificazione.pdf");
+    std::fs::write(&out, &pdf).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    if !args.json {
+        say!(
+            "autocertificazione: {} ({}) -> {} (no seal: the citizen signs it)",
+            facts.join(", "),
+            pdf.len(),
+            out.display()
+        );
+    }
+    let json = json!({
+        "url": city.base_url(),
+        "resident": true,
+        "dir": dir.display().to_string(),
+        "record": record,
+        "certificates": certificates,
+        "declaration": {"facts": facts, "out": out.display().to_string(), "bytes": pdf.len()},
+    });
+    Ok(Services {
+        json,
+        record: Some(record),
+        failure: (!failures.is_empty()).then(|| failures.join("; ")),
+    })
+}
+
+/// The exemption the demo's certificato di residenza uses (Tabella 39: 3, uso processuale).
+const DEMO_EXEMPTION: u16 = 3;
+/// The password of every fixture resident at the emulator in `--serve` mode.
+const DEMO_PASSWORD: &str = "password";
+
+/// Password logins at the emulator for every living person of the fixture (`--serve`).
+fn resident_logins(registry: &Registry) -> Vec<TestUser> {
+    registry
+        .people()
+        .iter()
+        .filter(|p| p.death_date.is_none())
+        .map(|p| TestUser {
+            login: p.codice_fiscale.as_str().to_owned(),
+            password: DEMO_PASSWORD.to_owned(),
+            pin: None,
+            first_name: p.given_name.clone(),
+            last_name: p.surname.clone(),
+            email: String::new(),
+        })
+        .collect()
+}
+
+/// `--serve`: prints where to go and who can log in, then waits for Ctrl-C.
+async fn serve_until_ctrl_c(
+    emu: &Emulator,
+    portal: &crate::demo_portal::DemoPortal,
+    registry: &Registry,
+    args: &Args,
+) {
+    let logins: Vec<_> = resident_logins(registry)
+        .into_iter()
+        .map(|u| json!({"codice_fiscale": u.login, "password": u.password, "name": format!("{} {}", u.first_name, u.last_name)}))
+        .collect();
+    if args.json {
+        say!(
+            "{}",
+            json!({"serve": {"url": format!("{}/", portal.base_url()), "cohesion": emu.base_url().map(|u| u.to_string()).ok(), "logins": logins}})
+        );
+    } else {
+        say!("");
+        say!(
+            "The portal keeps running: open {}/ in a browser.",
+            portal.base_url()
+        );
+        say!("Log in at the Cohesion emulator by password as any resident of the fixture:");
+        for l in &logins {
+            say!(
+                "  {}  password {:?}  ({})",
+                text(l, &["codice_fiscale"]),
+                DEMO_PASSWORD,
+                text(l, &["name"])
+            );
+        }
+        say!("Ctrl-C stops the emulator and the portal.");
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -24,10 +24,13 @@ mod cf;
 mod cohesion;
 #[cfg(feature = "demo")]
 mod demo;
+#[cfg(feature = "demo")]
+mod demo_portal;
 mod fetch;
 mod hint;
 mod key_source;
 mod middleware;
+mod portal;
 mod readers;
 mod simulated;
 
@@ -57,6 +60,10 @@ enum Command {
     /// Cohesion (Regione Marche SSO): log in to a site with the smart card.
     #[command(subcommand)]
     Cohesion(cohesion::Command),
+    /// The municipal portal with the card: record, family, certificates, self-declarations,
+    /// verification (exit codes: 0 done, 1 refused or not valid, 2 usage, 3 login/TLS/network).
+    #[command(subcommand)]
+    Portal(portal::Command),
     #[cfg(feature = "demo")]
     /// The main job: the citizen's whole smart-card login to a municipal site through Cohesion, in
     /// one process on loopback (real card if a reader holds one, else the simulated card).
@@ -110,6 +117,7 @@ fn main() -> ExitCode {
         Command::Fetch(args) => fetch::run(args),
         Command::Card(cmd) => card::run(cmd),
         Command::Cohesion(cmd) => cohesion::run(cmd),
+        Command::Portal(cmd) => portal::run(cmd),
         #[cfg(feature = "demo")]
         Command::Demo(args) => demo::run(args),
         Command::Middleware(cmd) => middleware::run(cmd),

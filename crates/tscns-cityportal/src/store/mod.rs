@@ -13,6 +13,9 @@
 //! generator, never from a per-process counter.
 
 mod migrations;
+mod portal;
+
+pub use portal::RateDecision;
 
 use std::time::Duration;
 

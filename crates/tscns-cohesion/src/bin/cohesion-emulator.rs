@@ -19,7 +19,7 @@ use tscns_cohesion::emulator::{Emulator, EmulatorConfig, TestUser};
 /// policy; the codice fiscale comes from its subject CN.
 ///
 /// Test users: RSSMRA85T10A562S / password (password login, PW) and VRDGPP80A01H501U / password /
-/// PIN 12345678 (password+PIN, PIN). Tokens live 60 minutes.
+/// PIN 12345678 (password+PIN, PIN); --users FILE adds more. Tokens live 60 minutes.
 #[derive(Debug, Parser)]
 #[command(name = "cohesion-emulator", version, verbatim_doc_comment)]
 struct Args {
@@ -53,6 +53,11 @@ struct Args {
     /// Host name used in links between the two listeners (default: localhost).
     #[arg(long, default_value = "localhost")]
     host: String,
+    /// More password users, e.g. a municipality's residents: a TOML file of `[[user]]` tables
+    /// with `codice_fiscale`, `password` and optional `pin`, `first_name`, `last_name`, `email`.
+    /// The built-in test users stay; a user of the file replaces a built-in one with its login.
+    #[arg(long)]
+    users: Option<PathBuf>,
 }
 
 fn read(path: &std::path::Path) -> Result<Vec<u8>, String> {
@@ -88,6 +93,14 @@ async fn run(args: Args) -> Result<(), String> {
         (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
         _ => None,
     };
+    let mut users = TestUser::defaults();
+    if let Some(p) = &args.users {
+        let text = String::from_utf8(read(p)?)
+            .map_err(|_| format!("{} is not UTF-8 text", p.display()))?;
+        let extra = TestUser::from_toml(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+        users.retain(|u| !extra.iter().any(|x| x.login.eq_ignore_ascii_case(&u.login)));
+        users.extend(extra);
+    }
     let mut hosts = vec![args.host.clone()];
     for h in ["localhost", "127.0.0.1"] {
         if !hosts.iter().any(|x| x == h) {
@@ -102,7 +115,7 @@ async fn run(args: Args) -> Result<(), String> {
         hosts,
         sites: args.sites.into_iter().collect(),
         whitelist: args.whitelist,
-        users: TestUser::defaults(),
+        users,
         clock: std::sync::Arc::new(tscns_cohesion::SystemClock),
         signer: None,
     };

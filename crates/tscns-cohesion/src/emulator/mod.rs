@@ -78,7 +78,80 @@ impl std::fmt::Debug for TestUser {
     }
 }
 
+/// One resident of a `--users` file (TOML: a list `[[user]]` of these fields).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserEntry {
+    codice_fiscale: String,
+    password: String,
+    #[serde(default)]
+    pin: Option<String>,
+    #[serde(default)]
+    first_name: Option<String>,
+    #[serde(default)]
+    last_name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersFile {
+    #[serde(default)]
+    user: Vec<UserEntry>,
+}
+
 impl TestUser {
+    /// Reads a users file: TOML with one `[[user]]` table per resident, holding
+    /// `codice_fiscale` and `password`, and optionally `pin` (enables the password+PIN method),
+    /// `first_name`, `last_name` and `email` (the profile's `nome`, `cognome`, `email`).
+    ///
+    /// ```
+    /// let users = tscns_cohesion::emulator::TestUser::from_toml(r#"
+    /// [[user]]
+    /// codice_fiscale = "RSSMRA80A01H501U"
+    /// password = "segreta"
+    /// first_name = "MARIO"
+    /// last_name = "ROSSI"
+    /// "#)?;
+    /// assert_eq!(users[0].login, "RSSMRA80A01H501U");
+    /// # Ok::<(), tscns_cohesion::Error>(())
+    /// ```
+    ///
+    /// A codice fiscale that fails its check, an empty password, a login listed twice or an
+    /// unknown field is refused with [`Error::Config`](crate::Error::Config) naming the entry.
+    pub fn from_toml(text: &str) -> Result<Vec<TestUser>> {
+        let file: UsersFile = toml::from_str(text)
+            .map_err(|e| crate::Error::Config(format!("users file: {}", e.to_string().trim())))?;
+        let mut out: Vec<TestUser> = Vec::with_capacity(file.user.len());
+        for (i, u) in file.user.into_iter().enumerate() {
+            let at = |m: String| crate::Error::Config(format!("users file, user {}: {m}", i + 1));
+            let cf = tscns_cert::CodiceFiscale::parse(u.codice_fiscale.trim())
+                .map_err(|e| at(format!("codice_fiscale {:?}: {e}", u.codice_fiscale)))?;
+            if u.password.is_empty() {
+                return Err(at("the password is empty".into()));
+            }
+            if u.pin.as_deref() == Some("") {
+                return Err(at(
+                    "the pin is empty (leave it out for a password-only user)".into(),
+                ));
+            }
+            let login = cf.as_str().to_owned();
+            if out.iter().any(|o| o.login.eq_ignore_ascii_case(&login)) {
+                return Err(at(format!("{login} is listed twice")));
+            }
+            out.push(TestUser {
+                login,
+                password: u.password,
+                pin: u.pin,
+                first_name: u.first_name.unwrap_or_default(),
+                last_name: u.last_name.unwrap_or_default(),
+                email: u.email.unwrap_or_default(),
+            });
+        }
+        Ok(out)
+    }
+
     /// The default users:
     /// `RSSMRA85T10A562S` / `password` (password only) and `VRDGPP80A01H501U` / `password` / PIN `12345678`.
     pub fn defaults() -> Vec<TestUser> {

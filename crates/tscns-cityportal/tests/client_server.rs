@@ -54,8 +54,7 @@ async fn bed() -> Bed {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let registry =
-        Registry::from_json(tscns_cityportal::SAN_BENEDETTO_FIXTURE.as_bytes()).unwrap();
+    let registry = Registry::from_json(tscns_cityportal::SAN_BENEDETTO_FIXTURE.as_bytes()).unwrap();
     let store = Store::open_portal(&format!(
         "sqlite://{}",
         dir.path().join("portal.db").display()
@@ -80,9 +79,14 @@ async fn bed() -> Bed {
     )
     .unwrap();
     let seal_key = Pkcs8Key::new(seal.key_pem.as_bytes(), seal.cert_pem.as_bytes()).unwrap();
-    let portal = Portal::new(store, sp, Arc::new(seal_key), PortalConfig::new(public, "H769"))
-        .await
-        .unwrap();
+    let portal = Portal::new(
+        store,
+        sp,
+        Arc::new(seal_key),
+        PortalConfig::new(public, "H769"),
+    )
+    .await
+    .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server::serve(listener, portal.router(), None, async move {
         let _ = stopped.await;
@@ -119,7 +123,11 @@ async fn the_whole_api_through_the_client() {
     let portal = CityPortal::login(&b.base, b.key.clone(), options(&b, Some(&b.seal.ca_pem)))
         .await
         .unwrap();
-    assert_eq!(b.sim.counters().signatures - before, 1, "one card signature");
+    assert_eq!(
+        b.sim.counters().signatures - before,
+        1,
+        "one card signature"
+    );
     assert_eq!(portal.login_signatures(), 1);
 
     // Interrogazione Anagrafe.
@@ -128,10 +136,15 @@ async fn the_whole_api_through_the_client() {
     assert_eq!(me["surname"], "ROSSI");
     let family = portal.family().await.unwrap();
     assert!(
-        family.iter().any(|m| m.codice_fiscale == "BNCLRA82B41H769J"),
+        family
+            .iter()
+            .any(|m| m.codice_fiscale == "BNCLRA82B41H769J"),
         "{family:?}"
     );
-    assert!(family.iter().all(|m| m.relationship.is_some()), "{family:?}");
+    assert!(
+        family.iter().all(|m| m.relationship.is_some()),
+        "{family:?}"
+    );
 
     // Options: the 15 online kinds, residenza available with the stamp duty.
     let opts = portal.certificate_options(None).await.unwrap();
@@ -149,14 +162,18 @@ async fn the_whole_api_through_the_client() {
     let sealed = issued.seal.as_ref().expect("the seal was checked");
     assert_eq!(sealed.certificate_id, issued.id);
     assert!(issued.pdf.starts_with(b"%PDF-"));
-    assert!(issued.url.starts_with(&format!("{}/verifica/{}", b.base, issued.id)));
+    assert!(issued
+        .url
+        .starts_with(&format!("{}/verifica/{}", b.base, issued.id)));
     assert!(issued.url.contains(&issued.code));
     let v = portal.verify(&issued.url).await.unwrap();
     assert!(v.valid, "{v:?}");
     assert_eq!(v.sha256.as_deref(), Some(issued.sha256.as_str()));
     assert_eq!(v.kind.as_ref().unwrap().slug, "residenza");
     // Anyone can verify, without logging in; a wrong code is not valid.
-    let v = tscns_cityportal::client::verify(&issued.url, &[]).await.unwrap();
+    let v = tscns_cityportal::client::verify(&issued.url, &[])
+        .await
+        .unwrap();
     assert!(v.valid);
     let wrong = issued.url.replace(&issued.code, "AAAAAAAAAAAAAAAA");
     assert!(!portal.verify(&wrong).await.unwrap().valid);
@@ -167,7 +184,9 @@ async fn the_whole_api_through_the_client() {
         .await
         .unwrap_err();
     match &e {
-        ClientError::Refused { status, message, .. } => {
+        ClientError::Refused {
+            status, message, ..
+        } => {
             assert_eq!(*status, 409, "{e}");
             assert!(!message.is_empty());
         }

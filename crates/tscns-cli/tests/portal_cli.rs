@@ -149,7 +149,10 @@ fn every_subcommand_against_the_portal() {
     assert!(r.success(), "{}", r.both());
     let fam = json(&r);
     assert!(
-        fam.as_array().unwrap().iter().any(|m| m["codice_fiscale"] == "BNCLRA82B41H769J"),
+        fam.as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["codice_fiscale"] == "BNCLRA82B41H769J"),
         "{fam}"
     );
     assert!(fam[0]["relationship"]["code"].is_number(), "{fam}");
@@ -158,7 +161,14 @@ fn every_subcommand_against_the_portal() {
     assert!(r.success(), "{}", r.both());
     let o = json(&r);
     assert_eq!(o.as_array().unwrap().len(), 15, "{o}");
-    for field in ["kind", "available", "reason", "stamp", "stamp_amount_cents", "fee_cents"] {
+    for field in [
+        "kind",
+        "available",
+        "reason",
+        "stamp",
+        "stamp_amount_cents",
+        "fee_cents",
+    ] {
         assert!(o[0].get(field).is_some(), "{field} missing: {o}");
     }
 
@@ -169,15 +179,25 @@ fn every_subcommand_against_the_portal() {
         "certificate",
         &base,
         &[
-            "--kind", "residenza", "--marca", "12345678901234", "--out", s(&out), "--seal-ca",
-            s(&srv.seal_ca), "--json",
+            "--kind",
+            "residenza",
+            "--marca",
+            "12345678901234",
+            "--out",
+            s(&out),
+            "--seal-ca",
+            s(&srv.seal_ca),
+            "--json",
         ],
         &pin,
     );
     assert!(r.success(), "{}", r.both());
     let c = json(&r);
     assert_eq!(c["seal"]["valid"], true, "{c}");
-    assert!(c["seal"]["signer"].as_str().unwrap().contains("Sigillo"), "{c}");
+    assert!(
+        c["seal"]["signer"].as_str().unwrap().contains("Sigillo"),
+        "{c}"
+    );
     assert_eq!(c["out"], s(&out));
     let url = c["verification_url"].as_str().unwrap().to_owned();
     assert!(url.contains(c["verification_code"].as_str().unwrap()));
@@ -196,7 +216,15 @@ fn every_subcommand_against_the_portal() {
     assert_eq!(r.code, Some(1), "{}", r.both());
     assert_eq!(json(&r)["valid"], false);
     // The PDF offline.
-    let r = Tscns::new(&["portal", "verify", "--pdf", s(&out), "--seal-ca", s(&srv.seal_ca)]).run();
+    let r = Tscns::new(&[
+        "portal",
+        "verify",
+        "--pdf",
+        s(&out),
+        "--seal-ca",
+        s(&srv.seal_ca),
+    ])
+    .run();
     assert!(r.success(), "{}", r.both());
 
     // The same marca again: refused by the portal, exit 1, the reason on stderr, no file.
@@ -205,7 +233,14 @@ fn every_subcommand_against_the_portal() {
         &srv,
         "certificate",
         &base,
-        &["--kind", "8", "--marca", "12345678901234", "--out", s(&again)],
+        &[
+            "--kind",
+            "8",
+            "--marca",
+            "12345678901234",
+            "--out",
+            s(&again),
+        ],
         &pin,
     );
     assert_eq!(r.code, Some(1), "{}", r.both());
@@ -217,8 +252,14 @@ fn every_subcommand_against_the_portal() {
         "certificate",
         &base,
         &[
-            "--kind", "residenza", "--subject", "VRDGPP80A01H501U", "--marca", "22345678901234",
-            "--out", s(&again),
+            "--kind",
+            "residenza",
+            "--subject",
+            "VRDGPP80A01H501U",
+            "--marca",
+            "22345678901234",
+            "--out",
+            s(&again),
         ],
         &pin,
     );
@@ -230,7 +271,15 @@ fn every_subcommand_against_the_portal() {
         &srv,
         "declaration",
         &base,
-        &["--fact", "nascita", "--fact", "residenza", "--out", s(&decl), "--json"],
+        &[
+            "--fact",
+            "nascita",
+            "--fact",
+            "residenza",
+            "--out",
+            s(&decl),
+            "--json",
+        ],
         &pin,
     );
     assert!(r.success(), "{}", r.both());
@@ -251,8 +300,16 @@ fn a_holder_from_another_municipality_is_told_so() {
     let pin = profile.pin.expose().to_owned();
     let srv = Servers::start(&profile);
     let args = [
-        "portal", "record", &srv.base, "--simulated", "idemia-v2-2048", "--pin-stdin", "--ca",
-        s(&srv.ca), "--cohesion-host", "localhost",
+        "portal",
+        "record",
+        &srv.base,
+        "--simulated",
+        "idemia-v2-2048",
+        "--pin-stdin",
+        "--ca",
+        s(&srv.ca),
+        "--cohesion-host",
+        "localhost",
     ];
     let r = Tscns::new(&args).stdin(&format!("{pin}\n")).run();
     assert_eq!(r.code, Some(1), "{}", r.both());
@@ -278,14 +335,34 @@ fn portal_certificate_with_the_card_in_a_pcscd_reader() {
     let out = srv.path("famiglia.pdf");
     let reader = vpcd.reader_name();
     let r = Tscns::new(&[
-        "portal", "certificate", &srv.base, "--kind", "stato-di-famiglia", "--marca",
-        "32345678901234", "--out", s(&out), "--seal-ca", s(&srv.seal_ca), "--json", "--reader",
-        &reader, "--pin-stdin", "--ca", s(&srv.ca), "--cohesion-host", "localhost",
+        "portal",
+        "certificate",
+        &srv.base,
+        "--kind",
+        "stato-di-famiglia",
+        "--marca",
+        "32345678901234",
+        "--out",
+        s(&out),
+        "--seal-ca",
+        s(&srv.seal_ca),
+        "--json",
+        "--reader",
+        &reader,
+        "--pin-stdin",
+        "--ca",
+        s(&srv.ca),
+        "--cohesion-host",
+        "localhost",
     ])
     .stdin(&format!("{pin}\n"))
     .run();
     assert!(r.success(), "{}", r.both());
-    assert_eq!(handle.counters().signatures - before, 1, "one card signature");
+    assert_eq!(
+        handle.counters().signatures - before,
+        1,
+        "one card signature"
+    );
     let c = json(&r);
     assert_eq!(c["seal"]["valid"], true, "{c}");
     let url = c["verification_url"].as_str().unwrap().to_owned();
