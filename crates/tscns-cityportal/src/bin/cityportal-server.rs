@@ -129,22 +129,22 @@ struct TokenSeal {
     chain: Vec<Vec<u8>>,
 }
 
-impl tscns_tls::SigningKey for TokenSeal {
+impl tscns_cert::sign::SigningKey for TokenSeal {
     fn certificate_chain(&self) -> Vec<Vec<u8>> {
         self.chain.clone()
     }
     fn key_bits(&self) -> usize {
-        tscns_tls::SigningKey::key_bits(&self.key)
+        tscns_cert::sign::SigningKey::key_bits(&self.key)
     }
-    fn schemes(&self) -> Vec<tscns_tls::SignatureScheme> {
-        tscns_tls::SigningKey::schemes(&self.key)
+    fn schemes(&self) -> Vec<tscns_cert::sign::SignatureScheme> {
+        tscns_cert::sign::SigningKey::schemes(&self.key)
     }
     fn sign(
         &self,
-        scheme: tscns_tls::SignatureScheme,
+        scheme: tscns_cert::sign::SignatureScheme,
         message: &[u8],
-    ) -> Result<Vec<u8>, tscns_tls::SignError> {
-        tscns_tls::SigningKey::sign(&self.key, scheme, message)
+    ) -> Result<Vec<u8>, tscns_cert::sign::SignError> {
+        tscns_cert::sign::SigningKey::sign(&self.key, scheme, message)
     }
 }
 
