@@ -56,6 +56,8 @@ pub async fn emulator() -> Emulator {
 /// A running portal.
 pub struct TestPortal {
     pub url: String,
+    /// The CA of the portal's TLS certificate (portals from [`portal_https`]).
+    pub tls_ca_pem: Option<String>,
     pub store: Store,
     pub portal: Portal,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -102,10 +104,40 @@ pub async fn portal_with(
     min_level: u8,
     tune: impl FnOnce(&mut PortalConfig),
 ) -> TestPortal {
+    start_portal(emu, store_url, min_level, false, tune).await
+}
+
+/// Starts a portal served over TLS at `https://localhost:PORT` (a self-signed certificate for
+/// `localhost`, as `--tls-cert`/`--tls-key` would give), against `emu`.
+pub async fn portal_https(emu: &Emulator, store_url: &str, min_level: u8) -> TestPortal {
+    start_portal(emu, store_url, min_level, true, |_| {}).await
+}
+
+async fn start_portal(
+    emu: &Emulator,
+    store_url: &str,
+    min_level: u8,
+    https: bool,
+    tune: impl FnOnce(&mut PortalConfig),
+) -> TestPortal {
     let store = Store::open_portal(store_url).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let url = format!("http://{addr}");
+    let (url, tls, tls_ca_pem) = if https {
+        let pki = tscns_tls::test_pki::TestPki::generate(MARIO, 2048).unwrap();
+        let tls = server::tls_config(
+            pki.server_cert_pem.as_bytes(),
+            pki.server_key_pem.as_bytes(),
+        )
+        .unwrap();
+        (
+            format!("https://localhost:{}", addr.port()),
+            Some(tls),
+            Some(pki.ca_pem),
+        )
+    } else {
+        (format!("http://{addr}"), None, None)
+    };
     let public: tscns_cohesion::Url = url.parse().unwrap();
     let mut config = PortalConfig::new(public, "H769");
     config.min_level = min_level;
@@ -129,13 +161,14 @@ pub async fn portal_with(
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let router = portal.router();
     let task = tokio::spawn(async move {
-        server::serve(listener, router, None, async {
+        server::serve(listener, router, tls, async {
             let _ = rx.await;
         })
         .await;
     });
     TestPortal {
         url,
+        tls_ca_pem,
         store,
         portal,
         stop: Some(tx),
@@ -192,9 +225,16 @@ fn attr(tag: &str, name: &str) -> Option<String> {
 
 impl Browser {
     pub fn new(emu: &Emulator) -> Self {
+        Self::trusting(emu, None)
+    }
+
+    /// A browser that also trusts `extra_ca_pem` (a portal served over TLS).
+    pub fn trusting(emu: &Emulator, extra_ca_pem: Option<&str>) -> Self {
         let mut roots = rustls::RootCertStore::empty();
-        for c in rustls_pki_types::CertificateDer::pem_slice_iter(emu.ca_pem().as_bytes()) {
-            roots.add(c.unwrap()).unwrap();
+        for pem in [Some(emu.ca_pem()), extra_ca_pem].into_iter().flatten() {
+            for c in rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                roots.add(c.unwrap()).unwrap();
+            }
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
