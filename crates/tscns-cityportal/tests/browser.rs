@@ -302,6 +302,15 @@ async fn journey(
         "the family is listed: {html}"
     );
     s.check("anagrafe").await;
+    // Under TLS the session cookie is `__Host-` (Secure, host-only, path /) and HttpOnly.
+    let cookies = s.c.get_all_cookies().await.unwrap();
+    let session = cookies
+        .iter()
+        .find(|c| c.name() == "__Host-cityportal_session")
+        .unwrap_or_else(|| panic!("no __Host- session cookie: {cookies:?}"));
+    assert_eq!(session.secure(), Some(true));
+    assert_eq!(session.http_only(), Some(true));
+    assert!(!cookies.iter().any(|c| c.name() == "cityportal_session"));
 
     // Certificazione: a certificato di residenza with a marca da bollo.
     s.goto(&format!("{}/certificati", p.url)).await;

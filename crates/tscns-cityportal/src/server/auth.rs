@@ -24,7 +24,10 @@ use time::OffsetDateTime;
 use tscns_cohesion::{same_origin_path, UntrustedCallback};
 
 use super::service::{Citizen, Failure};
-use super::{pages, remote, ClientAddr, Portal, CALLBACK_PATH, SESSION_COOKIE, STATE_COOKIE};
+use super::{
+    pages, remote, ClientAddr, Portal, CALLBACK_PATH, SESSION_COOKIE, SESSION_COOKIE_TLS,
+    STATE_COOKIE,
+};
 use crate::store::Session;
 
 /// How long a login may take between `/accedi` and the callback.
@@ -71,7 +74,10 @@ impl FromRequestParts<Portal> for MaybeCitizen {
 
     async fn from_request_parts(parts: &mut Parts, p: &Portal) -> Result<Self, Self::Rejection> {
         let jar = CookieJar::from_headers(&parts.headers);
-        let Some(id) = jar.get(SESSION_COOKIE).map(|c| c.value().to_string()) else {
+        let Some(id) = jar
+            .get(session_cookie_name(p))
+            .map(|c| c.value().to_string())
+        else {
             return Ok(MaybeCitizen(None));
         };
         if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -151,8 +157,17 @@ fn state_cookie(value: String, max_age: Duration) -> Cookie<'static> {
         .build()
 }
 
+/// The session cookie's name: `__Host-` under TLS.
+pub(crate) fn session_cookie_name(p: &Portal) -> &'static str {
+    if p.config().tls {
+        SESSION_COOKIE_TLS
+    } else {
+        SESSION_COOKIE
+    }
+}
+
 pub(crate) fn session_cookie(p: &Portal, value: String) -> Cookie<'static> {
-    Cookie::build((SESSION_COOKIE, value))
+    Cookie::build((session_cookie_name(p), value))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
@@ -420,8 +435,11 @@ async fn end_session(p: &Portal, c: &Citizen) -> Result<(), Failure> {
     p.audit_logout(c).await
 }
 
-fn gone_cookie() -> Cookie<'static> {
-    Cookie::build((SESSION_COOKIE, "")).path("/").build()
+fn gone_cookie(p: &Portal) -> Cookie<'static> {
+    Cookie::build((session_cookie_name(p), ""))
+        .path("/")
+        .secure(p.config().tls)
+        .build()
 }
 
 #[derive(Deserialize)]
@@ -453,7 +471,7 @@ async fn logout_form(
         .ok()
         .flatten()
         .map_or_else(|| "/".to_string(), |u| u.to_string());
-    (jar.remove(gone_cookie()), Redirect::to(&target)).into_response()
+    (jar.remove(gone_cookie(&p)), Redirect::to(&target)).into_response()
 }
 
 async fn logout_api(
@@ -469,7 +487,7 @@ async fn logout_api(
         return super::api::failure(&Failure::Csrf);
     }
     match end_session(&p, &c).await {
-        Ok(()) => (jar.remove(gone_cookie()), StatusCode::NO_CONTENT).into_response(),
+        Ok(()) => (jar.remove(gone_cookie(&p)), StatusCode::NO_CONTENT).into_response(),
         Err(f) => super::api::failure(&f),
     }
 }

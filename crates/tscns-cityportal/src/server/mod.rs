@@ -62,8 +62,11 @@ pub use tls::tls_config;
 
 /// The path Cohesion posts the login callback to (`url_validate`).
 pub const CALLBACK_PATH: &str = "/cohesion/callback";
-/// The session cookie's name.
+/// The session cookie's name on plain HTTP (loopback trials).
 pub const SESSION_COOKIE: &str = "cityportal_session";
+/// The session cookie's name under TLS: `__Host-` keeps a sibling subdomain from planting its
+/// own session in the citizen's browser (login CSRF by cookie tossing).
+pub const SESSION_COOKIE_TLS: &str = "__Host-cityportal_session";
 /// The login-state cookie's name (login CSRF). `__Host-` makes browsers keep it only when
 /// `Secure`, path `/` and host-only; browsers and cookie stores treat loopback `http` as secure.
 pub const STATE_COOKIE: &str = "__Host-cityportal_login";
