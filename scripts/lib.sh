@@ -3,7 +3,7 @@
 
 # Debian packages: the middleware the tests drive (see shared/testbed.md) and what builds pcsc-sys.
 TSCNS_BUILD_PACKAGES=(libpcsclite-dev pkg-config)
-TSCNS_TEST_PACKAGES=(pcscd libpcsclite-dev pkg-config vsmartcard-vpcd softhsm2 opensc opensc-pkcs11 pcsc-tools openssl libnss3-tools gnutls-bin libengine-pkcs11-openssl curl postgresql poppler-utils)
+TSCNS_TEST_PACKAGES=(pcscd libpcsclite-dev pkg-config vsmartcard-vpcd softhsm2 opensc opensc-pkcs11 pcsc-tools openssl libnss3-tools gnutls-bin libengine-pkcs11-openssl curl postgresql poppler-utils chromium chromium-driver fonts-dejavu-core)
 
 # Installs whichever of the given Debian packages are missing (apt-get update first).
 tscns_install_packages() {
@@ -22,6 +22,22 @@ tscns_install_packages() {
     echo "installing: ${missing[*]}"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# The accessibility checker the portal's browser test injects: npm package axe-core, at one pinned
+# version, under the cargo target directory (not in the repository). Exports TSCNS_AXE_CORE_JS.
+TSCNS_AXE_CORE_VERSION="4.14.1"
+tscns_install_axe_core() {
+    local dir="${CARGO_TARGET_DIR:-$PWD/target}/npm"
+    local js="$dir/node_modules/axe-core/axe.min.js"
+    if ! grep -qs "\"version\": \"$TSCNS_AXE_CORE_VERSION\"" "$dir/node_modules/axe-core/package.json"; then
+        command -v npm >/dev/null || tscns_install_packages npm
+        mkdir -p "$dir"
+        npm install --no-save --no-audit --no-fund --prefix "$dir" "axe-core@$TSCNS_AXE_CORE_VERSION"
+    fi
+    [ -s "$js" ] || { echo "axe-core was not installed at $js" >&2; return 1; }
+    export TSCNS_AXE_CORE_JS="$js"
+    echo "axe-core $TSCNS_AXE_CORE_VERSION at $js"
 }
 
 # True when a TCP port on loopback is listening (reads /proc, needs no extra tools).
