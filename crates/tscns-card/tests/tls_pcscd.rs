@@ -20,12 +20,15 @@ use tscns_tls::{AuthClientBuilder, Error, SigningKey, TlsVersions};
 
 const PORT: u16 = 35963;
 
+// Fields drop in this order: the card connection first (it resets the card it verified), then
+// the reader, and the reader lock last, so that the next test never shares the reader with a
+// connection of this one still closing.
 struct Plugged {
-    _lock: ReaderLock,
+    key: Arc<CardKey<PcscTransport>>,
     vpcd: VpcdServer,
     pki: TestPki,
-    key: Arc<CardKey<PcscTransport>>,
     cf: String,
+    _lock: ReaderLock,
 }
 
 fn plug(profile: &str) -> Plugged {
@@ -53,11 +56,11 @@ fn plug(profile: &str) -> Plugged {
         .unwrap()
         .to_string();
     Plugged {
-        _lock: lock,
+        key: Arc::new(CardKey::new(card).unwrap()),
         vpcd,
         pki,
-        key: Arc::new(CardKey::new(card).unwrap()),
         cf,
+        _lock: lock,
     }
 }
 
