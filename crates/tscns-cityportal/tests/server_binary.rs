@@ -175,7 +175,6 @@ async fn two_server_processes_on_one_postgres() {
     drop(b);
 
     // The audit log, as an operator reads it: the login, the record view, the issuance.
-    let deadline = Instant::now() + Duration::from_secs(30);
     let out = Command::new(BIN)
         .args([
             "audit",
@@ -187,7 +186,6 @@ async fn two_server_processes_on_one_postgres() {
         ])
         .output()
         .unwrap();
-    assert!(Instant::now() < deadline);
     assert!(
         out.status.success(),
         "{}",

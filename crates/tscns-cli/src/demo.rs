@@ -518,8 +518,12 @@ fn print_record(r: &serde_json::Value) {
     );
     if let Some(members) = r["members"].as_array() {
         for m in members {
+            let death = m["death_date"]
+                .as_str()
+                .map(|d| format!(", deceduto/a il {d}"))
+                .unwrap_or_default();
             say!(
-                "                 famiglia: {} {} ({}, {})",
+                "                 famiglia: {} {} ({}, {}{death})",
                 text(m, &["given_name"]),
                 text(m, &["surname"]),
                 text(m, &["codice_fiscale"]),

@@ -329,6 +329,13 @@ pub struct FamilyMember {
     pub death_date: Option<Date>,
 }
 
+impl FamilyMember {
+    /// Whether the member had died on `day` (then no longer part of the family that day).
+    pub fn is_dead_on(&self, day: Date) -> bool {
+        self.death_date.is_some_and(|d| d <= day)
+    }
+}
+
 impl From<&Person> for FamilyMember {
     fn from(p: &Person) -> Self {
         FamilyMember {

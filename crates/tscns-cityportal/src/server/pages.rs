@@ -179,6 +179,7 @@ fn it_date(d: time::Date) -> String {
 }
 
 fn record_markup(r: &RegistryRecord) -> Markup {
+    let today = time::OffsetDateTime::now_utc().date();
     let p = &r.person;
     let rows: Vec<(&str, String)> = vec![
         ("Cognome", p.surname.clone()),
@@ -272,7 +273,7 @@ fn record_markup(r: &RegistryRecord) -> Markup {
                 caption { "Componenti della famiglia anagrafica" }
                 thead { tr { th scope="col" { "Cognome e nome" } th scope="col" { "Codice fiscale" } th scope="col" { "Relazione di parentela" } th scope="col" { "Data di nascita" } } }
                 tbody {
-                    @for m in &r.members {
+                    @for m in r.members.iter().filter(|m| !m.is_dead_on(today)) {
                         tr {
                             th scope="row" { (m.surname) " " (m.given_name) }
                             td { (m.codice_fiscale.as_str()) }
@@ -280,6 +281,11 @@ fn record_markup(r: &RegistryRecord) -> Markup {
                             td { (it_date(m.birth_date)) }
                         }
                     }
+                }
+            }
+            @for m in r.members.iter().filter(|m| m.is_dead_on(today)) {
+                @if let Some(d) = m.death_date {
+                    p { (m.surname) " " (m.given_name) " (" (m.codice_fiscale.as_str()) "), deceduto/a il " (it_date(d)) ", non fa più parte della famiglia anagrafica." }
                 }
             }
         } @else {
