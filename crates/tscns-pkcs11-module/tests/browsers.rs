@@ -14,7 +14,8 @@
 //! the TLS handshake signs on the card (the PIN asked once through pinentry), the callback comes
 //! back, and the protected page shows the holder's codice fiscale. The test asserts it in the
 //! browser's DOM and in what the site saw (a smart-card login for that codice fiscale), and writes
-//! a screenshot under the target directory (`browser-screenshots/`). Everything on loopback; the
+//! a screenshot under the target directory (`browser-screenshots/`; with `TSCNS_UPDATE_DOCS=1`
+//! also the crate's `docs/screenshots/`, which the README shows). Everything on loopback; the
 //! browsers' proxy is a closed loopback port, so nothing leaves the machine. Every wait is bounded
 //! and each browser is stopped by PID. Feature `system-tests`.
 #![cfg(feature = "system-tests")]
@@ -467,8 +468,14 @@ fn save_png(b: &mut dyn Browser, name: &str) -> PathBuf {
     let out = target_dir().join("browser-screenshots");
     std::fs::create_dir_all(&out).unwrap();
     let path = out.join(name);
-    std::fs::write(&path, png).unwrap();
+    std::fs::write(&path, &png).unwrap();
     eprintln!("screenshot: {}", path.display());
+    // The README shows them: `TSCNS_UPDATE_DOCS=1` refreshes the crate's docs/screenshots/.
+    if std::env::var_os("TSCNS_UPDATE_DOCS").is_some() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::write(docs.join(name), &png).unwrap();
+    }
     path
 }
 

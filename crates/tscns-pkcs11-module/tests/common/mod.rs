@@ -135,7 +135,21 @@ impl Output {
 
 /// Runs `program` with `env`, a deadline, and the test failing with a hint when it is missing.
 pub fn run_env(program: &str, args: &[&str], env: &[(&str, &str)], timeout: Duration) -> Output {
+    run_in(None, program, args, env, timeout)
+}
+
+/// [`run_env`] in the working directory `cwd` (`None`: this process's).
+pub fn run_in(
+    cwd: Option<&Path>,
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> Output {
     let mut cmd = Command::new(program);
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
