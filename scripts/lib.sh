@@ -3,7 +3,7 @@
 
 # Debian packages: the middleware the tests drive (see shared/testbed.md) and what builds pcsc-sys.
 TSCNS_BUILD_PACKAGES=(libpcsclite-dev pkg-config)
-TSCNS_TEST_PACKAGES=(pcscd libpcsclite-dev pkg-config vsmartcard-vpcd softhsm2 opensc opensc-pkcs11 pcsc-tools openssl libnss3-tools gnutls-bin libengine-pkcs11-openssl curl postgresql poppler-utils chromium chromium-driver fonts-dejavu-core)
+TSCNS_TEST_PACKAGES=(pcscd libpcsclite-dev pkg-config vsmartcard-vpcd softhsm2 opensc opensc-pkcs11 pcsc-tools openssl libnss3-tools gnutls-bin libengine-pkcs11-openssl curl postgresql poppler-utils firefox-esr chromium chromium-driver fonts-dejavu-core)
 
 # Installs whichever of the given Debian packages are missing (apt-get update first).
 tscns_install_packages() {

@@ -278,6 +278,95 @@ pub unsafe extern "C" fn C_GetFunctionList(list: *mut *mut CK_FUNCTION_LIST) -> 
     })
 }
 
+// ---- PKCS#11 3.0 interfaces ------------------------------------------------------------------
+
+/// The name of the one interface (PKCS#11 3.0 §5.2: "PKCS 11"), NUL-terminated.
+const INTERFACE_NAME: &[u8; 8] = b"PKCS 11\0";
+
+/// `CK_INTERFACE` holds raw pointers, so a static needs a wrapper that says it is shared safely:
+/// both pointers are to immutable statics of this module, which callers only read.
+#[repr(transparent)]
+struct SharedInterface(CK_INTERFACE);
+
+// SAFETY: the pointers inside are to `INTERFACE_NAME` and `FUNCTION_LIST`, immutable statics that
+// live as long as the library; nothing writes through them.
+unsafe impl Sync for SharedInterface {}
+
+/// The module's one interface: "PKCS 11" with the PKCS#11 2.40 function table (this module speaks
+/// 2.40; PKCS#11 3.0 §5.2 lets a 3.0 caller find a 2.x table this way, its `version` says which).
+static INTERFACE: SharedInterface = SharedInterface(CK_INTERFACE {
+    pInterfaceName: INTERFACE_NAME.as_ptr() as *mut CK_UTF8CHAR,
+    pFunctionList: std::ptr::addr_of!(FUNCTION_LIST) as *mut c_void,
+    flags: 0,
+});
+
+/// `C_GetInterfaceList` (PKCS#11 3.0 §5.2): the one interface, "PKCS 11" version 2.40. A NULL
+/// list asks for the count; a short one gives `CKR_BUFFER_TOO_SMALL` with the count needed.
+///
+/// # Safety
+/// `count` is NULL (refused) or valid for reads and writes of a `CK_ULONG`; `list` is NULL or
+/// valid for writing `*count` interfaces.
+#[no_mangle]
+pub unsafe extern "C" fn C_GetInterfaceList(
+    list: *mut CK_INTERFACE,
+    count: *mut CK_ULONG,
+) -> CK_RV {
+    entry("C_GetInterfaceList", || {
+        // SAFETY: as the caller guarantees.
+        let count = unsafe { out(count) }?;
+        if list.is_null() {
+            *count = 1;
+            return Ok(());
+        }
+        if *count < 1 {
+            *count = 1;
+            return Err(CKR_BUFFER_TOO_SMALL);
+        }
+        // SAFETY: `list` is valid for `*count` >= 1 interfaces, as the caller guarantees.
+        unsafe { list.write(INTERFACE.0) };
+        *count = 1;
+        Ok(())
+    })
+}
+
+/// `C_GetInterface` (PKCS#11 3.0 §5.2): the interface named `name` (NULL: the default, "PKCS 11")
+/// at `version` (NULL: any) with at least the `flags` asked for; `CKR_ARGUMENTS_BAD` when this
+/// module has none such.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string; `version` is NULL or valid for reading a
+/// `CK_VERSION`; `interface` is NULL (refused) or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn C_GetInterface(
+    name: *mut CK_UTF8CHAR,
+    version: *mut CK_VERSION,
+    interface: *mut *mut CK_INTERFACE,
+    flags: CK_FLAGS,
+) -> CK_RV {
+    entry("C_GetInterface", || {
+        // SAFETY: as the caller guarantees.
+        let interface = unsafe { out(interface) }?;
+        if !name.is_null() {
+            // SAFETY: a NUL-terminated string, as the caller guarantees.
+            let asked = unsafe { std::ffi::CStr::from_ptr(name as *const std::ffi::c_char) };
+            if asked.to_bytes_with_nul() != INTERFACE_NAME {
+                return Err(CKR_ARGUMENTS_BAD);
+            }
+        }
+        // SAFETY: NULL or valid for reading, as the caller guarantees.
+        if let Some(v) = unsafe { version.as_ref() } {
+            if (v.major, v.minor) != (VERSION_2_40.major, VERSION_2_40.minor) {
+                return Err(CKR_ARGUMENTS_BAD);
+            }
+        }
+        if flags & !INTERFACE.0.flags != 0 {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        *interface = std::ptr::addr_of!(INTERFACE.0) as *mut CK_INTERFACE;
+        Ok(())
+    })
+}
+
 // ---- slots and tokens ------------------------------------------------------------------------
 
 #[no_mangle]

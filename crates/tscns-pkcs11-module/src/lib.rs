@@ -50,4 +50,4 @@ pub mod module;
 pub mod objects;
 pub mod pinentry;
 
-pub use ffi::C_GetFunctionList;
+pub use ffi::{C_GetFunctionList, C_GetInterface, C_GetInterfaceList};

@@ -12,7 +12,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::ptr::null_mut;
 
-use common::{Plugged, Scratch, READER};
+use common::{Plugged, Scratch, PINENTRY_STUB, READER};
 use cryptoki_sys::*;
 
 macro_rules! call {
@@ -21,25 +21,6 @@ macro_rules! call {
         unsafe { ($f.$name.expect(stringify!($name)))($($arg),*) }
     };
 }
-
-/// An Assuan pinentry stub: answers OK to everything, and to GETPIN what the file `mode` says
-/// (`cancel`, or the PIN to give).
-const STUB: &str = r#"#!/bin/sh
-dir=$(dirname "$0")
-echo "OK Pleased to meet you"
-while IFS= read -r line; do
-  case "$line" in
-    SETDESC*) printf '%s\n' "$line" >> "$dir/prompts"; echo OK ;;
-    GETPIN)
-      echo x >> "$dir/calls"
-      mode=$(cat "$dir/mode")
-      if [ "$mode" = cancel ]; then echo "ERR 83886179 Operation cancelled <Pinentry>"
-      else echo "D $mode"; echo OK; fi ;;
-    BYE) echo "OK closing connection"; exit 0 ;;
-    *) echo OK ;;
-  esac
-done
-"#;
 
 fn calls(dir: &Scratch) -> usize {
     std::fs::read_to_string(dir.path("calls"))
@@ -51,7 +32,7 @@ fn calls(dir: &Scratch) -> usize {
 fn the_module_asks_for_the_pin_itself() {
     let dir = Scratch::new("pinentry");
     let stub = dir.path("pinentry-stub");
-    std::fs::write(&stub, STUB).unwrap();
+    std::fs::write(&stub, PINENTRY_STUB).unwrap();
     std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::env::set_var("TSCNS_PKCS11_READER", READER);
     std::env::set_var("TSCNS_PKCS11_PINENTRY", &stub);

@@ -16,6 +16,26 @@ pub const PORT: u16 = VPCD_PORT_1;
 /// Its PC/SC name.
 pub const READER: &str = VPCD_READER_1;
 
+/// An Assuan pinentry stub for the tests: answers OK to everything, and to GETPIN what the file
+/// `mode` next to it says (`cancel`, or the PIN to give); it appends every SETDESC line to
+/// `prompts` and a line per GETPIN to `calls`.
+pub const PINENTRY_STUB: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+echo "OK Pleased to meet you"
+while IFS= read -r line; do
+  case "$line" in
+    SETDESC*) printf '%s\n' "$line" >> "$dir/prompts"; echo OK ;;
+    GETPIN)
+      echo x >> "$dir/calls"
+      mode=$(cat "$dir/mode")
+      if [ "$mode" = cancel ]; then echo "ERR 83886179 Operation cancelled <Pinentry>"
+      else echo "D $mode"; echo OK; fi ;;
+    BYE) echo "OK closing connection"; exit 0 ;;
+    *) echo OK ;;
+  esac
+done
+"#;
+
 /// Every built-in maker profile, 1024 and 2048 bits.
 pub const PROFILES: [&str; 7] = [
     "default",
@@ -115,7 +135,21 @@ impl Output {
 
 /// Runs `program` with `env`, a deadline, and the test failing with a hint when it is missing.
 pub fn run_env(program: &str, args: &[&str], env: &[(&str, &str)], timeout: Duration) -> Output {
+    run_in(None, program, args, env, timeout)
+}
+
+/// [`run_env`] in the working directory `cwd` (`None`: this process's).
+pub fn run_in(
+    cwd: Option<&Path>,
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> Output {
     let mut cmd = Command::new(program);
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -179,6 +213,33 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        if std::env::var_os("TSCNS_TEST_KEEP").is_some() {
+            eprintln!("TSCNS_TEST_KEEP: kept {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Writes [`PINENTRY_STUB`] as `DIR/pinentry-stub` (executable) answering `mode`; returns its path.
+pub fn pinentry_stub(dir: &Scratch, mode: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let stub = dir.path("pinentry-stub");
+    std::fs::write(&stub, PINENTRY_STUB).unwrap();
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.path("mode"), mode).unwrap();
+    stub
+}
+
+/// How many times the stub was asked for a PIN.
+pub fn pinentry_calls(dir: &Scratch) -> usize {
+    std::fs::read_to_string(dir.path("calls"))
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+/// The cargo target directory this test binary was built in (`target/<profile>/deps/..`).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors().nth(3).unwrap().to_path_buf()
 }
