@@ -119,7 +119,7 @@ impl TestUser {
     /// ```
     ///
     /// A codice fiscale that fails its check, an empty password, a login listed twice or an
-    /// unknown field is refused with [`Error::Config`](crate::Error::Config) naming the entry.
+    /// unknown field is refused with [`crate::Error::Config`] naming the entry.
     pub fn from_toml(text: &str) -> Result<Vec<TestUser>> {
         let file: UsersFile = toml::from_str(text)
             .map_err(|e| crate::Error::Config(format!("users file: {}", e.to_string().trim())))?;
