@@ -13,6 +13,8 @@
 //!     }))
 //!     .merge(cohesion.routes())
 //!     .layer(cohesion.layer());
+//! // Serve it with the peer address, for the per-client rate limit of forged callbacks:
+//! // axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
 //! # }
 //! ```
 //!
@@ -21,7 +23,8 @@
 //!   `__Host-` prefixed) and redirects to Cohesion with the same state in `url_validate`;
 //! - the callback route (the path of the configured `url_validate`) checks that the state in its
 //!   URL is the one in the browser's state cookie (login CSRF: nobody can log a victim into the
-//!   attacker's account), parses the untrusted callback, redeems it with GetCredential, runs the
+//!   attacker's account), parses the untrusted callback, redeems it with GetCredential (rate-limited
+//!   per client address, see [`ClientIp`]), runs the
 //!   checks, sets an HttpOnly session cookie and redirects to the `return` path (a same-origin
 //!   path only: no scheme, no `//`, no backslash, no control or space characters);
 //! - sessions expire after an idle time and an absolute time ([`Cohesion::session_ttl`]); the
@@ -101,6 +104,40 @@ impl std::fmt::Debug for Cohesion {
             .field("absolute", &self.absolute)
             .field("max_sessions", &self.max_sessions)
             .finish_non_exhaustive()
+    }
+}
+
+/// The browser's address, for the per-client rate limit of unconfirmed callbacks
+/// ([`ServiceProvider::redeem_from`]). Behind a reverse proxy, insert it as a request extension
+/// (a middleware that reads the header your proxy sets, and only from your proxy): the callback
+/// route prefers it to the TCP peer.
+///
+/// Without it the route uses the TCP peer address, which axum provides only when the app is
+/// served with connect info:
+/// `axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())`.
+/// With neither, every callback shares one bucket, and a flood of forged callbacks from one
+/// client delays every citizen's login (a warning is logged once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+    if let Some(ClientIp(ip)) = parts.extensions.get::<ClientIp>() {
+        return Some(*ip);
+    }
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// The client's address as an extractor that never fails.
+struct Peer(Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(client_ip(parts)))
     }
 }
 
@@ -386,6 +423,7 @@ fn same_nonce(a: &str, b: &str) -> bool {
 
 async fn callback(
     State(c): State<Cohesion>,
+    Peer(peer): Peer,
     jar: CookieJar,
     Query(q): Query<CallbackQuery>,
     body: axum::body::Bytes,
@@ -418,7 +456,21 @@ async fn callback(
             return (jar, page).into_response();
         }
     };
-    let user = match c.sp.redeem(cb).await {
+    let redeemed = match peer {
+        Some(ip) => c.sp.redeem_from(cb, ip).await,
+        None => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    "Cohesion callback: no client address (serve the app with \
+                     into_make_service_with_connect_info::<SocketAddr>() or set web::ClientIp): \
+                     all callbacks share one rate-limit bucket"
+                );
+            });
+            c.sp.redeem(cb).await
+        }
+    };
+    let user = match redeemed {
         Ok(u) => u,
         Err(e) => return (jar, refusal(&e)).into_response(),
     };

@@ -28,6 +28,15 @@ async fn start_site(
     clock: Arc<ManualClock>,
     tune: impl FnOnce(Cohesion) -> Cohesion,
 ) -> Site {
+    start_site_with(emu, clock, |b| b, tune).await
+}
+
+async fn start_site_with(
+    emu: &tscns_cohesion::emulator::Emulator,
+    clock: Arc<ManualClock>,
+    configure: impl FnOnce(tscns_cohesion::SpConfigBuilder) -> tscns_cohesion::SpConfigBuilder,
+    tune: impl FnOnce(Cohesion) -> Cohesion,
+) -> Site {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}");
@@ -39,9 +48,8 @@ async fn start_site(
         .url_validate(format!("{base}/cohesion/callback"))
         .trust_ca(emu.ca_pem().as_bytes())
         .native_roots(false)
-        .clock(clock)
-        .build()
-        .unwrap();
+        .clock(clock);
+    let config = configure(config).build().unwrap();
     let cohesion = tune(Cohesion::new(ServiceProvider::new(config).unwrap()));
     let app = axum::Router::new()
         .route(
@@ -50,7 +58,13 @@ async fn start_site(
         )
         .merge(cohesion.routes())
         .layer(cohesion.layer());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
     Site { base, cohesion }
 }
 
@@ -281,4 +295,69 @@ async fn a_full_session_store_evicts_the_oldest_instead_of_refusing() {
 fn cookie_names_are_the_documented_ones() {
     assert_eq!(SESSION_COOKIE, "tscns_cohesion_session");
     assert!(STATE_COOKIE.starts_with("__Host-"));
+}
+
+/// The review's flood: a script that sets the state cookie and the state in the URL itself passes
+/// the login-CSRF check, and its forged callbacks spent the SP's one global bucket, so every citizen
+/// got 503. The buckets are per client now: the flooding address is refused, another address logs
+/// in.
+#[tokio::test]
+async fn a_flood_from_one_address_does_not_lock_out_a_citizen_at_another() {
+    let cns = test_cns(PW_USER, true);
+    let emu = emulator(&cns, Arc::new(tscns_cohesion::SystemClock)).await;
+    // No refill during the test: the clock stands still.
+    let site = start_site_with(
+        &emu,
+        Arc::new(ManualClock::starting_now()),
+        |b| b.callback_rate_limit(4, 1),
+        |c| c,
+    )
+    .await;
+    // Plain HTTP: the TLS backend is never used, but reqwest wants one.
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    let attacker = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut statuses = Vec::new();
+    for i in 0..20 {
+        let mut d = DsAuth::request(
+            "COMUNE_WEB",
+            &format!("{}/cohesion/callback", site.base),
+            &format!("{}/", site.base),
+            "AuthRestriction=0",
+        );
+        d.set("user", PW_USER);
+        d.set("esito_auth_sso", "OK");
+        d.set("id_sessione_sso", &format!("{i:064X}"));
+        d.set("id_sessione_aspnet_sso", &format!("forged{i}"));
+        let r = attacker
+            .post(format!("{}/cohesion/callback?state=chosen", site.base))
+            .header("cookie", format!("{STATE_COOKIE}=chosen"))
+            .form(&[("auth", d.to_base64())])
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(
+        &statuses[..4],
+        &[403; 4],
+        "the burst reaches Cohesion, which refuses"
+    );
+    assert!(statuses[4..].iter().all(|s| *s == 503), "{statuses:?}");
+    // A citizen at another address logs in.
+    let b = Browser::new(&emu, None);
+    let (action, auth) = until_callback(&b, &site, "%2Farea-riservata").await;
+    let (status, loc, body) = post_callback(&b, &action, &auth).await;
+    assert_eq!((status, loc.as_str()), (303, "/area-riservata"), "{body}");
+    assert_eq!(protected(&b, &site).await.0, 200);
 }

@@ -224,6 +224,12 @@ pub async fn site(emu: &Emulator, mode: Mode) -> String {
         )
         .merge(cohesion.routes())
         .layer(cohesion.layer());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
     format!("http://127.0.0.1:{port}/area-riservata")
 }
