@@ -57,8 +57,14 @@ use crate::error::Error;
 pub use crate::redirect::same_origin_path;
 use crate::sp::{LoggedIn, ServiceProvider, UntrustedCallback};
 
-/// Name of the session cookie.
+/// Name of the session cookie of a site served over plain `http` (loopback development only).
+/// Over `https` the session cookie is [`HOST_SESSION_COOKIE`]; see [`Cohesion::session_cookie_name`].
 pub const SESSION_COOKIE: &str = "tscns_cohesion_session";
+/// Name of the session cookie of a site whose `url_validate` is `https`. The `__Host-` prefix makes
+/// browsers accept it only with `Secure`, `Path=/` and no `Domain`, so a sibling subdomain cannot
+/// plant its own session in the victim's browser (login CSRF by cookie tossing); a cookie without
+/// the prefix is never read over `https`.
+pub const HOST_SESSION_COOKIE: &str = "__Host-tscns_cohesion_session";
 /// Name of the login-state cookie (login CSRF protection). The `__Host-` prefix makes browsers
 /// accept it only with `Secure`, `Path=/` and no `Domain`, so a sibling subdomain cannot plant one.
 pub const STATE_COOKIE: &str = "__Host-tscns_cohesion_state";
@@ -158,7 +164,10 @@ impl<S: Send + Sync> FromRequestParts<S> for CohesionUser {
             ));
         };
         let jar = CookieJar::from_headers(&parts.headers);
-        if let Some(id) = jar.get(SESSION_COOKIE).map(|k| k.value().to_owned()) {
+        if let Some(id) = jar
+            .get(c.session_cookie_name())
+            .map(|k| k.value().to_owned())
+        {
             if let Some(user) = c.session(&id) {
                 return Ok(CohesionUser(user));
             }
@@ -312,6 +321,29 @@ impl Cohesion {
 
     fn secure(&self) -> bool {
         self.sp.config().url_validate().scheme() == "https"
+    }
+
+    /// The name of the session cookie: [`HOST_SESSION_COOKIE`] when `url_validate` is `https`,
+    /// [`SESSION_COOKIE`] for a plain-`http` site (loopback development; browsers keep the
+    /// `Secure` state cookie over `http` only on `localhost`/`127.0.0.1`, so the login works
+    /// nowhere else over `http`).
+    pub fn session_cookie_name(&self) -> &'static str {
+        if self.secure() {
+            HOST_SESSION_COOKIE
+        } else {
+            SESSION_COOKIE
+        }
+    }
+
+    /// The session cookie with the attributes its name demands (`__Host-`: `Secure`, `Path=/`, no
+    /// `Domain`).
+    fn session_cookie(&self, value: String) -> Cookie<'static> {
+        Cookie::build((self.session_cookie_name(), value))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.secure())
+            .build()
     }
 }
 
@@ -488,18 +520,16 @@ async fn callback(
         .and_then(same_origin_path)
         .unwrap_or("/")
         .to_owned();
-    let session = Cookie::build((SESSION_COOKIE, id))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(c.secure())
-        .build();
+    let session = c.session_cookie(id);
     (jar.add(session), Redirect::to(&target)).into_response()
 }
 
 async fn logout(State(c): State<Cohesion>, headers: HeaderMap) -> Response {
     let jar = CookieJar::from_headers(&headers);
-    if let Some(id) = jar.get(SESSION_COOKIE).map(|k| k.value().to_owned()) {
+    if let Some(id) = jar
+        .get(c.session_cookie_name())
+        .map(|k| k.value().to_owned())
+    {
         let user = c.lock().remove(&id);
         if let Some(s) = user {
             if let Err(e) = c.sp.logout_sito(&s.user.session).await {
@@ -513,11 +543,11 @@ async fn logout(State(c): State<Cohesion>, headers: HeaderMap) -> Response {
             .flatten()
             .map(|u| u.to_string())
             .unwrap_or_else(|| "/".into());
-    let gone = Cookie::build((SESSION_COOKIE, ""))
-        .path("/")
-        .http_only(true)
-        .build();
-    (jar.remove(gone), Redirect::to(&target)).into_response()
+    (
+        jar.remove(c.session_cookie(String::new())),
+        Redirect::to(&target),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use axum::routing::get;
 use common::*;
-use tscns_cohesion::web::{Cohesion, CohesionUser, SESSION_COOKIE, STATE_COOKIE};
+use tscns_cohesion::web::{
+    Cohesion, CohesionUser, HOST_SESSION_COOKIE, SESSION_COOKIE, STATE_COOKIE,
+};
 use tscns_cohesion::{AuthRestriction as AR, DsAuth, ManualClock, Mode, ServiceProvider};
 
 const PW_USER: &str = "RSSMRA85T10A562S";
@@ -28,13 +30,13 @@ async fn start_site(
     clock: Arc<ManualClock>,
     tune: impl FnOnce(Cohesion) -> Cohesion,
 ) -> Site {
-    start_site_with(emu, clock, |b| b, tune).await
+    start_site_with(emu, clock, |b, _| b, tune).await
 }
 
 async fn start_site_with(
     emu: &tscns_cohesion::emulator::Emulator,
     clock: Arc<ManualClock>,
-    configure: impl FnOnce(tscns_cohesion::SpConfigBuilder) -> tscns_cohesion::SpConfigBuilder,
+    configure: impl FnOnce(tscns_cohesion::SpConfigBuilder, u16) -> tscns_cohesion::SpConfigBuilder,
     tune: impl FnOnce(Cohesion) -> Cohesion,
 ) -> Site {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -49,7 +51,7 @@ async fn start_site_with(
         .trust_ca(emu.ca_pem().as_bytes())
         .native_roots(false)
         .clock(clock);
-    let config = configure(config).build().unwrap();
+    let config = configure(config, port).build().unwrap();
     let cohesion = tune(Cohesion::new(ServiceProvider::new(config).unwrap()));
     let app = axum::Router::new()
         .route(
@@ -309,7 +311,7 @@ async fn a_flood_from_one_address_does_not_lock_out_a_citizen_at_another() {
     let site = start_site_with(
         &emu,
         Arc::new(ManualClock::starting_now()),
-        |b| b.callback_rate_limit(4, 1),
+        |b, _| b.callback_rate_limit(4, 1),
         |c| c,
     )
     .await;
@@ -360,4 +362,100 @@ async fn a_flood_from_one_address_does_not_lock_out_a_citizen_at_another() {
     let (status, loc, body) = post_callback(&b, &action, &auth).await;
     assert_eq!((status, loc.as_str()), (303, "/area-riservata"), "{body}");
     assert_eq!(protected(&b, &site).await.0, 200);
+}
+
+fn set_cookie(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with(&format!("{name}=")))
+}
+
+/// A site whose `url_validate` is https names its session cookie `__Host-…` (Secure, Path=/, no
+/// Domain), and reads no other: a sibling subdomain can set a plain `tscns_cohesion_session` for the
+/// parent domain (cookie tossing) and so log the victim into the attacker's session, but it cannot
+/// set a `__Host-` cookie. A plain-http loopback site keeps the plain name.
+#[tokio::test]
+async fn the_session_cookie_of_an_https_site_is_host_prefixed() {
+    let cns = test_cns(PW_USER, true);
+    let emu = emulator(&cns, Arc::new(tscns_cohesion::SystemClock)).await;
+    // Served over plain HTTP on loopback by the test, configured as the https site it would be
+    // behind a TLS terminator.
+    let site = start_site_with(
+        &emu,
+        Arc::new(ManualClock::starting_now()),
+        |b, port| b.url_validate(format!("https://127.0.0.1:{port}/cohesion/callback")),
+        |c| c,
+    )
+    .await;
+    assert_eq!(site.cohesion.session_cookie_name(), HOST_SESSION_COOKIE);
+    let b = Browser::new(&emu, None);
+    let (action, auth) = until_callback(&b, &site, "%2F").await;
+    let action = action.replacen("https://", "http://", 1);
+    let r = b
+        .client
+        .post(&action)
+        .form(&[("auth", auth.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let cookie = set_cookie(r.headers(), HOST_SESSION_COOKIE).expect("a __Host- session cookie");
+    for attr in ["Secure", "HttpOnly", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+    assert!(set_cookie(r.headers(), SESSION_COOKIE).is_none());
+    let id = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
+    let get = |cookie: String| {
+        let url = format!("{}/area-riservata", site.base);
+        async move {
+            reqwest::Client::builder()
+                .tls_backend_preconfigured(
+                    rustls::ClientConfig::builder_with_provider(Arc::new(
+                        rustls::crypto::ring::default_provider(),
+                    ))
+                    .with_safe_default_protocol_versions()
+                    .unwrap()
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth(),
+                )
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap()
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(get(format!("{HOST_SESSION_COOKIE}={id}")).await, 200);
+    // The same session under the unprefixed name (as a sibling subdomain could plant it) is no
+    // session at all.
+    assert_eq!(get(format!("{SESSION_COOKIE}={id}")).await, 303);
+
+    // The plain-http loopback site keeps the plain name.
+    let plain = start_site(&emu, Arc::new(ManualClock::starting_now()), |c| c).await;
+    assert_eq!(plain.cohesion.session_cookie_name(), SESSION_COOKIE);
+    let b = Browser::new(&emu, None);
+    let (action, auth) = until_callback(&b, &plain, "%2F").await;
+    let r = b
+        .client
+        .post(&action)
+        .form(&[("auth", auth.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(set_cookie(r.headers(), SESSION_COOKIE).is_some());
 }
