@@ -578,7 +578,16 @@ fn worker(
 
 enum TxExit {
     Ended,
-    Exit(Stop),
+    /// Stop; the closing disposition was already applied when the transaction ended.
+    Exit(Stop, Applied),
+}
+
+/// Whether the closing disposition was already applied (by ending a transaction with it, while
+/// the lock was still held), so the disconnect itself leaves the card.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Applied {
+    Yes,
+    No,
 }
 
 /// Why the worker stops serving.
@@ -614,19 +623,33 @@ impl Worker {
         let connected = self.connected(&card);
         let ok = connected.is_ok();
         self.reply(connected);
-        let (d, answer_to) = if ok {
-            match self.serve(&mut card, requests) {
-                Stop::Asked(d) => (d, Some(self.replies.clone())),
-                Stop::Close(to) => (self.unlock.closing(), Some(to)),
-                Stop::Gone => (self.unlock.closing(), None),
-            }
+        let (d, answer_to, applied) = if ok {
+            let (stop, applied) = self.serve(&mut card, requests);
+            let (d, to) = self.stop_disposition(stop);
+            (d, to, applied)
         } else {
-            (Disposition::LeaveCard, None)
+            (Disposition::LeaveCard, None, Applied::No)
         };
         if d != Disposition::LeaveCard {
             tracing::debug!(target: "tscns_apdu", "closing {:?} with {d:?}", self.reader);
         }
-        let result = match card.disconnect(d.to_sys()) {
+        // Apply a reset (or power-off, eject) under an exclusive transaction, so no other client
+        // can take the card between our last command and the reset; the disconnect itself then
+        // leaves the card as the transaction's end made it.
+        let applied = if applied == Applied::No && d != Disposition::LeaveCard {
+            match card.transaction2() {
+                Ok(tx) => self.end_with(tx, d),
+                Err(_) => Applied::No,
+            }
+        } else {
+            applied
+        };
+        let on_disconnect = if applied == Applied::Yes {
+            Disposition::LeaveCard
+        } else {
+            d
+        };
+        let result = match card.disconnect(on_disconnect.to_sys()) {
             Ok(()) => Ok(Reply::Done),
             Err((card, e)) => {
                 // The handle is unusable anyway (card gone, pcscd gone); do not let pcsc's Drop
@@ -640,12 +663,42 @@ impl Worker {
         }
     }
 
+    /// The disposition a stop closes the card with, and where the answer goes.
+    fn stop_disposition(&self, stop: Stop) -> (Disposition, Option<Sender<Result<Reply, Error>>>) {
+        match stop {
+            Stop::Asked(d) => (d, Some(self.replies.clone())),
+            Stop::Close(to) => (self.unlock.closing(), Some(to)),
+            Stop::Gone => (self.unlock.closing(), None),
+        }
+    }
+
+    /// Ends a transaction with `d` (the card is reset while this connection still holds the
+    /// lock); on failure the transaction is dropped and `d` is left for the disconnect.
+    fn end_with(&self, tx: sys::Transaction<'_>, d: Disposition) -> Applied {
+        if d == Disposition::LeaveCard {
+            drop(tx);
+            return Applied::Yes;
+        }
+        match tx.end(d.to_sys()) {
+            Ok(()) => Applied::Yes,
+            Err((tx, e)) => {
+                tracing::debug!(
+                    target: "tscns_apdu",
+                    "ending the transaction on {:?} with {d:?} failed: {e}",
+                    self.reader
+                );
+                drop(tx);
+                Applied::No
+            }
+        }
+    }
+
     /// Serves requests outside a transaction, until told to stop or the transport went away.
-    fn serve(&self, card: &mut sys::Card, requests: &Receiver<Request>) -> Stop {
+    fn serve(&self, card: &mut sys::Card, requests: &Receiver<Request>) -> (Stop, Applied) {
         let mut buf = vec![0u8; sys::MAX_BUFFER_SIZE_EXTENDED];
         loop {
             let Ok(request) = requests.recv() else {
-                return Stop::Gone;
+                return (Stop::Gone, Applied::No);
             };
             match request {
                 Request::Transmit(cmd) => self.reply(self.transmit(card, &cmd, &mut buf)),
@@ -654,7 +707,7 @@ impl Worker {
                         self.reply(Ok(Reply::Done));
                         match self.serve_transaction(tx, requests, &mut buf) {
                             TxExit::Ended => {}
-                            TxExit::Exit(d) => return d,
+                            TxExit::Exit(stop, applied) => return (stop, applied),
                         }
                     }
                     Err((card, e)) => {
@@ -673,8 +726,8 @@ impl Worker {
                     .and_then(|()| self.connected(card));
                     self.reply(r);
                 }
-                Request::Disconnect(d) => return Stop::Asked(d),
-                Request::Close(to) => return Stop::Close(to),
+                Request::Disconnect(d) => return (Stop::Asked(d), Applied::No),
+                Request::Close(to) => return (Stop::Close(to), Applied::No),
             }
         }
     }
@@ -688,7 +741,8 @@ impl Worker {
     ) -> TxExit {
         loop {
             let Ok(request) = requests.recv() else {
-                return TxExit::Exit(Stop::Gone);
+                let applied = self.end_with(tx, self.unlock.closing());
+                return TxExit::Exit(Stop::Gone, applied);
             };
             match request {
                 Request::Transmit(cmd) => self.reply(self.transmit(&tx, &cmd, buf)),
@@ -714,13 +768,17 @@ impl Worker {
                     .and_then(|()| self.connected(&tx));
                     self.reply(r);
                 }
+                // Closing inside a transaction: end it with the closing disposition while the
+                // lock is held. Ending it with LeaveCard first and resetting at the disconnect
+                // left a gap in which another client waiting for the lock could sign with the
+                // card this connection had verified.
                 Request::Disconnect(d) => {
-                    drop(tx);
-                    return TxExit::Exit(Stop::Asked(d));
+                    let applied = self.end_with(tx, d);
+                    return TxExit::Exit(Stop::Asked(d), applied);
                 }
                 Request::Close(to) => {
-                    drop(tx);
-                    return TxExit::Exit(Stop::Close(to));
+                    let applied = self.end_with(tx, self.unlock.closing());
+                    return TxExit::Exit(Stop::Close(to), applied);
                 }
             }
         }
