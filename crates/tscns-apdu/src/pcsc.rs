@@ -50,7 +50,7 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -265,6 +265,34 @@ impl Unlock {
 static OPEN: Mutex<Vec<(u64, Sender<Request>)>> = Mutex::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
+/// Worker threads still running (a dropped transport's worker may still be finishing a command
+/// that timed out, and closes the card only after it): [`close_all`] waits for them.
+static LIVE_WORKERS: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// Counts a worker thread as live from before its spawn to the end of its last PC/SC call.
+struct LiveWorker;
+
+impl LiveWorker {
+    fn new() -> Self {
+        *LIVE_WORKERS
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) += 1;
+        LiveWorker
+    }
+}
+
+impl Drop for LiveWorker {
+    fn drop(&mut self) {
+        let mut n = LIVE_WORKERS
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *n = n.saturating_sub(1);
+        LIVE_WORKERS.1.notify_all();
+    }
+}
+
 fn unregister(id: u64) {
     OPEN.lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -276,8 +304,13 @@ fn unregister(id: u64) {
 /// SIGINT/SIGTERM handler that is about to end the process, while the transports themselves sit
 /// on another thread's stack: afterwards they answer every request with an error.
 ///
+/// Also waits for connections already dropped whose PC/SC thread is still busy: a transport whose
+/// command timed out returns from `drop` at once, and its thread resets the card only once that
+/// command is over. A program should therefore call this on every way out of `main`, not only on
+/// signals, or it may exit before such a card is reset.
+///
 /// Waits at most `timeout` in all (a command in progress on a connection is finished first).
-/// Returns how many connections were closed in time.
+/// Returns how many open connections were closed in time.
 pub fn close_all(timeout: Duration) -> usize {
     let open: Vec<(u64, Sender<Request>)> =
         std::mem::take(&mut *OPEN.lock().unwrap_or_else(PoisonError::into_inner));
@@ -289,13 +322,26 @@ pub fn close_all(timeout: Duration) -> usize {
             requests.send(Request::Close(tx)).ok().map(|()| rx)
         })
         .collect();
-    waiting
+    let closed = waiting
         .iter()
         .filter(|rx| {
             let left = deadline.saturating_duration_since(Instant::now());
             matches!(rx.recv_timeout(left), Ok(Ok(_)))
         })
-        .count()
+        .count();
+    let (count, changed) = &LIVE_WORKERS;
+    let mut live = count.lock().unwrap_or_else(PoisonError::into_inner);
+    while *live > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        live = changed
+            .wait_timeout(live, left)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+    closed
 }
 
 /// Answers of the worker thread.
@@ -367,9 +413,13 @@ impl PcscTransport {
         let reader_owned = reader.to_owned();
         let unlock = Arc::new(Unlock::default());
         let worker_unlock = Arc::clone(&unlock);
+        let live = LiveWorker::new();
         thread::Builder::new()
             .name(format!("pcsc {reader}"))
-            .spawn(move || worker(name, reader_owned, worker_unlock, req_rx, rep_tx))
+            .spawn(move || {
+                let _live = live;
+                worker(name, reader_owned, worker_unlock, req_rx, rep_tx)
+            })
             .map_err(|e| Error::Pcsc {
                 message: format!("cannot start the PC/SC thread: {e}"),
             })?;

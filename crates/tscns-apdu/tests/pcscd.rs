@@ -450,3 +450,49 @@ fn closing_inside_a_transaction_resets_before_another_client_gets_the_lock() {
     }
     drop(card);
 }
+
+/// A command that times out leaves the transport broken: dropping it returns at once, and its
+/// PC/SC thread resets the card only when the slow command is over. `close_all` at the end of a
+/// program waits for that; before, it returned at once (the dropped transport was no longer
+/// listed) and the program could exit with the PIN still verified.
+#[test]
+fn close_all_waits_for_a_dropped_transport_whose_command_timed_out() {
+    require_pcscd();
+    let _lock = ReaderLock::acquire(VPCD_PORT_0, Duration::from_secs(300)).unwrap();
+    wait_for_card(VPCD_READER_0, false, WAIT)
+        .unwrap_or_else(|e| panic!("{VPCD_READER_0} did not become empty: {e}"));
+    let card = VpcdCard::insert(
+        VPCD_PORT_0,
+        atr_with_historical_bytes(b"slow"),
+        |apdu| {
+            if apdu.get(1) == Some(&0xB0) {
+                // A slow READ BINARY.
+                std::thread::sleep(Duration::from_secs(3));
+            }
+            vec![0x90, 0x00]
+        },
+        WAIT,
+    )
+    .unwrap();
+    wait_for_card(VPCD_READER_0, true, WAIT).unwrap();
+    let verify = Command::new(0x00, 0x20, 0x00, 0x10)
+        .with_data(*b"12345\xFF\xFF\xFF")
+        .encode()
+        .unwrap();
+    let mut t = PcscTransport::connect(VPCD_READER_0).unwrap();
+    t.transmit_raw(&verify).unwrap();
+    t.set_timeout(Duration::from_millis(300));
+    let e = t.transmit_raw(&[0x00, 0xB0, 0x00, 0x00, 0x10]).unwrap_err();
+    assert!(matches!(e, Error::Timeout), "{e:?}");
+    let before = card.resets();
+    let started = std::time::Instant::now();
+    drop(t);
+    assert!(started.elapsed() < Duration::from_secs(1), "drop waited");
+    assert_eq!(card.resets(), before, "the slow command is not over yet");
+    tscns_apdu::pcsc::close_all(Duration::from_secs(15));
+    assert!(
+        card.resets() > before,
+        "close_all returned before the card was reset (after {:?})",
+        started.elapsed()
+    );
+}

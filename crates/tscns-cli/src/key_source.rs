@@ -96,10 +96,36 @@ fn pkcs11_key(module: &str, args: &KeySourceArgs) -> Result<Arc<dyn SigningKey>,
         Some(cf) => KeySelector::CodiceFiscale(cf.clone()),
         None => KeySelector::Cns,
     };
-    let key = Pkcs11Key::open(&module, &selector).map_err(fail)?;
+    let key = Arc::new(Pkcs11Key::open(&module, &selector).map_err(fail)?);
+    // Registered before the login, so that every way out of the program logs out.
+    PKCS11_KEYS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(Arc::clone(&key));
     let pin = read_pin(args)?;
     key.login(&Pin::new(&pin).map_err(fail)?).map_err(fail)?;
-    Ok(Arc::new(key))
+    Ok(key)
+}
+
+/// The PKCS#11 keys this process opened, for [`logout_pkcs11_keys`].
+static PKCS11_KEYS: std::sync::Mutex<Vec<Arc<tscns_pkcs11::Pkcs11Key>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Logs out of every PKCS#11 key the program opened (`--pkcs11`), explicitly, at the end of the
+/// program and on a signal: the token forgets the PIN before the process exits, whoever still
+/// holds the key. (A third-party module may still leave the card unlocked afterwards: see
+/// `tscns_pkcs11::Pkcs11Key`.)
+pub fn logout_pkcs11_keys() {
+    let keys = std::mem::take(
+        &mut *PKCS11_KEYS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    for key in keys {
+        if let Err(e) = key.logout() {
+            eprintln!("tscns: logging out of the PKCS#11 token: {e}");
+        }
+    }
 }
 
 #[cfg(feature = "pcsc")]
