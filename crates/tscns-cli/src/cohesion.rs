@@ -85,9 +85,16 @@ fn login(args: &LoginArgs) -> Result<(), Fail> {
     let start = tscns_tls::reqwest::Url::parse(&args.url)
         .map_err(|e| format!("{:?} is not a URL: {e}", args.url))?;
     let key = signing_key(&args.key)?;
-    let mut builder = CitizenLogin::builder(key).on_site_id(|id| {
-        eprintln!("logging in to the site with Cohesion id_sito {id:?}");
-    });
+    let mut builder = CitizenLogin::builder(key)
+        .on_site_id(|id| {
+            eprintln!("logging in to the site with Cohesion id_sito {id:?}");
+        })
+        .on_site_id_mismatch(|shown, callback| {
+            eprintln!(
+                "tscns cohesion login: warning: Cohesion's callback is for the site {callback:?}, \
+                 not {shown:?} as shown above"
+            );
+        });
     for h in &args.cohesion_host {
         builder = builder.cohesion_host(h);
     }

@@ -222,6 +222,26 @@ pub async fn site(emu: &Emulator, mode: Mode) -> String {
                 )
             }),
         )
+        // A detour through the site's own URLs, one carrying an `auth` parameter that names
+        // another site: what a citizen's program shows must come from Cohesion only.
+        .route(
+            "/via-fake",
+            get(|| async {
+                let fake = tscns_cohesion::DsAuth::request(
+                    "SITO_FALSO",
+                    "https://falso.example/cb",
+                    "https://falso.example/",
+                    "AuthRestriction=0",
+                );
+                let auth: String =
+                    form_urlencoded::byte_serialize(fake.to_base64().as_bytes()).collect();
+                axum::response::Redirect::to(&format!("/bounce?auth={auth}"))
+            }),
+        )
+        .route(
+            "/bounce",
+            get(|| async { axum::response::Redirect::to("/area-riservata") }),
+        )
         .merge(cohesion.routes())
         .layer(cohesion.layer());
     tokio::spawn(async move {
