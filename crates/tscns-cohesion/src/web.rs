@@ -44,7 +44,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, Query, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -80,6 +81,9 @@ pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_ABSOLUTE_TTL: Duration = Duration::from_secs(8 * 60 * 60);
 /// The longest absolute lifetime [`Cohesion::session_ttl`] accepts (longer values are cut to it).
 pub const MAX_ABSOLUTE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// The largest callback body the callback route reads: a form-encoded `auth` of at most
+/// `2 * MAX_CALLBACK_BYTES` base64 characters, each at most 3 bytes once percent-encoded, and slack.
+pub const MAX_CALLBACK_BODY: usize = crate::MAX_CALLBACK_BYTES * 2 * 3 + 1024;
 /// How long a login may take between `/cohesion/login` and the callback.
 const STATE_TTL: Duration = Duration::from_secs(15 * 60);
 /// Query parameters added to `url_validate`.
@@ -255,7 +259,10 @@ impl Cohesion {
         let callback_path = self.sp.config().url_validate().path().to_owned();
         Router::new()
             .route(LOGIN_PATH, get(login))
-            .route(&callback_path, post(callback))
+            .route(
+                &callback_path,
+                post(callback).layer(DefaultBodyLimit::max(MAX_CALLBACK_BODY)),
+            )
             .route(LOGOUT_PATH, get(logout))
             .with_state(self.clone())
     }
@@ -363,14 +370,43 @@ fn error_page(status: StatusCode, message: &str) -> Response {
     r
 }
 
-/// What the log says about a refused login: the error, except that an identity mismatch (whose
-/// message names the codice fiscale) is logged without it.
+/// At most this many characters of one error go to the log.
+const MAX_LOG_CHARS: usize = 300;
+
+/// An untrusted string made safe for one log line: control and non-ASCII characters escaped (no
+/// forged log lines, no terminal escapes, no bidi tricks), cut to [`MAX_LOG_CHARS`].
+fn sanitize(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = 0;
+    for c in s.chars() {
+        if chars >= MAX_LOG_CHARS {
+            out.push_str("…(cut)");
+            break;
+        }
+        if c == ' ' || c.is_ascii_graphic() {
+            out.push(c);
+        } else {
+            out.extend(c.escape_default());
+        }
+        chars += 1;
+    }
+    out
+}
+
+/// What the log says about a refused login: what went wrong, never the personal data or the raw
+/// text an attacker controls. An identity mismatch (whose message names two codici fiscali) and an
+/// unsuccessful `esito` are summarised; every other message (field names, not values, for the
+/// profile's fields) is escaped and cut.
 fn log_reason(e: &Error) -> String {
     match e {
         Error::IdentityMismatch { .. } => {
             "the profile and the callback name different citizens (identity mismatch)".into()
         }
-        other => other.to_string(),
+        Error::LoginNotSuccessful(esito) => format!(
+            "Cohesion reports the login did not succeed (esito_auth_sso = {:?})",
+            sanitize(esito)
+        ),
+        other => sanitize(&other.to_string()),
     }
 }
 
@@ -421,7 +457,41 @@ fn state_cookie(value: String, max_age: Duration) -> Cookie<'static> {
         .build()
 }
 
-async fn login(State(c): State<Cohesion>, jar: CookieJar, Query(q): Query<LoginQuery>) -> Response {
+/// The citizen's page for a request axum's extractors refused (a query string that does not
+/// parse, e.g. `?state=a&state=b`; a body over the limit): the Italian error page, not axum's
+/// English plain text; the details go to the log.
+fn bad_request(what: &str, status: StatusCode, detail: &dyn std::fmt::Display) -> Response {
+    tracing::warn!("Cohesion {what} refused: {}", sanitize(&detail.to_string()));
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "La risposta del servizio di autenticazione è troppo grande. Accedi di nuovo."
+    } else {
+        "La richiesta di accesso non è valida. Accedi di nuovo."
+    };
+    error_page(status, message)
+}
+
+fn query_refused(what: &str, e: &QueryRejection) -> Response {
+    bad_request(what, StatusCode::BAD_REQUEST, e)
+}
+
+fn body_refused(e: &BytesRejection) -> Response {
+    let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        StatusCode::PAYLOAD_TOO_LARGE
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    bad_request("callback body", status, e)
+}
+
+async fn login(
+    State(c): State<Cohesion>,
+    jar: CookieJar,
+    q: Result<Query<LoginQuery>, QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return query_refused("login", &e),
+    };
     let Ok(state) = random_id() else {
         return internal_error("the system random generator failed: no login state");
     };
@@ -457,11 +527,19 @@ async fn callback(
     State(c): State<Cohesion>,
     Peer(peer): Peer,
     jar: CookieJar,
-    Query(q): Query<CallbackQuery>,
-    body: axum::body::Bytes,
+    q: Result<Query<CallbackQuery>, QueryRejection>,
+    body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Response {
     let expected = jar.get(STATE_COOKIE).map(|k| k.value().to_owned());
     let jar = jar.remove(state_cookie(String::new(), Duration::ZERO));
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return (jar, query_refused("callback", &e)).into_response(),
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return (jar, body_refused(&e)).into_response(),
+    };
     let state_ok = match (&expected, &q.state) {
         (Some(cookie), Some(url)) => !cookie.is_empty() && same_nonce(cookie, url),
         _ => false,
@@ -533,7 +611,7 @@ async fn logout(State(c): State<Cohesion>, headers: HeaderMap) -> Response {
         let user = c.lock().remove(&id);
         if let Some(s) = user {
             if let Err(e) = c.sp.logout_sito(&s.user.session).await {
-                tracing::warn!("LogoutSito failed: {e}");
+                tracing::warn!("LogoutSito failed: {}", log_reason(&e));
             }
         }
     }
@@ -587,5 +665,41 @@ mod tests {
         };
         let l = log_reason(&e);
         assert!(!l.contains("RSSMRA") && !l.contains("VRDGPP"), "{l}");
+    }
+
+    #[test]
+    fn logs_never_carry_profile_values_or_raw_attacker_text() {
+        // A profile whose codice fiscale (wrong check letter) and date of birth do not parse:
+        // before, the log line quoted both.
+        let xml = "<profile><base><login>RSSMRA85T10A562X</login>\
+<codice_fiscale>RSSMRA85T10A562X</codice_fiscale></base></profile>";
+        let doc = roxmltree::Document::parse(xml).unwrap();
+        let e = crate::profile::Profile::from_element("GetCredential answer", doc.root_element())
+            .unwrap_err();
+        let l = log_reason(&e);
+        assert!(!l.contains("RSSMRA"), "{l}");
+        assert!(l.contains("codice_fiscale"), "the field is named: {l}");
+        let xml = "<profile><base><login>x</login><dateOfBirth>10/12/1985</dateOfBirth>\
+</base></profile>";
+        let doc = roxmltree::Document::parse(xml).unwrap();
+        let e = crate::profile::Profile::from_element("GetCredential answer", doc.root_element())
+            .unwrap_err();
+        let l = log_reason(&e);
+        assert!(!l.contains("1985") && !l.contains("10/12"), "{l}");
+        assert!(l.contains("dateOfBirth"), "{l}");
+        // An `esito` posted by anyone: no forged log line, no terminal escape, bounded.
+        let esito = format!(
+            "KO\n2026-12-02T10:00:00Z INFO login ok user=admin\u{1b}[2J\u{202e}{}",
+            "A".repeat(5000)
+        );
+        let l = log_reason(&Error::LoginNotSuccessful(esito));
+        assert!(
+            !l.contains('\n') && !l.contains('\u{1b}') && !l.contains('\u{202e}'),
+            "{l}"
+        );
+        assert!(l.chars().count() < MAX_LOG_CHARS + 100, "{}", l.len());
+        // Any other error's text too.
+        let l = log_reason(&Error::malformed("callback", "x\r\ny"));
+        assert!(!l.contains('\r') && !l.contains('\n'), "{l}");
     }
 }

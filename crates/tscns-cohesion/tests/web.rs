@@ -459,3 +459,63 @@ async fn the_session_cookie_of_an_https_site_is_host_prefixed() {
         .unwrap();
     assert!(set_cookie(r.headers(), SESSION_COOKIE).is_some());
 }
+
+/// What axum's extractors refuse (a query string that does not parse, a body over the limit) is
+/// the Italian error page too. Before, axum answered its own English plain text
+/// ("Failed to deserialize query string: duplicate field `state`").
+#[tokio::test]
+async fn refused_queries_and_oversized_bodies_get_the_italian_page() {
+    let cns = test_cns(PW_USER, true);
+    let emu = emulator(&cns, Arc::new(tscns_cohesion::SystemClock)).await;
+    let site = start_site(&emu, Arc::new(ManualClock::starting_now()), |c| c).await;
+    let b = Browser::new(&emu, None);
+    let page = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, ct, r.text().await.unwrap())
+    };
+    let check = |what: &str, (status, ct, body): (u16, String, String), want: u16| {
+        assert_eq!(status, want, "{what}: {body}");
+        assert!(ct.starts_with("text/html"), "{what}: {ct}");
+        assert!(body.contains("<html lang=\"it\">"), "{what}: {body}");
+        assert!(body.contains("Accesso non riuscito"), "{what}: {body}");
+        assert!(
+            !body.contains("deserialize") && !body.contains("Failed"),
+            "{what}: {body}"
+        );
+    };
+    let r = b
+        .client
+        .get(format!(
+            "{}/cohesion/login?return=%2Fa&return=%2Fb",
+            site.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    check("login ?return twice", page(r).await, 400);
+    let r = b
+        .client
+        .post(format!("{}/cohesion/callback?state=a&state=b", site.base))
+        .form(&[("auth", "QQ==")])
+        .send()
+        .await
+        .unwrap();
+    check("callback ?state twice", page(r).await, 400);
+    let r = b
+        .client
+        .post(format!("{}/cohesion/callback?state=a", site.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "auth={}",
+            "A".repeat(tscns_cohesion::web::MAX_CALLBACK_BODY + 1)
+        ))
+        .send()
+        .await
+        .unwrap();
+    check("callback body over the limit", page(r).await, 413);
+}
