@@ -377,9 +377,8 @@ const MAX_LOG_CHARS: usize = 300;
 /// forged log lines, no terminal escapes, no bidi tricks), cut to [`MAX_LOG_CHARS`].
 fn sanitize(s: &str) -> String {
     let mut out = String::new();
-    let mut chars = 0;
-    for c in s.chars() {
-        if chars >= MAX_LOG_CHARS {
+    for (i, c) in s.chars().enumerate() {
+        if i >= MAX_LOG_CHARS {
             out.push_str("…(cut)");
             break;
         }
@@ -388,7 +387,6 @@ fn sanitize(s: &str) -> String {
         } else {
             out.extend(c.escape_default());
         }
-        chars += 1;
     }
     out
 }
