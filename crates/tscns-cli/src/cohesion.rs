@@ -157,6 +157,7 @@ fn login(args: &LoginArgs) -> Result<(), Fail> {
 
 #[cfg(all(test, unix))]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use std::os::unix::fs::PermissionsExt as _;
 
