@@ -20,9 +20,15 @@
 //! card, whatever way it closes:
 //!
 //! - dropping the [`PcscTransport`] (the normal end of a program, and every error path);
-//! - the transport failing (a timeout): the worker thread resets the card when it is done;
+//! - the transport failing (a timeout): the worker thread resets the card when it is done, so a
+//!   program should call [`close_all`] on its way out, which waits for that (the `tscns` command
+//!   does on every exit path);
 //! - a signal: a program's SIGINT/SIGTERM handler calls [`close_all`] before it exits (the `tscns`
 //!   command does);
+//!
+//! The reset happens while the connection holds the card's lock (an exclusive transaction, the
+//! one in progress or one taken for it), so no other client waiting for the card can get it
+//! between this connection's last command and the reset.
 //! - the process dying without any of that (SIGKILL, a crash) is beyond the process: pcscd
 //!   closes the dead client's connections, but pcsc-lite (1.9) resets the card only if that
 //!   client held a transaction at the time; otherwise it leaves the card as it is and powers it
