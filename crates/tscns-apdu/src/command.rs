@@ -161,8 +161,8 @@ impl Command {
         }
     }
 
-    /// Whether the data field carries a secret (VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER),
-    /// so that traces and `Debug` hide it.
+    /// Whether the data field carries a secret (VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER,
+    /// even or odd INS), so that traces and `Debug` hide it.
     pub fn is_secret_bearing(&self) -> bool {
         is_secret_ins(self.ins)
     }
@@ -357,7 +357,8 @@ fn len16(v: usize) -> [u8; 2] {
 }
 
 /// Whether a raw C-APDU presents a PIN or PUK to the card: VERIFY, CHANGE REFERENCE DATA or
-/// RESET RETRY COUNTER (ISO 7816-4 §11.5.6, §11.5.7, §11.5.10) with a data field, so that the card
+/// RESET RETRY COUNTER (ISO 7816-4 §11.5.6, §11.5.7, §11.5.10), even or odd INS (20/21, 24/25,
+/// 2C/2D: the odd ones carry the secret in BER-TLV), with a data field, so that the card
 /// may be left with the secret verified. A header with at most Le (VERIFY without data asks for
 /// the tries left) does not. Transports use this to reset the card when they let go of it.
 pub fn presents_secret(raw: &[u8]) -> bool {
@@ -368,8 +369,9 @@ pub fn presents_secret(raw: &[u8]) -> bool {
 }
 
 pub(crate) fn is_secret_ins(ins: u8) -> bool {
+    // The odd INS of each (21, 25, 2D) is the BER-TLV form of the same command (ISO 7816-4 §5.1.2).
     matches!(
-        ins,
+        ins & !1,
         INS_VERIFY | INS_CHANGE_REFERENCE_DATA | INS_RESET_RETRY_COUNTER
     )
 }
@@ -619,5 +621,28 @@ mod tests {
             .with_data([0x3F, 0])
             .with_le(256);
         assert_eq!(s.to_string(), "00 A4 00 00 | 3F 00 | Le 256");
+    }
+
+    #[test]
+    fn odd_ins_forms_present_secrets_too() {
+        // Before: only 20, 24 and 2C counted, so a VERIFY in its BER-TLV form (21) left the
+        // card verified at close and showed the PIN in traces.
+        for ins in [0x20, 0x21, 0x24, 0x25, 0x2C, 0x2D] {
+            let raw = Command::new(0, ins, 0, 0x10)
+                .with_data(*b"\x80\x0812345678")
+                .encode()
+                .unwrap();
+            assert!(presents_secret(&raw), "{ins:02X}");
+            assert!(!describe_raw(&raw).contains("31 32"), "{ins:02X}");
+            // Without data (tries left) it presents nothing.
+            assert!(!presents_secret(&[0, ins, 0, 0x10]), "{ins:02X}");
+        }
+        for ins in [0x22, 0x23, 0x2A, 0x2B, 0x26, 0x2E, 0x84, 0xA4] {
+            let raw = Command::new(0, ins, 0, 0)
+                .with_data(*b"12345678")
+                .encode()
+                .unwrap();
+            assert!(!presents_secret(&raw), "{ins:02X}");
+        }
     }
 }

@@ -20,9 +20,15 @@
 //! card, whatever way it closes:
 //!
 //! - dropping the [`PcscTransport`] (the normal end of a program, and every error path);
-//! - the transport failing (a timeout): the worker thread resets the card when it is done;
+//! - the transport failing (a timeout): the worker thread resets the card when it is done, so a
+//!   program should call [`close_all`] on its way out, which waits for that (the `tscns` command
+//!   does on every exit path);
 //! - a signal: a program's SIGINT/SIGTERM handler calls [`close_all`] before it exits (the `tscns`
 //!   command does);
+//!
+//! The reset happens while the connection holds the card's lock (an exclusive transaction, the
+//! one in progress or one taken for it), so no other client waiting for the card can get it
+//! between this connection's last command and the reset.
 //! - the process dying without any of that (SIGKILL, a crash) is beyond the process: pcscd
 //!   closes the dead client's connections, but pcsc-lite (1.9) resets the card only if that
 //!   client held a transaction at the time; otherwise it leaves the card as it is and powers it
@@ -50,7 +56,7 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -265,6 +271,34 @@ impl Unlock {
 static OPEN: Mutex<Vec<(u64, Sender<Request>)>> = Mutex::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
+/// Worker threads still running (a dropped transport's worker may still be finishing a command
+/// that timed out, and closes the card only after it): [`close_all`] waits for them.
+static LIVE_WORKERS: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// Counts a worker thread as live from before its spawn to the end of its last PC/SC call.
+struct LiveWorker;
+
+impl LiveWorker {
+    fn new() -> Self {
+        *LIVE_WORKERS
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) += 1;
+        LiveWorker
+    }
+}
+
+impl Drop for LiveWorker {
+    fn drop(&mut self) {
+        let mut n = LIVE_WORKERS
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *n = n.saturating_sub(1);
+        LIVE_WORKERS.1.notify_all();
+    }
+}
+
 fn unregister(id: u64) {
     OPEN.lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -276,8 +310,13 @@ fn unregister(id: u64) {
 /// SIGINT/SIGTERM handler that is about to end the process, while the transports themselves sit
 /// on another thread's stack: afterwards they answer every request with an error.
 ///
+/// Also waits for connections already dropped whose PC/SC thread is still busy: a transport whose
+/// command timed out returns from `drop` at once, and its thread resets the card only once that
+/// command is over. A program should therefore call this on every way out of `main`, not only on
+/// signals, or it may exit before such a card is reset.
+///
 /// Waits at most `timeout` in all (a command in progress on a connection is finished first).
-/// Returns how many connections were closed in time.
+/// Returns how many open connections were closed in time.
 pub fn close_all(timeout: Duration) -> usize {
     let open: Vec<(u64, Sender<Request>)> =
         std::mem::take(&mut *OPEN.lock().unwrap_or_else(PoisonError::into_inner));
@@ -289,13 +328,26 @@ pub fn close_all(timeout: Duration) -> usize {
             requests.send(Request::Close(tx)).ok().map(|()| rx)
         })
         .collect();
-    waiting
+    let closed = waiting
         .iter()
         .filter(|rx| {
             let left = deadline.saturating_duration_since(Instant::now());
             matches!(rx.recv_timeout(left), Ok(Ok(_)))
         })
-        .count()
+        .count();
+    let (count, changed) = &LIVE_WORKERS;
+    let mut live = count.lock().unwrap_or_else(PoisonError::into_inner);
+    while *live > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        live = changed
+            .wait_timeout(live, left)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+    closed
 }
 
 /// Answers of the worker thread.
@@ -367,9 +419,13 @@ impl PcscTransport {
         let reader_owned = reader.to_owned();
         let unlock = Arc::new(Unlock::default());
         let worker_unlock = Arc::clone(&unlock);
+        let live = LiveWorker::new();
         thread::Builder::new()
             .name(format!("pcsc {reader}"))
-            .spawn(move || worker(name, reader_owned, worker_unlock, req_rx, rep_tx))
+            .spawn(move || {
+                let _live = live;
+                worker(name, reader_owned, worker_unlock, req_rx, rep_tx)
+            })
             .map_err(|e| Error::Pcsc {
                 message: format!("cannot start the PC/SC thread: {e}"),
             })?;
@@ -578,7 +634,16 @@ fn worker(
 
 enum TxExit {
     Ended,
-    Exit(Stop),
+    /// Stop; the closing disposition was already applied when the transaction ended.
+    Exit(Stop, Applied),
+}
+
+/// Whether the closing disposition was already applied (by ending a transaction with it, while
+/// the lock was still held), so the disconnect itself leaves the card.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Applied {
+    Yes,
+    No,
 }
 
 /// Why the worker stops serving.
@@ -614,19 +679,33 @@ impl Worker {
         let connected = self.connected(&card);
         let ok = connected.is_ok();
         self.reply(connected);
-        let (d, answer_to) = if ok {
-            match self.serve(&mut card, requests) {
-                Stop::Asked(d) => (d, Some(self.replies.clone())),
-                Stop::Close(to) => (self.unlock.closing(), Some(to)),
-                Stop::Gone => (self.unlock.closing(), None),
-            }
+        let (d, answer_to, applied) = if ok {
+            let (stop, applied) = self.serve(&mut card, requests);
+            let (d, to) = self.stop_disposition(stop);
+            (d, to, applied)
         } else {
-            (Disposition::LeaveCard, None)
+            (Disposition::LeaveCard, None, Applied::No)
         };
         if d != Disposition::LeaveCard {
             tracing::debug!(target: "tscns_apdu", "closing {:?} with {d:?}", self.reader);
         }
-        let result = match card.disconnect(d.to_sys()) {
+        // Apply a reset (or power-off, eject) under an exclusive transaction, so no other client
+        // can take the card between our last command and the reset; the disconnect itself then
+        // leaves the card as the transaction's end made it.
+        let applied = if applied == Applied::No && d != Disposition::LeaveCard {
+            match card.transaction2() {
+                Ok(tx) => self.end_with(tx, d),
+                Err(_) => Applied::No,
+            }
+        } else {
+            applied
+        };
+        let on_disconnect = if applied == Applied::Yes {
+            Disposition::LeaveCard
+        } else {
+            d
+        };
+        let result = match card.disconnect(on_disconnect.to_sys()) {
             Ok(()) => Ok(Reply::Done),
             Err((card, e)) => {
                 // The handle is unusable anyway (card gone, pcscd gone); do not let pcsc's Drop
@@ -640,12 +719,42 @@ impl Worker {
         }
     }
 
+    /// The disposition a stop closes the card with, and where the answer goes.
+    fn stop_disposition(&self, stop: Stop) -> (Disposition, Option<Sender<Result<Reply, Error>>>) {
+        match stop {
+            Stop::Asked(d) => (d, Some(self.replies.clone())),
+            Stop::Close(to) => (self.unlock.closing(), Some(to)),
+            Stop::Gone => (self.unlock.closing(), None),
+        }
+    }
+
+    /// Ends a transaction with `d` (the card is reset while this connection still holds the
+    /// lock); on failure the transaction is dropped and `d` is left for the disconnect.
+    fn end_with(&self, tx: sys::Transaction<'_>, d: Disposition) -> Applied {
+        if d == Disposition::LeaveCard {
+            drop(tx);
+            return Applied::Yes;
+        }
+        match tx.end(d.to_sys()) {
+            Ok(()) => Applied::Yes,
+            Err((tx, e)) => {
+                tracing::debug!(
+                    target: "tscns_apdu",
+                    "ending the transaction on {:?} with {d:?} failed: {e}",
+                    self.reader
+                );
+                drop(tx);
+                Applied::No
+            }
+        }
+    }
+
     /// Serves requests outside a transaction, until told to stop or the transport went away.
-    fn serve(&self, card: &mut sys::Card, requests: &Receiver<Request>) -> Stop {
+    fn serve(&self, card: &mut sys::Card, requests: &Receiver<Request>) -> (Stop, Applied) {
         let mut buf = vec![0u8; sys::MAX_BUFFER_SIZE_EXTENDED];
         loop {
             let Ok(request) = requests.recv() else {
-                return Stop::Gone;
+                return (Stop::Gone, Applied::No);
             };
             match request {
                 Request::Transmit(cmd) => self.reply(self.transmit(card, &cmd, &mut buf)),
@@ -654,7 +763,7 @@ impl Worker {
                         self.reply(Ok(Reply::Done));
                         match self.serve_transaction(tx, requests, &mut buf) {
                             TxExit::Ended => {}
-                            TxExit::Exit(d) => return d,
+                            TxExit::Exit(stop, applied) => return (stop, applied),
                         }
                     }
                     Err((card, e)) => {
@@ -673,8 +782,8 @@ impl Worker {
                     .and_then(|()| self.connected(card));
                     self.reply(r);
                 }
-                Request::Disconnect(d) => return Stop::Asked(d),
-                Request::Close(to) => return Stop::Close(to),
+                Request::Disconnect(d) => return (Stop::Asked(d), Applied::No),
+                Request::Close(to) => return (Stop::Close(to), Applied::No),
             }
         }
     }
@@ -688,7 +797,8 @@ impl Worker {
     ) -> TxExit {
         loop {
             let Ok(request) = requests.recv() else {
-                return TxExit::Exit(Stop::Gone);
+                let applied = self.end_with(tx, self.unlock.closing());
+                return TxExit::Exit(Stop::Gone, applied);
             };
             match request {
                 Request::Transmit(cmd) => self.reply(self.transmit(&tx, &cmd, buf)),
@@ -714,13 +824,17 @@ impl Worker {
                     .and_then(|()| self.connected(&tx));
                     self.reply(r);
                 }
+                // Closing inside a transaction: end it with the closing disposition while the
+                // lock is held. Ending it with LeaveCard first and resetting at the disconnect
+                // left a gap in which another client waiting for the lock could sign with the
+                // card this connection had verified.
                 Request::Disconnect(d) => {
-                    drop(tx);
-                    return TxExit::Exit(Stop::Asked(d));
+                    let applied = self.end_with(tx, d);
+                    return TxExit::Exit(Stop::Asked(d), applied);
                 }
                 Request::Close(to) => {
-                    drop(tx);
-                    return TxExit::Exit(Stop::Close(to));
+                    let applied = self.end_with(tx, self.unlock.closing());
+                    return TxExit::Exit(Stop::Close(to), applied);
                 }
             }
         }

@@ -108,6 +108,19 @@ impl VpcdCard {
         respond: impl FnMut(&[u8]) -> Vec<u8> + Send + 'static,
         timeout: Duration,
     ) -> io::Result<VpcdCard> {
+        Self::insert_with_power(port, atr, respond, || {}, timeout)
+    }
+
+    /// Like [`insert`](Self::insert), and calls `on_power` on every power off, power on and reset
+    /// message, before the next APDU is answered: where a card with security state (a verified
+    /// PIN) forgets it.
+    pub fn insert_with_power(
+        port: u16,
+        atr: Vec<u8>,
+        respond: impl FnMut(&[u8]) -> Vec<u8> + Send + 'static,
+        on_power: impl FnMut() + Send + 'static,
+        timeout: Duration,
+    ) -> io::Result<VpcdCard> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = Instant::now() + timeout;
         let stream = loop {
@@ -131,7 +144,7 @@ impl VpcdCard {
         let thread = thread::Builder::new()
             .name(format!("vpcd card {port}"))
             .spawn(move || {
-                let _ = serve(&mut s, &atr, respond, &stop2, &counters2);
+                let _ = serve(&mut s, &atr, respond, on_power, &stop2, &counters2);
                 let _ = s.shutdown(Shutdown::Both);
             })?;
         Ok(VpcdCard {
@@ -215,6 +228,7 @@ fn serve(
     s: &mut TcpStream,
     atr: &[u8],
     mut respond: impl FnMut(&[u8]) -> Vec<u8>,
+    mut on_power: impl FnMut(),
     stop: &AtomicBool,
     counters: &Counters,
 ) -> io::Result<()> {
@@ -231,6 +245,7 @@ fn serve(
             [VPCD_CTRL_ATR] => send_framed(s, atr)?,
             [VPCD_CTRL_OFF | VPCD_CTRL_ON | VPCD_CTRL_RESET] => {
                 counters.power_events.fetch_add(1, Ordering::SeqCst);
+                on_power();
                 if msg[0] == VPCD_CTRL_RESET {
                     counters.resets.fetch_add(1, Ordering::SeqCst);
                 }

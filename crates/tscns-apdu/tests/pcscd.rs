@@ -336,3 +336,163 @@ fn a_connection_that_presented_a_pin_resets_the_card_when_it_closes() {
     assert!(held.transmit_raw(&[0x00, 0xA4, 0x00, 0x00]).is_err());
     drop((held, plain));
 }
+
+/// A second PC/SC client that waits for the card's lock and then tries to sign (MSE + PSO
+/// without VERIFY); the status word of the PSO. A reset card is reconnected and tried again.
+fn second_client_signs() -> [u8; 2] {
+    let mut b = PcscTransport::connect(VPCD_READER_0).unwrap();
+    b.set_timeout(Duration::from_secs(30));
+    let mse = [0x00, 0x22, 0x41, 0xB6, 0x03, 0x84, 0x01, 0x01];
+    let pso = [0x00, 0x2A, 0x9E, 0x9A, 0x04, 1, 2, 3, 4, 0x00];
+    for _ in 0..3 {
+        let attempt = (|| {
+            b.begin_transaction()?;
+            b.transmit_raw(&mse)?;
+            let r = b.transmit_raw(&pso)?;
+            b.end_transaction()?;
+            Ok::<_, Error>(r)
+        })();
+        match attempt {
+            Ok(r) => return [r[r.len() - 2], r[r.len() - 1]],
+            Err(Error::CardReset) => {
+                // pcscd may still be resetting the card: retry the reconnect (bounded).
+                let deadline = std::time::Instant::now() + Duration::from_secs(5);
+                while let Err(e) = b.reconnect() {
+                    assert!(std::time::Instant::now() < deadline, "reconnect: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            // CardUnresponsive: the card was reset under a command of this client, which thus
+            // held the lock while the verified card was still unreset (the gap).
+            Err(e) => panic!("second client: {e:?}"),
+        }
+    }
+    panic!("the second client never got to sign");
+}
+
+/// Closing a connection that verified the PIN **inside** a transaction: the card must be reset
+/// while this connection still holds the lock. Before, the transaction was ended with LeaveCard
+/// and the card reset at the disconnect after it, so a client waiting for the lock got the
+/// verified card in between and signed (9000) without the PIN.
+#[test]
+fn closing_inside_a_transaction_resets_before_another_client_gets_the_lock() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    require_pcscd();
+    let _lock = ReaderLock::acquire(VPCD_PORT_0, Duration::from_secs(300)).unwrap();
+    wait_for_card(VPCD_READER_0, false, WAIT)
+        .unwrap_or_else(|e| panic!("{VPCD_READER_0} did not become empty: {e}"));
+    let verified = Arc::new(AtomicBool::new(false));
+    // What the card saw, in order: the INS of each APDU, 0 for a power event (reset).
+    let events = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let (v1, v2) = (Arc::clone(&verified), Arc::clone(&verified));
+    let (e1, e2) = (Arc::clone(&events), Arc::clone(&events));
+    let card = VpcdCard::insert_with_power(
+        VPCD_PORT_0,
+        atr_with_historical_bytes(b"gap"),
+        move |apdu| {
+            e1.lock()
+                .unwrap()
+                .push(apdu.get(1).copied().unwrap_or(0xFF));
+            match apdu {
+                [0x00, 0x20, 0x00, 0x10, 0x08, ..] => {
+                    v1.store(true, Ordering::SeqCst);
+                    vec![0x90, 0x00]
+                }
+                [0x00, 0x2A, 0x9E, 0x9A, ..] if v1.load(Ordering::SeqCst) => {
+                    vec![0x5A, 0x5A, 0x90, 0x00]
+                }
+                [0x00, 0x2A, 0x9E, 0x9A, ..] => vec![0x69, 0x82],
+                _ => vec![0x90, 0x00],
+            }
+        },
+        move || {
+            v2.store(false, Ordering::SeqCst);
+            e2.lock().unwrap().push(0);
+        },
+        WAIT,
+    )
+    .unwrap();
+    wait_for_card(VPCD_READER_0, true, WAIT).unwrap();
+    let verify = Command::new(0x00, 0x20, 0x00, 0x10)
+        .with_data(*b"12345\xFF\xFF\xFF")
+        .encode()
+        .unwrap();
+    // The gap was short: try it several times each way.
+    for by_drop in [true, false, true, false, true, false, true, false] {
+        let mut a = PcscTransport::connect(VPCD_READER_0).unwrap();
+        a.begin_transaction().unwrap();
+        assert_eq!(a.transmit_raw(&verify).unwrap(), [0x90, 0x00]);
+        let at_verify = events.lock().unwrap().len();
+        let other = std::thread::spawn(second_client_signs);
+        std::thread::sleep(Duration::from_millis(700));
+        assert!(
+            !other.is_finished(),
+            "the second client did not wait for the lock"
+        );
+        if by_drop {
+            drop(a);
+        } else {
+            a.close().unwrap();
+        }
+        assert_eq!(
+            other.join().unwrap(),
+            [0x69, 0x82],
+            "the second client signed on the verified card (closed by {})",
+            if by_drop { "drop" } else { "close" }
+        );
+        // And the card was reset before any command of the other client reached it.
+        let after: Vec<u8> = events.lock().unwrap()[at_verify..].to_vec();
+        assert_eq!(
+            after.first(),
+            Some(&0),
+            "a command reached the verified card before its reset: {after:02X?}"
+        );
+    }
+    drop(card);
+}
+
+/// A command that times out leaves the transport broken: dropping it returns at once, and its
+/// PC/SC thread resets the card only when the slow command is over. `close_all` at the end of a
+/// program waits for that; before, it returned at once (the dropped transport was no longer
+/// listed) and the program could exit with the PIN still verified.
+#[test]
+fn close_all_waits_for_a_dropped_transport_whose_command_timed_out() {
+    require_pcscd();
+    let _lock = ReaderLock::acquire(VPCD_PORT_0, Duration::from_secs(300)).unwrap();
+    wait_for_card(VPCD_READER_0, false, WAIT)
+        .unwrap_or_else(|e| panic!("{VPCD_READER_0} did not become empty: {e}"));
+    let card = VpcdCard::insert(
+        VPCD_PORT_0,
+        atr_with_historical_bytes(b"slow"),
+        |apdu| {
+            if apdu.get(1) == Some(&0xB0) {
+                // A slow READ BINARY.
+                std::thread::sleep(Duration::from_secs(3));
+            }
+            vec![0x90, 0x00]
+        },
+        WAIT,
+    )
+    .unwrap();
+    wait_for_card(VPCD_READER_0, true, WAIT).unwrap();
+    let verify = Command::new(0x00, 0x20, 0x00, 0x10)
+        .with_data(*b"12345\xFF\xFF\xFF")
+        .encode()
+        .unwrap();
+    let mut t = PcscTransport::connect(VPCD_READER_0).unwrap();
+    t.transmit_raw(&verify).unwrap();
+    t.set_timeout(Duration::from_millis(300));
+    let e = t.transmit_raw(&[0x00, 0xB0, 0x00, 0x00, 0x10]).unwrap_err();
+    assert!(matches!(e, Error::Timeout), "{e:?}");
+    let before = card.resets();
+    let started = std::time::Instant::now();
+    drop(t);
+    assert!(started.elapsed() < Duration::from_secs(1), "drop waited");
+    assert_eq!(card.resets(), before, "the slow command is not over yet");
+    tscns_apdu::pcsc::close_all(Duration::from_secs(15));
+    assert!(
+        card.resets() > before,
+        "close_all returned before the card was reset (after {:?})",
+        started.elapsed()
+    );
+}

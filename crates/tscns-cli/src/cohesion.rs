@@ -63,31 +63,46 @@ pub fn run(cmd: Command) -> ExitCode {
     }
 }
 
-/// Writes the cookie file readable by its owner only (mode 0600 on Unix), replacing any file
-/// there (whose old permissions are tightened first).
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+/// Writes a file readable by its owner only (mode 0600 on Unix), atomically: the text goes to a
+/// new temporary file in the same directory (created with `O_EXCL`, so never through a symbolic
+/// link or into a file someone else prepared, and with mode 0600 from the start), which is then
+/// renamed over `path`. A symbolic link at `path` is replaced, not followed; a reader never sees a
+/// half-written file; an existing file's looser permissions never apply to the new content.
+fn write_private(path: &std::path::Path, text: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tscns-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-        opts.mode(0o600);
-        if path.exists() {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        }
+        use std::os::unix::fs::PermissionsExt as _;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
     }
-    let mut f = opts.open(path)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()
+    tmp.write_all(text)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 fn login(args: &LoginArgs) -> Result<(), Fail> {
     let start = tscns_tls::reqwest::Url::parse(&args.url)
         .map_err(|e| format!("{:?} is not a URL: {e}", args.url))?;
     let key = signing_key(&args.key)?;
-    let mut builder = CitizenLogin::builder(key).on_site_id(|id| {
-        eprintln!("logging in to the site with Cohesion id_sito {id:?}");
-    });
+    let mut builder = CitizenLogin::builder(key)
+        .on_site_id(|id| {
+            eprintln!("logging in to the site with Cohesion id_sito {id:?}");
+        })
+        .on_site_id_mismatch(|shown, callback| {
+            eprintln!(
+                "tscns cohesion login: warning: Cohesion's callback is for the site {callback:?}, \
+                 not {shown:?} as shown above"
+            );
+        });
     for h in &args.cohesion_host {
         builder = builder.cohesion_host(h);
     }
@@ -115,14 +130,15 @@ fn login(args: &LoginArgs) -> Result<(), Fail> {
     }
     let out = result.map_err(|e| e.to_string())?;
     match &args.out {
-        Some(path) => std::fs::write(path, &out.body)
+        // The page of a logged-in session is personal: private like the cookie jar.
+        Some(path) => write_private(path, out.body.as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
         None => std::io::stdout()
             .write_all(out.body.as_bytes())
             .map_err(|e| format!("cannot write to standard output: {e}"))?,
     }
     if let Some(path) = &args.cookie_jar {
-        write_private(path, &out.netscape_cookie_file())
+        write_private(path, out.netscape_cookie_file().as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     eprintln!(
@@ -137,4 +153,55 @@ fn login(args: &LoginArgs) -> Result<(), Fail> {
         if out.signatures == 1 { "" } else { "s" }
     );
     Ok(())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn mode(p: &std::path::Path) -> u32 {
+        std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn private_files_are_new_0600_files_renamed_into_place() {
+        let dir = tempfile::tempdir().unwrap();
+        // A fresh file: 0600.
+        let jar = dir.path().join("jar.txt");
+        write_private(&jar, b"one").unwrap();
+        assert_eq!(std::fs::read(&jar).unwrap(), b"one");
+        assert_eq!(mode(&jar), 0o600);
+        // A world-readable file there before: replaced by a 0600 one (a reader holding the old
+        // file open never sees the new content).
+        std::fs::set_permissions(&jar, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let held = std::fs::File::open(&jar).unwrap();
+        write_private(&jar, b"two").unwrap();
+        assert_eq!(std::fs::read(&jar).unwrap(), b"two");
+        assert_eq!(mode(&jar), 0o600);
+        let mut old = String::new();
+        std::io::Read::read_to_string(&mut &held, &mut old).unwrap();
+        assert_eq!(old, "one");
+        // A symbolic link planted at the path (before: followed, writing into its target): the
+        // link is replaced, its target untouched.
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let out = dir.path().join("out.html");
+        std::os::unix::fs::symlink(&victim, &out).unwrap();
+        write_private(&out, b"page").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert!(!std::fs::symlink_metadata(&out)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(&out).unwrap(), b"page");
+        assert_eq!(mode(&out), 0o600);
+        // No temporary file left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with(".tscns-")), "{names:?}");
+    }
 }

@@ -96,10 +96,53 @@ fn pkcs11_key(module: &str, args: &KeySourceArgs) -> Result<Arc<dyn SigningKey>,
         Some(cf) => KeySelector::CodiceFiscale(cf.clone()),
         None => KeySelector::Cns,
     };
-    let key = Pkcs11Key::open(&module, &selector).map_err(fail)?;
+    let key = Arc::new(Pkcs11Key::open(&module, &selector).map_err(fail)?);
+    // Ours resets the card at logout; another module may not (OpenSC's TS-CNS driver does not).
+    let ours = module
+        .path()
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("libtscns_pkcs11_module"));
+    // Registered before the login, so that every way out of the program logs out.
+    PKCS11_KEYS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push((
+            Arc::clone(&key),
+            (!ours).then(|| module.path().display().to_string()),
+        ));
     let pin = read_pin(args)?;
     key.login(&Pin::new(&pin).map_err(fail)?).map_err(fail)?;
-    Ok(Arc::new(key))
+    Ok(key)
+}
+
+/// The PKCS#11 keys this process opened, for [`logout_pkcs11_keys`], each with the path of its
+/// module when that is not tscns' own.
+type OpenedKey = (Arc<tscns_pkcs11::Pkcs11Key>, Option<String>);
+static PKCS11_KEYS: std::sync::Mutex<Vec<OpenedKey>> = std::sync::Mutex::new(Vec::new());
+
+/// Logs out of every PKCS#11 key the program opened (`--pkcs11`), explicitly, at the end of the
+/// program and on a signal: the token forgets the PIN before the process exits, whoever still
+/// holds the key. (A third-party module may still leave the card unlocked afterwards: see
+/// `tscns_pkcs11::Pkcs11Key`.)
+pub fn logout_pkcs11_keys() {
+    let keys = std::mem::take(
+        &mut *PKCS11_KEYS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    for (key, third_party) in keys {
+        let was_logged_in = key.is_logged_in().unwrap_or(true);
+        if let Err(e) = key.logout() {
+            eprintln!("tscns: logging out of the PKCS#11 token: {e}");
+        }
+        if let (true, Some(path)) = (was_logged_in, third_party) {
+            eprintln!(
+                "tscns: note: logged out of the token, but the module {path} may keep the card \
+                 unlocked for other programs (OpenSC does): remove the card when you are done"
+            );
+        }
+    }
 }
 
 #[cfg(feature = "pcsc")]

@@ -74,7 +74,7 @@ enum Command {
     Middleware(middleware::Cmd),
 }
 
-/// SIGINT (Ctrl-C), SIGTERM and SIGHUP end the program the way its normal end does for the card:
+/// SIGINT (Ctrl-C), SIGTERM, SIGHUP and SIGQUIT (Ctrl-\\) end the program the way its normal end does for the card:
 /// every PC/SC connection to which a PIN or PUK was presented resets the card
 /// ([`tscns_apdu::pcsc::close_all`]), then the process exits with 128 + the signal number. Without
 /// this the signal would end the process at once, and pcscd would leave the card as it is for any
@@ -82,8 +82,9 @@ enum Command {
 /// transaction).
 #[cfg(all(unix, feature = "pcsc"))]
 fn reset_cards_on_signals() {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])
+    {
         Ok(s) => s,
         Err(e) => {
             eprintln!("tscns: cannot handle Ctrl-C ({e}); pcscd resets the card if it is used");
@@ -94,7 +95,7 @@ fn reset_cards_on_signals() {
         .name("tscns signals".into())
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
-                tscns_apdu::pcsc::close_all(std::time::Duration::from_secs(10));
+                close_cards();
                 eprintln!("tscns: interrupted");
                 std::process::exit(128 + signal);
             }
@@ -107,9 +108,33 @@ fn reset_cards_on_signals() {
 #[cfg(not(all(unix, feature = "pcsc")))]
 fn reset_cards_on_signals() {}
 
+/// How long the end of `main` waits for PC/SC connections still closing (a connection whose
+/// command timed out resets its card only once that command is over).
+#[cfg(feature = "pcsc")]
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Before the process exits: logs out of the PKCS#11 keys it opened (`--pkcs11`), and resets every
+/// card a PIN was presented to over PC/SC, connections still open and connections dropped whose
+/// PC/SC thread is still busy (bounded by [`CLOSE_WAIT`]).
+fn close_cards() {
+    key_source::logout_pkcs11_keys();
+    #[cfg(feature = "pcsc")]
+    tscns_apdu::pcsc::close_all(CLOSE_WAIT);
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     reset_cards_on_signals();
+    // Every way out of a command (success, error, panic) goes through `close_cards`.
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli)));
+    close_cards();
+    match ran {
+        Ok(code) => code,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Readers(args) => readers::run(args),
         Command::Cf(cmd) => cf::run(cmd),

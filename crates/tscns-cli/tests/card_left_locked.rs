@@ -1,6 +1,6 @@
 //! No verified PIN outlives a `tscns` command: after each command that verifies the PIN on a card
 //! in a PC/SC reader (`card pin verify`, `card sign`, `fetch --reader`, `cohesion login --reader`),
-//! and after Ctrl-C or SIGTERM in the middle of one, a second PC/SC client that sends
+//! and after Ctrl-C, SIGTERM or SIGQUIT in the middle of one, a second PC/SC client that sends
 //! MSE + PSO without VERIFY is refused with 6982 (security status not satisfied).
 //!
 //! The second client connects before the command runs and stays connected, as a program lying
@@ -387,9 +387,9 @@ fn signal(pid: u32, name: &str) {
 }
 
 #[test]
-fn ctrl_c_and_sigterm_reset_the_card_before_tscns_exits() {
+fn ctrl_c_sigterm_and_sigquit_reset_the_card_before_tscns_exits() {
     let b = bed();
-    for (name, number) in [("INT", 2), ("TERM", 15)] {
+    for (name, number) in [("INT", 2), ("TERM", 15), ("QUIT", 3)] {
         let (mut running, _listener) = hanging_fetch(&b);
         signal(running.0.id(), name);
         let (code, stderr) = wait_end(&b, &mut running);

@@ -369,6 +369,12 @@ mod system {
             let stderr = out.stderr.as_str();
             assert!(out.success(), "{stderr}");
             assert_eq!(out.stdout.trim(), cf);
+            // A third-party module: logged out at the end, and the citizen is told the module
+            // may keep the card unlocked.
+            assert!(
+                stderr.contains("logged out of the token") && stderr.contains(module),
+                "{stderr}"
+            );
         }
         let versions: Vec<String> = s.seen().iter().map(|x| x.version.clone()).collect();
         assert_eq!(versions, ["TLSv1_3", "TLSv1_2"]);

@@ -81,6 +81,12 @@ fn fetch_through_our_module_tls12_and_tls13_pss() {
                 out.stdout
             );
             assert!(out.stderr.contains("1 card signature"), "{}", out.stderr);
+            // Our module resets the card at logout: no warning about it.
+            assert!(
+                !out.stderr.contains("may keep the card unlocked"),
+                "{}",
+                out.stderr
+            );
             assert!(
                 !h.pin_verified(),
                 "{name}: the card is reset when tscns is done"

@@ -249,12 +249,16 @@ pub struct SpConfig {
     pub(crate) replay: Arc<dyn ReplayStore>,
     /// (burst, per second) of unconfirmed callbacks.
     pub(crate) callback_rate: (u32, u32),
+    /// How many clients' buckets are kept.
+    pub(crate) callback_clients: usize,
 }
 
 /// Default burst of unconfirmed callbacks [`crate::ServiceProvider::redeem`] lets through.
 pub const DEFAULT_CALLBACK_BURST: u32 = 64;
 /// Default refill rate (per second) of unconfirmed callbacks.
 pub const DEFAULT_CALLBACK_PER_SECOND: u32 = 16;
+/// Default bound on the clients whose rate-limit buckets are kept at once.
+pub const DEFAULT_CALLBACK_CLIENTS: usize = 10_000;
 
 impl fmt::Debug for SpConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -364,6 +368,7 @@ pub struct SpConfigBuilder {
     clock: Option<Arc<dyn Clock>>,
     replay: Option<Arc<dyn ReplayStore>>,
     callback_rate: Option<(u32, u32)>,
+    callback_clients: Option<usize>,
 }
 
 impl SpConfigBuilder {
@@ -497,16 +502,26 @@ impl SpConfigBuilder {
         self
     }
 
-    /// Bounds the callbacks that Cohesion does not confirm: at most `burst` at once, refilled at
-    /// `per_second` a second (defaults [`DEFAULT_CALLBACK_BURST`] and
-    /// [`DEFAULT_CALLBACK_PER_SECOND`]). A confirmed login gives its token back, so only forged or
-    /// stale callbacks count; beyond the limit `redeem` answers [`Error::RateLimited`] without
-    /// calling Cohesion. This bounds the cost of a flood for the site and for Cohesion; it is no
-    /// substitute for a per-client limit in front of the site (reverse proxy), since a sustained
-    /// flood above the rate delays real logins too (they are refused as rate-limited, never as
-    /// replays, and succeed once the flood stops).
+    /// Bounds the callbacks that Cohesion does not confirm, **per client**: each client (IPv4
+    /// address, IPv6 /64) may have at most `burst` at once, refilled at `per_second` a second
+    /// (defaults [`DEFAULT_CALLBACK_BURST`] and [`DEFAULT_CALLBACK_PER_SECOND`]). A confirmed
+    /// login gives its token back, so only forged or stale callbacks count; beyond the limit
+    /// `redeem` answers [`Error::RateLimited`] without calling Cohesion. A flood from one client
+    /// therefore refuses that client only, when the client's address is passed to
+    /// [`ServiceProvider::redeem_from`](crate::ServiceProvider::redeem_from) (the `web` routes do);
+    /// callers of plain `redeem` share one bucket. An attacker holding many addresses gets a
+    /// bucket for each: that is for a limit in front of the site (reverse proxy, firewall).
     pub fn callback_rate_limit(mut self, burst: u32, per_second: u32) -> Self {
         self.callback_rate = Some((burst, per_second));
+        self
+    }
+
+    /// How many clients' rate-limit buckets are kept at once (default
+    /// [`DEFAULT_CALLBACK_CLIENTS`], at least 1). When the bound is reached, buckets that have
+    /// refilled completely are forgotten first, then the least recently used; a forgotten client
+    /// starts again with a full bucket.
+    pub fn callback_rate_clients(mut self, max: usize) -> Self {
+        self.callback_clients = Some(max);
         self
     }
 
@@ -677,6 +692,10 @@ impl SpConfigBuilder {
                 .replay
                 .unwrap_or_else(|| Arc::new(MemoryReplayStore::default())),
             callback_rate,
+            callback_clients: self
+                .callback_clients
+                .unwrap_or(DEFAULT_CALLBACK_CLIENTS)
+                .max(1),
         })
     }
 }

@@ -143,14 +143,24 @@ pub enum Error {
         host: String,
     },
 
-    /// The page that should hand the login back to the site posts it to another host: the
-    /// callback (the citizen's Cohesion session ids) is never sent there.
+    /// The page that should hand the login back to the site posts it to another origin (scheme,
+    /// host or port) than the one the login started from: the callback (the citizen's Cohesion
+    /// session ids) is never sent there.
     #[error("the login form posts the Cohesion callback to {got}, not to {expected} where the login started; refused")]
     CallbackElsewhere {
-        /// The host the login started from.
+        /// The origin the login started from (`scheme://host:port`).
         expected: String,
-        /// The host the form posts to.
+        /// The origin the form posts to.
         got: String,
+    },
+
+    /// The callback would go over plain `http` to a host that is not loopback: the citizen's
+    /// Cohesion session ids (bearer tokens) would cross the network in clear. Start the login from
+    /// the site's `https` address.
+    #[error("the Cohesion callback would be posted over plain http to {origin}; refused (use the site's https address)")]
+    CallbackNotHttps {
+        /// The origin the form posts to.
+        origin: String,
     },
 
     /// The signing key or card failed during the TLS client authentication.

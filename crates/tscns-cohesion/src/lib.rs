@@ -49,6 +49,7 @@ pub mod emulator;
 mod error;
 mod pem;
 mod profile;
+mod ratelimit;
 mod redirect;
 mod replay;
 #[cfg(any(test, feature = "emulator"))]
@@ -63,7 +64,7 @@ pub use clock::{format_timestamp, parse_timestamp, Clock, ManualClock, SystemClo
 pub use config::{
     AuthRestriction, Checks, Eidas, Environment, FederationProtocol, Mode, Purpose,
     SignaturePolicy, SpConfig, SpConfigBuilder, UserType, DEFAULT_CALLBACK_BURST,
-    DEFAULT_CALLBACK_PER_SECOND,
+    DEFAULT_CALLBACK_CLIENTS, DEFAULT_CALLBACK_PER_SECOND,
 };
 pub use error::{Error, Result};
 pub use profile::{AuthLevel, AuthenticationType, Profile, CLASSIC_FIELDS, SAML_FIELDS};

@@ -172,9 +172,11 @@ impl Profile {
             return Err(Error::malformed(what, "expected a <profile> element"));
         }
         let timestamp = match node.attribute("timestamp") {
-            Some(t) => Some(crate::clock::parse_timestamp(t).ok_or_else(|| {
-                Error::malformed(what, format!("profile timestamp {t:?} is not a date"))
-            })?),
+            // The value is not repeated: errors end up in logs.
+            Some(t) => Some(
+                crate::clock::parse_timestamp(t)
+                    .ok_or_else(|| Error::malformed(what, "the profile timestamp is not a date"))?,
+            ),
             None => None,
         };
         let bases: Vec<_> = node.children().filter(|c| c.is_element()).collect();
@@ -213,13 +215,16 @@ impl Profile {
             .get("fiscalNumber")
             .filter(|s| !s.is_empty())
             .map(|s| strip_tinit(s));
-        let parse_cf = |s: &str| {
-            CodiceFiscale::parse(s)
-                .map_err(|e| Error::malformed(what, format!("codice fiscale {s:?}: {e}")))
+        // Field names only: the value (or a parse error quoting a letter, the day of birth) is
+        // personal data, and errors end up in logs.
+        let parse_cf = |field: &str, s: &str| {
+            CodiceFiscale::parse(s).map_err(|_| {
+                Error::malformed(what, format!("<{field}> is not a valid codice fiscale"))
+            })
         };
         let codice_fiscale = match (cf_field, fiscal) {
             (Some(a), Some(b)) => {
-                let (a, b) = (parse_cf(a)?, parse_cf(b)?);
+                let (a, b) = (parse_cf("codice_fiscale", a)?, parse_cf("fiscalNumber", b)?);
                 if a.canonical() != b.canonical() {
                     return Err(Error::malformed(
                         what,
@@ -228,8 +233,8 @@ impl Profile {
                 }
                 Some(a)
             }
-            (Some(a), None) => Some(parse_cf(a)?),
-            (None, Some(b)) => Some(parse_cf(b)?),
+            (Some(a), None) => Some(parse_cf("codice_fiscale", a)?),
+            (None, Some(b)) => Some(parse_cf("fiscalNumber", b)?),
             (None, None) => None,
         };
         let authentication = fields
@@ -239,9 +244,10 @@ impl Profile {
         let date_of_birth = match fields.get("dateOfBirth").filter(|s| !s.is_empty()) {
             Some(d) => {
                 let fmt = time::macros::format_description!("[year]-[month]-[day]");
-                Some(time::Date::parse(d, &fmt).map_err(|_| {
-                    Error::malformed(what, format!("dateOfBirth {d:?} is not yyyy-mm-dd"))
-                })?)
+                Some(
+                    time::Date::parse(d, &fmt)
+                        .map_err(|_| Error::malformed(what, "<dateOfBirth> is not yyyy-mm-dd"))?,
+                )
             }
             None => match fields.get("data_nascita").filter(|s| !s.is_empty()) {
                 Some(d) => {

@@ -9,6 +9,7 @@ use crate::config::{AuthRestriction, Mode, SpConfig};
 use crate::dsig::{self, TrustedKey};
 use crate::error::{Error, Result};
 use crate::profile::{AuthLevel, AuthenticationType, Profile};
+use crate::ratelimit::{ClientKey, RateLimiter};
 use crate::replay::Claim;
 use crate::xml;
 
@@ -178,46 +179,6 @@ struct Inner {
     limiter: RateLimiter,
 }
 
-/// A token bucket bounding how many callbacks Cohesion has **not** confirmed may be redeemed per
-/// second: every [`ServiceProvider::redeem`] takes a token before it calls GetCredential, and a
-/// callback whose profile verified gives it back. A flood of forged callbacks therefore costs the
-/// SP (and Cohesion) at most `burst` calls at once and `per_second` calls a second, and is refused
-/// with [`Error::RateLimited`] beyond that; it never touches the replay store.
-struct RateLimiter {
-    burst: f64,
-    per_second: f64,
-    state: std::sync::Mutex<(f64, time::OffsetDateTime)>,
-}
-
-impl RateLimiter {
-    fn new(burst: u32, per_second: u32, now: time::OffsetDateTime) -> Self {
-        RateLimiter {
-            burst: f64::from(burst.max(1)),
-            per_second: f64::from(per_second),
-            state: std::sync::Mutex::new((f64::from(burst.max(1)), now)),
-        }
-    }
-
-    fn take(&self, now: time::OffsetDateTime) -> Result<()> {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let elapsed = (now - st.1).as_seconds_f64().max(0.0);
-        st.0 = (st.0 + elapsed * self.per_second).min(self.burst);
-        if now > st.1 {
-            st.1 = now;
-        }
-        if st.0 < 1.0 {
-            return Err(Error::RateLimited);
-        }
-        st.0 -= 1.0;
-        Ok(())
-    }
-
-    fn give_back(&self) {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        st.0 = (st.0 + 1.0).min(self.burst);
-    }
-}
-
 impl std::fmt::Debug for ServiceProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceProvider")
@@ -280,7 +241,7 @@ impl ServiceProvider {
             .build()
             .map_err(|e| Error::Tls(format!("HTTP client: {e}")))?;
         let (burst, per_second) = config.callback_rate;
-        let limiter = RateLimiter::new(burst, per_second, config.clock.now());
+        let limiter = RateLimiter::new(burst, per_second, config.callback_clients);
         Ok(ServiceProvider {
             inner: Arc::new(Inner {
                 config,
@@ -410,15 +371,40 @@ impl ServiceProvider {
     /// Callbacks that Cohesion does not confirm are rate-limited (see
     /// [`SpConfigBuilder::callback_rate_limit`](crate::SpConfigBuilder::callback_rate_limit)):
     /// beyond the limit this answers [`Error::RateLimited`] without calling Cohesion.
+    ///
+    /// This variant does not know who posted the callback, so all its callers share **one**
+    /// bucket: a flood of forged callbacks through it delays every citizen's login. A web server
+    /// should call [`redeem_from`](Self::redeem_from) with the client's address instead.
     pub async fn redeem(&self, callback: UntrustedCallback) -> Result<LoggedIn> {
+        self.redeem_keyed(callback, ClientKey::of(None)).await
+    }
+
+    /// [`redeem`](Self::redeem) for a callback posted by `client` (the browser's address: the TCP
+    /// peer, or the address a reverse proxy you trust reports). The rate limit of unconfirmed
+    /// callbacks is kept per client (per IPv4 address, per IPv6 /64), so one client's flood of
+    /// forged callbacks refuses that client only, never the other citizens.
+    pub async fn redeem_from(
+        &self,
+        callback: UntrustedCallback,
+        client: std::net::IpAddr,
+    ) -> Result<LoggedIn> {
+        self.redeem_keyed(callback, ClientKey::of(Some(client)))
+            .await
+    }
+
+    async fn redeem_keyed(
+        &self,
+        callback: UntrustedCallback,
+        client: ClientKey,
+    ) -> Result<LoggedIn> {
         self.check_callback(&callback)?;
         let limiter = &self.inner.limiter;
-        limiter.take(self.inner.config.clock.now())?;
+        limiter.take(client, self.inner.config.clock.now())?;
         let body = self
             .web_check_session("GetCredential", &callback.session())
             .await?;
         let user = self.check_response(&callback, &body)?;
-        limiter.give_back();
+        limiter.give_back(client);
         self.claim_once(&callback)?;
         Ok(user)
     }
@@ -885,26 +871,6 @@ mod tests {
             "{d}"
         );
         assert!(d.contains("redacted"));
-    }
-
-    #[test]
-    fn rate_limiter_refills_and_gives_back() {
-        let t0 = time::OffsetDateTime::UNIX_EPOCH;
-        let l = RateLimiter::new(2, 1, t0);
-        l.take(t0).unwrap();
-        l.take(t0).unwrap();
-        assert!(matches!(l.take(t0), Err(Error::RateLimited)));
-        l.give_back();
-        l.take(t0).unwrap();
-        assert!(matches!(l.take(t0), Err(Error::RateLimited)));
-        l.take(t0 + time::Duration::seconds(1)).unwrap();
-        // A clock going back refills nothing and does not panic.
-        assert!(matches!(l.take(t0), Err(Error::RateLimited)));
-        // Refill is capped at the burst.
-        let later = t0 + time::Duration::hours(1);
-        l.take(later).unwrap();
-        l.take(later).unwrap();
-        assert!(matches!(l.take(later), Err(Error::RateLimited)));
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //!     }))
 //!     .merge(cohesion.routes())
 //!     .layer(cohesion.layer());
+//! // Serve it with the peer address, for the per-client rate limit of forged callbacks:
+//! // axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
 //! # }
 //! ```
 //!
@@ -21,7 +23,8 @@
 //!   `__Host-` prefixed) and redirects to Cohesion with the same state in `url_validate`;
 //! - the callback route (the path of the configured `url_validate`) checks that the state in its
 //!   URL is the one in the browser's state cookie (login CSRF: nobody can log a victim into the
-//!   attacker's account), parses the untrusted callback, redeems it with GetCredential, runs the
+//!   attacker's account), parses the untrusted callback, redeems it with GetCredential (rate-limited
+//!   per client address, see [`ClientIp`]), runs the
 //!   checks, sets an HttpOnly session cookie and redirects to the `return` path (a same-origin
 //!   path only: no scheme, no `//`, no backslash, no control or space characters);
 //! - sessions expire after an idle time and an absolute time ([`Cohesion::session_ttl`]); the
@@ -41,7 +44,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, Query, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -54,8 +58,14 @@ use crate::error::Error;
 pub use crate::redirect::same_origin_path;
 use crate::sp::{LoggedIn, ServiceProvider, UntrustedCallback};
 
-/// Name of the session cookie.
+/// Name of the session cookie of a site served over plain `http` (loopback development only).
+/// Over `https` the session cookie is [`HOST_SESSION_COOKIE`]; see [`Cohesion::session_cookie_name`].
 pub const SESSION_COOKIE: &str = "tscns_cohesion_session";
+/// Name of the session cookie of a site whose `url_validate` is `https`. The `__Host-` prefix makes
+/// browsers accept it only with `Secure`, `Path=/` and no `Domain`, so a sibling subdomain cannot
+/// plant its own session in the victim's browser (login CSRF by cookie tossing); a cookie without
+/// the prefix is never read over `https`.
+pub const HOST_SESSION_COOKIE: &str = "__Host-tscns_cohesion_session";
 /// Name of the login-state cookie (login CSRF protection). The `__Host-` prefix makes browsers
 /// accept it only with `Secure`, `Path=/` and no `Domain`, so a sibling subdomain cannot plant one.
 pub const STATE_COOKIE: &str = "__Host-tscns_cohesion_state";
@@ -71,6 +81,9 @@ pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_ABSOLUTE_TTL: Duration = Duration::from_secs(8 * 60 * 60);
 /// The longest absolute lifetime [`Cohesion::session_ttl`] accepts (longer values are cut to it).
 pub const MAX_ABSOLUTE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// The largest callback body the callback route reads: a form-encoded `auth` of at most
+/// `2 * MAX_CALLBACK_BYTES` base64 characters, each at most 3 bytes once percent-encoded, and slack.
+pub const MAX_CALLBACK_BODY: usize = crate::MAX_CALLBACK_BYTES * 2 * 3 + 1024;
 /// How long a login may take between `/cohesion/login` and the callback.
 const STATE_TTL: Duration = Duration::from_secs(15 * 60);
 /// Query parameters added to `url_validate`.
@@ -104,6 +117,40 @@ impl std::fmt::Debug for Cohesion {
     }
 }
 
+/// The browser's address, for the per-client rate limit of unconfirmed callbacks
+/// ([`ServiceProvider::redeem_from`]). Behind a reverse proxy, insert it as a request extension
+/// (a middleware that reads the header your proxy sets, and only from your proxy): the callback
+/// route prefers it to the TCP peer.
+///
+/// Without it the route uses the TCP peer address, which axum provides only when the app is
+/// served with connect info:
+/// `axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())`.
+/// With neither, every callback shares one bucket, and a flood of forged callbacks from one
+/// client delays every citizen's login (a warning is logged once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+    if let Some(ClientIp(ip)) = parts.extensions.get::<ClientIp>() {
+        return Some(*ip);
+    }
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// The client's address as an extractor that never fails.
+struct Peer(Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(client_ip(parts)))
+    }
+}
+
 /// The logged-in citizen, as an axum extractor. Without a session the request is redirected to
 /// the login route.
 #[derive(Debug, Clone)]
@@ -121,7 +168,10 @@ impl<S: Send + Sync> FromRequestParts<S> for CohesionUser {
             ));
         };
         let jar = CookieJar::from_headers(&parts.headers);
-        if let Some(id) = jar.get(SESSION_COOKIE).map(|k| k.value().to_owned()) {
+        if let Some(id) = jar
+            .get(c.session_cookie_name())
+            .map(|k| k.value().to_owned())
+        {
             if let Some(user) = c.session(&id) {
                 return Ok(CohesionUser(user));
             }
@@ -209,7 +259,10 @@ impl Cohesion {
         let callback_path = self.sp.config().url_validate().path().to_owned();
         Router::new()
             .route(LOGIN_PATH, get(login))
-            .route(&callback_path, post(callback))
+            .route(
+                &callback_path,
+                post(callback).layer(DefaultBodyLimit::max(MAX_CALLBACK_BODY)),
+            )
             .route(LOGOUT_PATH, get(logout))
             .with_state(self.clone())
     }
@@ -276,6 +329,29 @@ impl Cohesion {
     fn secure(&self) -> bool {
         self.sp.config().url_validate().scheme() == "https"
     }
+
+    /// The name of the session cookie: [`HOST_SESSION_COOKIE`] when `url_validate` is `https`,
+    /// [`SESSION_COOKIE`] for a plain-`http` site (loopback development; browsers keep the
+    /// `Secure` state cookie over `http` only on `localhost`/`127.0.0.1`, so the login works
+    /// nowhere else over `http`).
+    pub fn session_cookie_name(&self) -> &'static str {
+        if self.secure() {
+            HOST_SESSION_COOKIE
+        } else {
+            SESSION_COOKIE
+        }
+    }
+
+    /// The session cookie with the attributes its name demands (`__Host-`: `Secure`, `Path=/`, no
+    /// `Domain`).
+    fn session_cookie(&self, value: String) -> Cookie<'static> {
+        Cookie::build((self.session_cookie_name(), value))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.secure())
+            .build()
+    }
 }
 
 /// The generic page a citizen sees when the login cannot go on: Italian, no details, a way back.
@@ -294,14 +370,41 @@ fn error_page(status: StatusCode, message: &str) -> Response {
     r
 }
 
-/// What the log says about a refused login: the error, except that an identity mismatch (whose
-/// message names the codice fiscale) is logged without it.
+/// At most this many characters of one error go to the log.
+const MAX_LOG_CHARS: usize = 300;
+
+/// An untrusted string made safe for one log line: control and non-ASCII characters escaped (no
+/// forged log lines, no terminal escapes, no bidi tricks), cut to [`MAX_LOG_CHARS`].
+fn sanitize(s: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i >= MAX_LOG_CHARS {
+            out.push_str("…(cut)");
+            break;
+        }
+        if c == ' ' || c.is_ascii_graphic() {
+            out.push(c);
+        } else {
+            out.extend(c.escape_default());
+        }
+    }
+    out
+}
+
+/// What the log says about a refused login: what went wrong, never the personal data or the raw
+/// text an attacker controls. An identity mismatch (whose message names two codici fiscali) and an
+/// unsuccessful `esito` are summarised; every other message (field names, not values, for the
+/// profile's fields) is escaped and cut.
 fn log_reason(e: &Error) -> String {
     match e {
         Error::IdentityMismatch { .. } => {
             "the profile and the callback name different citizens (identity mismatch)".into()
         }
-        other => other.to_string(),
+        Error::LoginNotSuccessful(esito) => format!(
+            "Cohesion reports the login did not succeed (esito_auth_sso = {:?})",
+            sanitize(esito)
+        ),
+        other => sanitize(&other.to_string()),
     }
 }
 
@@ -352,7 +455,41 @@ fn state_cookie(value: String, max_age: Duration) -> Cookie<'static> {
         .build()
 }
 
-async fn login(State(c): State<Cohesion>, jar: CookieJar, Query(q): Query<LoginQuery>) -> Response {
+/// The citizen's page for a request axum's extractors refused (a query string that does not
+/// parse, e.g. `?state=a&state=b`; a body over the limit): the Italian error page, not axum's
+/// English plain text; the details go to the log.
+fn bad_request(what: &str, status: StatusCode, detail: &dyn std::fmt::Display) -> Response {
+    tracing::warn!("Cohesion {what} refused: {}", sanitize(&detail.to_string()));
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "La risposta del servizio di autenticazione è troppo grande. Accedi di nuovo."
+    } else {
+        "La richiesta di accesso non è valida. Accedi di nuovo."
+    };
+    error_page(status, message)
+}
+
+fn query_refused(what: &str, e: &QueryRejection) -> Response {
+    bad_request(what, StatusCode::BAD_REQUEST, e)
+}
+
+fn body_refused(e: &BytesRejection) -> Response {
+    let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        StatusCode::PAYLOAD_TOO_LARGE
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    bad_request("callback body", status, e)
+}
+
+async fn login(
+    State(c): State<Cohesion>,
+    jar: CookieJar,
+    q: Result<Query<LoginQuery>, QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return query_refused("login", &e),
+    };
     let Ok(state) = random_id() else {
         return internal_error("the system random generator failed: no login state");
     };
@@ -386,12 +523,21 @@ fn same_nonce(a: &str, b: &str) -> bool {
 
 async fn callback(
     State(c): State<Cohesion>,
+    Peer(peer): Peer,
     jar: CookieJar,
-    Query(q): Query<CallbackQuery>,
-    body: axum::body::Bytes,
+    q: Result<Query<CallbackQuery>, QueryRejection>,
+    body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Response {
     let expected = jar.get(STATE_COOKIE).map(|k| k.value().to_owned());
     let jar = jar.remove(state_cookie(String::new(), Duration::ZERO));
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return (jar, query_refused("callback", &e)).into_response(),
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return (jar, body_refused(&e)).into_response(),
+    };
     let state_ok = match (&expected, &q.state) {
         (Some(cookie), Some(url)) => !cookie.is_empty() && same_nonce(cookie, url),
         _ => false,
@@ -418,7 +564,21 @@ async fn callback(
             return (jar, page).into_response();
         }
     };
-    let user = match c.sp.redeem(cb).await {
+    let redeemed = match peer {
+        Some(ip) => c.sp.redeem_from(cb, ip).await,
+        None => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    "Cohesion callback: no client address (serve the app with \
+                     into_make_service_with_connect_info::<SocketAddr>() or set web::ClientIp): \
+                     all callbacks share one rate-limit bucket"
+                );
+            });
+            c.sp.redeem(cb).await
+        }
+    };
+    let user = match redeemed {
         Ok(u) => u,
         Err(e) => return (jar, refusal(&e)).into_response(),
     };
@@ -436,22 +596,20 @@ async fn callback(
         .and_then(same_origin_path)
         .unwrap_or("/")
         .to_owned();
-    let session = Cookie::build((SESSION_COOKIE, id))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(c.secure())
-        .build();
+    let session = c.session_cookie(id);
     (jar.add(session), Redirect::to(&target)).into_response()
 }
 
 async fn logout(State(c): State<Cohesion>, headers: HeaderMap) -> Response {
     let jar = CookieJar::from_headers(&headers);
-    if let Some(id) = jar.get(SESSION_COOKIE).map(|k| k.value().to_owned()) {
+    if let Some(id) = jar
+        .get(c.session_cookie_name())
+        .map(|k| k.value().to_owned())
+    {
         let user = c.lock().remove(&id);
         if let Some(s) = user {
             if let Err(e) = c.sp.logout_sito(&s.user.session).await {
-                tracing::warn!("LogoutSito failed: {e}");
+                tracing::warn!("LogoutSito failed: {}", log_reason(&e));
             }
         }
     }
@@ -461,11 +619,11 @@ async fn logout(State(c): State<Cohesion>, headers: HeaderMap) -> Response {
             .flatten()
             .map(|u| u.to_string())
             .unwrap_or_else(|| "/".into());
-    let gone = Cookie::build((SESSION_COOKIE, ""))
-        .path("/")
-        .http_only(true)
-        .build();
-    (jar.remove(gone), Redirect::to(&target)).into_response()
+    (
+        jar.remove(c.session_cookie(String::new())),
+        Redirect::to(&target),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -505,5 +663,41 @@ mod tests {
         };
         let l = log_reason(&e);
         assert!(!l.contains("RSSMRA") && !l.contains("VRDGPP"), "{l}");
+    }
+
+    #[test]
+    fn logs_never_carry_profile_values_or_raw_attacker_text() {
+        // A profile whose codice fiscale (wrong check letter) and date of birth do not parse:
+        // before, the log line quoted both.
+        let xml = "<profile><base><login>RSSMRA85T10A562X</login>\
+<codice_fiscale>RSSMRA85T10A562X</codice_fiscale></base></profile>";
+        let doc = roxmltree::Document::parse(xml).unwrap();
+        let e = crate::profile::Profile::from_element("GetCredential answer", doc.root_element())
+            .unwrap_err();
+        let l = log_reason(&e);
+        assert!(!l.contains("RSSMRA"), "{l}");
+        assert!(l.contains("codice_fiscale"), "the field is named: {l}");
+        let xml = "<profile><base><login>x</login><dateOfBirth>10/12/1985</dateOfBirth>\
+</base></profile>";
+        let doc = roxmltree::Document::parse(xml).unwrap();
+        let e = crate::profile::Profile::from_element("GetCredential answer", doc.root_element())
+            .unwrap_err();
+        let l = log_reason(&e);
+        assert!(!l.contains("1985") && !l.contains("10/12"), "{l}");
+        assert!(l.contains("dateOfBirth"), "{l}");
+        // An `esito` posted by anyone: no forged log line, no terminal escape, bounded.
+        let esito = format!(
+            "KO\n2026-12-02T10:00:00Z INFO login ok user=admin\u{1b}[2J\u{202e}{}",
+            "A".repeat(5000)
+        );
+        let l = log_reason(&Error::LoginNotSuccessful(esito));
+        assert!(
+            !l.contains('\n') && !l.contains('\u{1b}') && !l.contains('\u{202e}'),
+            "{l}"
+        );
+        assert!(l.chars().count() < MAX_LOG_CHARS + 100, "{}", l.len());
+        // Any other error's text too.
+        let l = log_reason(&Error::malformed("callback", "x\r\ny"));
+        assert!(!l.contains('\r') && !l.contains('\n'), "{l}");
     }
 }

@@ -281,7 +281,9 @@ async fn the_callback_is_posted_only_to_the_host_the_login_started_from() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&e, Error::CallbackElsewhere { expected, got } if expected == "127.0.0.1" && got == "localhost"),
+        matches!(&e, Error::CallbackElsewhere { expected, got }
+            if *expected == format!("http://127.0.0.1:{site_port}")
+                && *got == format!("http://localhost:{thief_port}")),
         "{e}"
     );
     assert!(e.to_string().contains("localhost"), "{e}");
@@ -291,4 +293,42 @@ async fn the_callback_is_posted_only_to_the_host_the_login_started_from() {
         "nothing was posted to the other host"
     );
     assert_eq!(handle.counters().signatures, 0);
+}
+
+/// The `id_sito` shown to the citizen comes from Cohesion's own pages only: before, the first URL
+/// on any host with an `auth` parameter (here the site's own detour, naming "SITO_FALSO") won.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_site_id_shown_comes_from_cohesion_not_from_the_sites_urls() {
+    let profile = Profile::default_profile().unwrap();
+    let sim = SimCard::new(&profile).unwrap();
+    let pki = sim.pki().clone();
+    let key = tokio::task::spawn_blocking(move || {
+        let mut card = CnsCard::open(sim).unwrap();
+        card.verify_pin(&Pin::new(profile.pin.expose()).unwrap())
+            .unwrap();
+        CardKey::new(card).unwrap()
+    })
+    .await
+    .unwrap();
+    let ca = rustls_pki_types::CertificateDer::from(pki.ca_cert_der().to_vec());
+    let emu = Emulator::start(EmulatorConfig::loopback(vec![ca]))
+        .await
+        .unwrap();
+    let url = site(&emu, Mode::Classic).await;
+    let via = url.replace("/area-riservata", "/via-fake");
+    let shown = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mismatches = Arc::new(std::sync::Mutex::new(0usize));
+    let (s2, m2) = (shown.clone(), mismatches.clone());
+    let login = CitizenLogin::builder(Arc::new(key))
+        .cohesion_hosts(["localhost".to_string()])
+        .trust_ca_pem(emu.ca_pem().as_bytes())
+        .on_site_id(move |id| s2.lock().unwrap().push(id.to_owned()))
+        .on_site_id_mismatch(move |_, _| *m2.lock().unwrap() += 1)
+        .build()
+        .unwrap();
+    let out = login.login(&via).await.unwrap();
+    assert_eq!(out.status, 200, "{}", out.body);
+    assert_eq!(out.site_id.as_deref(), Some("COMUNE_TEST"));
+    assert_eq!(*shown.lock().unwrap(), ["COMUNE_TEST"]);
+    assert_eq!(*mismatches.lock().unwrap(), 0);
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use axum::routing::get;
 use common::*;
-use tscns_cohesion::web::{Cohesion, CohesionUser, SESSION_COOKIE, STATE_COOKIE};
+use tscns_cohesion::web::{
+    Cohesion, CohesionUser, HOST_SESSION_COOKIE, SESSION_COOKIE, STATE_COOKIE,
+};
 use tscns_cohesion::{AuthRestriction as AR, DsAuth, ManualClock, Mode, ServiceProvider};
 
 const PW_USER: &str = "RSSMRA85T10A562S";
@@ -28,6 +30,15 @@ async fn start_site(
     clock: Arc<ManualClock>,
     tune: impl FnOnce(Cohesion) -> Cohesion,
 ) -> Site {
+    start_site_with(emu, clock, |b, _| b, tune).await
+}
+
+async fn start_site_with(
+    emu: &tscns_cohesion::emulator::Emulator,
+    clock: Arc<ManualClock>,
+    configure: impl FnOnce(tscns_cohesion::SpConfigBuilder, u16) -> tscns_cohesion::SpConfigBuilder,
+    tune: impl FnOnce(Cohesion) -> Cohesion,
+) -> Site {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}");
@@ -39,9 +50,8 @@ async fn start_site(
         .url_validate(format!("{base}/cohesion/callback"))
         .trust_ca(emu.ca_pem().as_bytes())
         .native_roots(false)
-        .clock(clock)
-        .build()
-        .unwrap();
+        .clock(clock);
+    let config = configure(config, port).build().unwrap();
     let cohesion = tune(Cohesion::new(ServiceProvider::new(config).unwrap()));
     let app = axum::Router::new()
         .route(
@@ -50,7 +60,13 @@ async fn start_site(
         )
         .merge(cohesion.routes())
         .layer(cohesion.layer());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
     Site { base, cohesion }
 }
 
@@ -281,4 +297,225 @@ async fn a_full_session_store_evicts_the_oldest_instead_of_refusing() {
 fn cookie_names_are_the_documented_ones() {
     assert_eq!(SESSION_COOKIE, "tscns_cohesion_session");
     assert!(STATE_COOKIE.starts_with("__Host-"));
+}
+
+/// The review's flood: a script that sets the state cookie and the state in the URL itself passes
+/// the login-CSRF check, and its forged callbacks spent the SP's one global bucket, so every citizen
+/// got 503. The buckets are per client now: the flooding address is refused, another address logs
+/// in.
+#[tokio::test]
+async fn a_flood_from_one_address_does_not_lock_out_a_citizen_at_another() {
+    let cns = test_cns(PW_USER, true);
+    let emu = emulator(&cns, Arc::new(tscns_cohesion::SystemClock)).await;
+    // No refill during the test: the clock stands still.
+    let site = start_site_with(
+        &emu,
+        Arc::new(ManualClock::starting_now()),
+        |b, _| b.callback_rate_limit(4, 1),
+        |c| c,
+    )
+    .await;
+    // Plain HTTP: the TLS backend is never used, but reqwest wants one.
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    let attacker = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut statuses = Vec::new();
+    for i in 0..20 {
+        let mut d = DsAuth::request(
+            "COMUNE_WEB",
+            &format!("{}/cohesion/callback", site.base),
+            &format!("{}/", site.base),
+            "AuthRestriction=0",
+        );
+        d.set("user", PW_USER);
+        d.set("esito_auth_sso", "OK");
+        d.set("id_sessione_sso", &format!("{i:064X}"));
+        d.set("id_sessione_aspnet_sso", &format!("forged{i}"));
+        let r = attacker
+            .post(format!("{}/cohesion/callback?state=chosen", site.base))
+            .header("cookie", format!("{STATE_COOKIE}=chosen"))
+            .form(&[("auth", d.to_base64())])
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(
+        &statuses[..4],
+        &[403; 4],
+        "the burst reaches Cohesion, which refuses"
+    );
+    assert!(statuses[4..].iter().all(|s| *s == 503), "{statuses:?}");
+    // A citizen at another address logs in.
+    let b = Browser::new(&emu, None);
+    let (action, auth) = until_callback(&b, &site, "%2Farea-riservata").await;
+    let (status, loc, body) = post_callback(&b, &action, &auth).await;
+    assert_eq!((status, loc.as_str()), (303, "/area-riservata"), "{body}");
+    assert_eq!(protected(&b, &site).await.0, 200);
+}
+
+fn set_cookie(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with(&format!("{name}=")))
+}
+
+/// A site whose `url_validate` is https names its session cookie `__Host-…` (Secure, Path=/, no
+/// Domain), and reads no other: a sibling subdomain can set a plain `tscns_cohesion_session` for the
+/// parent domain (cookie tossing) and so log the victim into the attacker's session, but it cannot
+/// set a `__Host-` cookie. A plain-http loopback site keeps the plain name.
+#[tokio::test]
+async fn the_session_cookie_of_an_https_site_is_host_prefixed() {
+    let cns = test_cns(PW_USER, true);
+    let emu = emulator(&cns, Arc::new(tscns_cohesion::SystemClock)).await;
+    // Served over plain HTTP on loopback by the test, configured as the https site it would be
+    // behind a TLS terminator.
+    let site = start_site_with(
+        &emu,
+        Arc::new(ManualClock::starting_now()),
+        |b, port| b.url_validate(format!("https://127.0.0.1:{port}/cohesion/callback")),
+        |c| c,
+    )
+    .await;
+    assert_eq!(site.cohesion.session_cookie_name(), HOST_SESSION_COOKIE);
+    let b = Browser::new(&emu, None);
+    let (action, auth) = until_callback(&b, &site, "%2F").await;
+    let action = action.replacen("https://", "http://", 1);
+    let r = b
+        .client
+        .post(&action)
+        .form(&[("auth", auth.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let cookie = set_cookie(r.headers(), HOST_SESSION_COOKIE).expect("a __Host- session cookie");
+    for attr in ["Secure", "HttpOnly", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+    assert!(set_cookie(r.headers(), SESSION_COOKIE).is_none());
+    let id = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
+    let get = |cookie: String| {
+        let url = format!("{}/area-riservata", site.base);
+        async move {
+            reqwest::Client::builder()
+                .tls_backend_preconfigured(
+                    rustls::ClientConfig::builder_with_provider(Arc::new(
+                        rustls::crypto::ring::default_provider(),
+                    ))
+                    .with_safe_default_protocol_versions()
+                    .unwrap()
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth(),
+                )
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap()
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(get(format!("{HOST_SESSION_COOKIE}={id}")).await, 200);
+    // The same session under the unprefixed name (as a sibling subdomain could plant it) is no
+    // session at all.
+    assert_eq!(get(format!("{SESSION_COOKIE}={id}")).await, 303);
+
+    // The plain-http loopback site keeps the plain name.
+    let plain = start_site(&emu, Arc::new(ManualClock::starting_now()), |c| c).await;
+    assert_eq!(plain.cohesion.session_cookie_name(), SESSION_COOKIE);
+    let b = Browser::new(&emu, None);
+    let (action, auth) = until_callback(&b, &plain, "%2F").await;
+    let r = b
+        .client
+        .post(&action)
+        .form(&[("auth", auth.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(set_cookie(r.headers(), SESSION_COOKIE).is_some());
+}
+
+/// What axum's extractors refuse (a query string that does not parse, a body over the limit) is
+/// the Italian error page too. Before, axum answered its own English plain text
+/// ("Failed to deserialize query string: duplicate field `state`").
+#[tokio::test]
+async fn refused_queries_and_oversized_bodies_get_the_italian_page() {
+    let cns = test_cns(PW_USER, true);
+    let emu = emulator(&cns, Arc::new(tscns_cohesion::SystemClock)).await;
+    let site = start_site(&emu, Arc::new(ManualClock::starting_now()), |c| c).await;
+    let b = Browser::new(&emu, None);
+    let page = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, ct, r.text().await.unwrap())
+    };
+    let check = |what: &str, (status, ct, body): (u16, String, String), want: u16| {
+        assert_eq!(status, want, "{what}: {body}");
+        assert!(ct.starts_with("text/html"), "{what}: {ct}");
+        assert!(body.contains("<html lang=\"it\">"), "{what}: {body}");
+        assert!(body.contains("Accesso non riuscito"), "{what}: {body}");
+        assert!(
+            !body.contains("deserialize") && !body.contains("Failed"),
+            "{what}: {body}"
+        );
+    };
+    let r = b
+        .client
+        .get(format!(
+            "{}/cohesion/login?return=%2Fa&return=%2Fb",
+            site.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    check("login ?return twice", page(r).await, 400);
+    let r = b
+        .client
+        .post(format!("{}/cohesion/callback?state=a&state=b", site.base))
+        .form(&[("auth", "QQ==")])
+        .send()
+        .await
+        .unwrap();
+    check("callback ?state twice", page(r).await, 400);
+    let r = b
+        .client
+        .post(format!("{}/cohesion/callback?state=a", site.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "auth={}",
+            "A".repeat(tscns_cohesion::web::MAX_CALLBACK_BODY + 1)
+        ))
+        .send()
+        .await
+        .unwrap();
+    check("callback body over the limit", page(r).await, 413);
 }

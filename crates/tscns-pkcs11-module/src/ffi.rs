@@ -777,12 +777,30 @@ unsafe fn sign_out(
         *len = need;
         return Err(CKR_BUFFER_TOO_SMALL);
     }
-    let s = m.sign(h, data)?;
-    let n = s.len().min(usize::try_from(*len).unwrap_or(usize::MAX));
-    // SAFETY: `sig` holds `*len >= n` bytes.
-    unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), sig, n) };
-    *len = n as CK_ULONG;
+    let s = fit_signature(m.sign(h, data)?, need as usize)?;
+    // SAFETY: `sig` holds `*len >= need == s.len()` bytes.
+    unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), sig, s.len()) };
+    *len = s.len() as CK_ULONG;
     Ok(())
+}
+
+/// The card's signature as exactly `need` bytes (the modulus length): a shorter one (leading
+/// zero bytes dropped by the card) is left-padded with zeros, as RSA signatures are fixed-size
+/// (RFC 8017 §5.2.1, I2OSP to k octets); a longer one is not a signature of this key and is
+/// refused, never cut; so is an empty one.
+fn fit_signature(s: Vec<u8>, need: usize) -> Result<Vec<u8>, CK_RV> {
+    if s.is_empty() {
+        return Err(CKR_FUNCTION_FAILED);
+    }
+    match s.len().cmp(&need) {
+        std::cmp::Ordering::Equal => Ok(s),
+        std::cmp::Ordering::Greater => Err(CKR_FUNCTION_FAILED),
+        std::cmp::Ordering::Less => {
+            let mut out = vec![0u8; need - s.len()];
+            out.extend_from_slice(&s);
+            Ok(out)
+        }
+    }
 }
 
 #[no_mangle]
@@ -1040,6 +1058,18 @@ static FUNCTION_LIST: CK_FUNCTION_LIST = CK_FUNCTION_LIST {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signatures_are_exactly_the_modulus_length() {
+        // Before: a longer answer was cut to the buffer, a shorter one passed short.
+        assert_eq!(fit_signature(vec![1, 2, 3], 3), Ok(vec![1, 2, 3]));
+        assert_eq!(fit_signature(vec![1, 2], 4), Ok(vec![0, 0, 1, 2]));
+        assert_eq!(
+            fit_signature(vec![1, 2, 3, 4, 5], 4),
+            Err(CKR_FUNCTION_FAILED)
+        );
+        assert_eq!(fit_signature(Vec::new(), 2), Err(CKR_FUNCTION_FAILED));
+    }
 
     #[test]
     fn text_fields_are_blank_padded_and_cut_on_characters() {

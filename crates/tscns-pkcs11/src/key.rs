@@ -39,11 +39,55 @@ impl fmt::Debug for Pin {
 struct State {
     session: Session,
     key: Option<ObjectHandle>,
+    /// Whether this key logged in (and counts in [`LOGINS`]).
+    logged_in: bool,
+}
+
+/// How many [`Pkcs11Key`]s of this process are logged in, per (module path, slot). A PKCS#11
+/// login belongs to the whole application (every session of the token), so a key dropped while
+/// another key on the same token still needs the login leaves it; the last one logs out.
+static LOGINS: Mutex<Vec<((String, u64), usize)>> = Mutex::new(Vec::new());
+
+/// Counts a login of `who` in; returns the new count.
+fn count_login(who: &(String, u64)) -> usize {
+    let mut l = LOGINS.lock().unwrap_or_else(PoisonError::into_inner);
+    match l.iter_mut().find(|(k, _)| k == who) {
+        Some((_, n)) => {
+            *n += 1;
+            *n
+        }
+        None => {
+            l.push((who.clone(), 1));
+            1
+        }
+    }
+}
+
+/// Counts a login of `who` out; returns how many remain.
+fn count_logout(who: &(String, u64)) -> usize {
+    let mut l = LOGINS.lock().unwrap_or_else(PoisonError::into_inner);
+    let left = match l.iter_mut().find(|(k, _)| k == who) {
+        Some((_, n)) => {
+            *n = n.saturating_sub(1);
+            *n
+        }
+        None => 0,
+    };
+    l.retain(|(_, n)| *n > 0);
+    left
 }
 
 /// A CNS (or any RSA) key on a PKCS#11 token, with its certificate.
 ///
 /// One session, behind a mutex: PKCS#11 sessions must not be used from two threads at once.
+///
+/// Dropping a key that [logged in](Self::login) logs out (`C_Logout`, unless another key of this
+/// process is still logged in to the same token) and closes its session, so the card forgets the
+/// PIN for this program. What the **module** then does with the card is up to it: a third-party
+/// module may keep its own connection to the card with the PIN verified after `C_Logout` or even
+/// after `C_Finalize` (some cache the PIN, or never reset the card), and then any local PC/SC
+/// client can sign without the PIN until the card is pulled. tscns' own module
+/// (`tscns-pkcs11-module`) resets the card on logout.
 pub struct Pkcs11Key {
     pub(crate) module: String,
     pub(crate) pkcs11: Pkcs11,
@@ -127,7 +171,11 @@ impl Pkcs11Key {
             key_bits,
             mechanisms,
             refused: Mutex::new(Vec::new()),
-            state: Mutex::new(State { session, key: None }),
+            state: Mutex::new(State {
+                session,
+                key: None,
+                logged_in: false,
+            }),
         })
     }
 
@@ -198,6 +246,10 @@ impl Pkcs11Key {
             }
             Err(e) => return Err(Error::from_cryptoki("logging in", e)),
         }
+        if !state.logged_in {
+            state.logged_in = true;
+            count_login(&self.login_key());
+        }
         state.key = Some(self.find_private_key(&state.session)?);
         drop(state);
         #[cfg(feature = "tls")]
@@ -205,10 +257,15 @@ impl Pkcs11Key {
         Ok(())
     }
 
-    /// Logs out (the token forgets the PIN for this application).
+    /// Logs out (the token forgets the PIN for this application: every key of this process on
+    /// the same token, since a PKCS#11 login is per application).
     pub fn logout(&self) -> Result<(), Error> {
         let mut state = self.lock();
         state.key = None;
+        if state.logged_in {
+            state.logged_in = false;
+            count_logout(&self.login_key());
+        }
         match state.session.logout() {
             Ok(()) => Ok(()),
             Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserNotLoggedIn, _)) => {
@@ -216,6 +273,25 @@ impl Pkcs11Key {
             }
             Err(e) => Err(Error::from_cryptoki("logging out", e)),
         }
+    }
+
+    /// Whether the token is logged in for this application (the session's state is a user
+    /// state): after [`login`](Self::login), until [`logout`](Self::logout) or the drop of the
+    /// last logged-in key on the token.
+    pub fn is_logged_in(&self) -> Result<bool, Error> {
+        let info = self
+            .lock()
+            .session
+            .get_session_info()
+            .map_err(|e| Error::from_cryptoki("reading the session", e))?;
+        Ok(matches!(
+            info.session_state(),
+            cryptoki::session::SessionState::RoUser | cryptoki::session::SessionState::RwUser
+        ))
+    }
+
+    fn login_key(&self) -> (String, u64) {
+        (self.module.clone(), self.slot.id())
     }
 
     /// Uses only the listed mechanisms from now on (for a token that lists a mechanism it does not
@@ -279,6 +355,24 @@ impl Pkcs11Key {
                 })
             }
             Err(e) => Err(Error::from_cryptoki("signing", e)),
+        }
+    }
+}
+
+impl Drop for Pkcs11Key {
+    /// Logs out if this key logged in and no other key of this process on the same token still
+    /// is; the session is closed right after (its own drop).
+    fn drop(&mut self) {
+        let who = self.login_key();
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        state.key = None;
+        if state.logged_in {
+            state.logged_in = false;
+            if count_logout(&who) == 0 {
+                if let Err(e) = state.session.logout() {
+                    tracing::debug!("logging out of {} on drop: {e}", who.0);
+                }
+            }
         }
     }
 }

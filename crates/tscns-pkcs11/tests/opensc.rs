@@ -41,6 +41,7 @@ fn module() -> &'static Module {
 struct Plugged {
     _serial: MutexGuard<'static, ()>,
     vpcd: Option<VpcdServer>,
+    handle: tscns_sim::SimHandle,
     pki: TestPki,
     cf: String,
     pin: String,
@@ -72,6 +73,7 @@ fn plug(profile: &str) -> Plugged {
     let profile = Profile::builtin(profile).unwrap();
     let sim = SimCard::new(&profile).unwrap();
     let pki = sim.pki().clone();
+    let handle = sim.handle();
     let vpcd = serve_vpcd(sim, 35964).unwrap_or_else(|e| panic!("{e}: {PCSCD_HOWTO}"));
     assert!(vpcd.wait_ready(Duration::from_secs(10)), "{PCSCD_HOWTO}");
     let cf = tscns_cert::CnsCertificate::from_der(pki.card_cert_der())
@@ -82,6 +84,7 @@ fn plug(profile: &str) -> Plugged {
     Plugged {
         _serial: serial,
         vpcd: Some(vpcd),
+        handle,
         pki,
         cf,
         pin: profile.pin.expose().to_string(),
@@ -265,4 +268,33 @@ fn opensc_with_a_2048_bit_card_fails_at_login_with_a_clear_error() {
     let err = key.login(&Pin::new(&p.pin).unwrap()).unwrap_err();
     assert!(matches!(err, Error::NoWorkingMechanism { .. }), "{err}");
     assert!(err.to_string().contains("use the card directly"), "{err}");
+}
+
+/// `Pkcs11Key`'s drop logs out (before, it only closed its session, and a program holding any
+/// other session stayed logged in). What the card then holds is up to the module, and this test
+/// documents OpenSC 0.23's itacns driver: it has no logout of its own, so after `C_Logout`, and
+/// after the program's last session is closed, the card still holds the verified PIN on OpenSC's
+/// PC/SC connection, and any local PC/SC client could sign until the card is reset or pulled
+/// (`Pkcs11Key`'s documentation says so; tscns' own module resets the card). If OpenSC ever resets
+/// here, this test says so.
+#[test]
+fn opensc_logs_out_on_drop_but_keeps_the_card_verified() {
+    let p = plug("athena-1024");
+    let key = open_key(&p.cf);
+    // A bystander key of the same program, as a browser or a second consumer would hold.
+    let bystander = open_key(&p.cf);
+    key.login(&Pin::new(&p.pin).unwrap()).unwrap();
+    assert!(
+        p.handle.pin_verified(),
+        "the login verified the PIN on the card"
+    );
+    assert!(bystander.is_logged_in().unwrap());
+    drop(key);
+    assert!(!bystander.is_logged_in().unwrap(), "the drop logged out");
+    drop(bystander);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        p.handle.pin_verified(),
+        "OpenSC now resets the card at C_Logout: update Pkcs11Key's documentation"
+    );
 }

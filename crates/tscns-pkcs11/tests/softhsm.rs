@@ -426,3 +426,49 @@ fn discovery_follows_tscns_pkcs11_module_first() {
     assert!(err.to_string().contains("/nonexistent/libnothing.so"));
     std::env::remove_var(tscns_pkcs11::MODULE_ENV);
 }
+
+/// Dropping a logged-in key logs out: before, only its session was closed, so while the program
+/// held any other session on the token (another key, the module's own) the token stayed logged in
+/// and the card verified. The login is per application, so the last logged-in key logs out.
+#[test]
+fn dropping_a_logged_in_key_logs_out_once_no_other_key_needs_the_login() {
+    let _turn = serial();
+    let f = fixture();
+    let slot = slot_of("CNS");
+    let open = || {
+        Pkcs11Key::open_in_slot(&f.module, slot, &KeySelector::CodiceFiscale(CF.into())).unwrap()
+    };
+    let sign = |k: &Pkcs11Key| {
+        k.sign_with_mechanism(
+            &tscns_pkcs11::cryptoki::mechanism::Mechanism::Sha256RsaPkcs,
+            b"data",
+        )
+    };
+    // A bystander key that never logs in sees the application's login state.
+    let bystander = open();
+    let first = cns_key();
+    assert!(bystander.is_logged_in().unwrap());
+    assert!(sign(&bystander).is_ok(), "the login is per application");
+    let second = cns_key();
+    drop(first);
+    assert!(
+        bystander.is_logged_in().unwrap(),
+        "another key still needs the login"
+    );
+    assert!(sign(&second).is_ok());
+    drop(second);
+    assert!(
+        !bystander.is_logged_in().unwrap(),
+        "the last logged-in key was dropped and the token is still logged in"
+    );
+    assert!(sign(&bystander).is_err(), "signed after the logout");
+    // An explicit logout, then the drop, log out and do not disturb the count.
+    let k = cns_key();
+    k.logout().unwrap();
+    assert!(!bystander.is_logged_in().unwrap());
+    drop(k);
+    let k = cns_key();
+    assert!(bystander.is_logged_in().unwrap());
+    drop(k);
+    assert!(!bystander.is_logged_in().unwrap());
+}

@@ -7,8 +7,11 @@
 //! signature); post the auto-posting callback form to the site; follow the site's redirects back to
 //! the protected page. The result carries the site's cookie jar.
 //!
-//! The callback (the citizen's Cohesion session ids) is posted only to the host the login started
-//! from ([`Error::CallbackElsewhere`] otherwise). The site's cookies are recorded with all their
+//! The callback (the citizen's Cohesion session ids) is posted only to the origin (scheme, host and
+//! port) the login started from ([`Error::CallbackElsewhere`] otherwise), and only over `https`
+//! unless that origin is loopback ([`Error::CallbackNotHttps`]). The `id_sito` shown to the citizen
+//! ([`CitizenLoginBuilder::on_site_id`]) is read only from pages and URLs of the allowed Cohesion
+//! hosts; a callback naming another site is reported ([`CitizenLoginBuilder::on_site_id_mismatch`]). The site's cookies are recorded with all their
 //! attributes (domain, path, `Secure`, `HttpOnly`, expiry) in a [`cookie_store::CookieStore`], which
 //! [`LoginOutcome::netscape_cookie_file`] writes in the Netscape format `curl -b` reads.
 //!
@@ -41,6 +44,7 @@ const MAX_STEPS: usize = 8;
 pub struct CitizenLogin {
     client: AuthClient,
     on_site: Option<SiteCallback>,
+    on_mismatch: Option<MismatchCallback>,
 }
 
 impl std::fmt::Debug for CitizenLogin {
@@ -57,10 +61,13 @@ pub struct CitizenLoginBuilder {
     timeout: Duration,
     versions: TlsVersions,
     on_site: Option<SiteCallback>,
+    on_mismatch: Option<MismatchCallback>,
 }
 
 /// Told the `id_sito` of the site being logged in to, as soon as it is known.
 type SiteCallback = Arc<dyn Fn(&str) + Send + Sync>;
+/// Told (shown `id_sito`, the callback's `id_sito`) when they differ.
+type MismatchCallback = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 /// What a successful login brings back.
 #[derive(Debug)]
@@ -75,7 +82,8 @@ pub struct LoginOutcome {
     pub cookies: Arc<tscns_tls::reqwest::cookie::Jar>,
     /// Card signatures made during the login.
     pub signatures: u64,
-    /// The `id_sito` the login was for (from Cohesion's request or the callback), if seen.
+    /// The `id_sito` the login was for (from Cohesion's request or the callback, on an allowed
+    /// Cohesion host), if seen.
     pub site_id: Option<String>,
     /// Every cookie the hops of the login outside the Cohesion hosts set, with its attributes.
     pub site_cookies: cookie_store::CookieStore,
@@ -143,6 +151,30 @@ fn record_cookies(store: &Mutex<cookie_store::CookieStore>, resp: &tscns_tls::re
     }
 }
 
+/// Whether the callback may be posted to `target`: the same origin (scheme, host, port) as the
+/// URL the login started from, and `https` unless that host is loopback.
+fn callback_target_allowed(start: &Url, target: &Url) -> Result<()> {
+    let (want, got) = (start.origin(), target.origin());
+    if want != got || !got.is_tuple() {
+        return Err(Error::CallbackElsewhere {
+            expected: want.ascii_serialization(),
+            got: got.ascii_serialization(),
+        });
+    }
+    let loopback = match target.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => false,
+    };
+    if target.scheme() != "https" && !loopback {
+        return Err(Error::CallbackNotHttps {
+            origin: got.ascii_serialization(),
+        });
+    }
+    Ok(())
+}
+
 /// The `id_sito` in a URL's `auth` parameter (Cohesion's login request), if it has one.
 fn site_id_in_url(url: &Url) -> Option<String> {
     let auth = url.query_pairs().find(|(k, _)| k == "auth")?.1;
@@ -182,8 +214,18 @@ impl CitizenLoginBuilder {
     /// Called once with the `id_sito` of the site as soon as the login learns it (from Cohesion's
     /// login request, before the card signs, or at the latest from the callback), e.g. to show the
     /// citizen which site they are logging in to.
+    ///
+    /// Only Cohesion's own pages count (URLs on the allowed Cohesion hosts): an `auth` parameter
+    /// on the site's or any other host's URL is ignored.
     pub fn on_site_id(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Self {
         self.on_site = Some(Arc::new(f));
+        self
+    }
+    /// Called with (the `id_sito` shown by [`on_site_id`](Self::on_site_id), the callback's) when
+    /// Cohesion's callback names another site than its login request did, e.g. to warn the citizen.
+    /// Also logged as a warning (`tracing`).
+    pub fn on_site_id_mismatch(mut self, f: impl Fn(&str, &str) + Send + Sync + 'static) -> Self {
+        self.on_mismatch = Some(Arc::new(f));
         self
     }
     /// Builds the HTTPS client.
@@ -202,6 +244,7 @@ impl CitizenLoginBuilder {
         Ok(CitizenLogin {
             client: b.build().map_err(tls)?,
             on_site: self.on_site,
+            on_mismatch: self.on_mismatch,
         })
     }
 }
@@ -225,6 +268,7 @@ impl CitizenLogin {
             timeout: Duration::from_secs(30),
             versions: TlsVersions::Auto,
             on_site: None,
+            on_mismatch: None,
         }
     }
 
@@ -271,10 +315,10 @@ impl CitizenLogin {
     pub async fn login(&self, protected_url: &str) -> Result<LoginOutcome> {
         let mut url = Url::parse(protected_url)
             .map_err(|e| Error::Flow(format!("{protected_url:?} is not a URL: {e}")))?;
-        let start_host = url
-            .host_str()
-            .map(|h| h.to_ascii_lowercase())
-            .ok_or_else(|| Error::Flow(format!("{protected_url:?} has no host")))?;
+        if url.host_str().is_none() {
+            return Err(Error::Flow(format!("{protected_url:?} has no host")));
+        }
+        let start = url.clone();
         let seen = Seen::default();
         let mut resp = self.get(&url, &seen).await?;
         let mut posted_callback = false;
@@ -290,16 +334,12 @@ impl CitizenLogin {
                 let target = url
                     .join(&action)
                     .map_err(|e| Error::Flow(format!("callback action {action:?}: {e}")))?;
-                let target_host = target.host_str().unwrap_or_default().to_ascii_lowercase();
-                if target_host != start_host {
-                    return Err(Error::CallbackElsewhere {
-                        expected: start_host,
-                        got: target_host,
-                    });
-                }
-                if let Some((_, auth)) = fields.iter().find(|(k, _)| k == "auth") {
-                    if let Ok(doc) = crate::auth_doc::DsAuth::parse_base64("callback", auth) {
-                        seen.set_site(self, doc.get("id_sito"));
+                callback_target_allowed(&start, &target)?;
+                if self.client.is_allowed_url(&url) {
+                    if let Some((_, auth)) = fields.iter().find(|(k, _)| k == "auth") {
+                        if let Ok(doc) = crate::auth_doc::DsAuth::parse_base64("callback", auth) {
+                            seen.callback_site(self, doc.get("id_sito"));
+                        }
                     }
                 }
                 let client = self.client.client_for(&target);
@@ -384,21 +424,50 @@ struct Seen {
 }
 
 impl Seen {
+    /// The `id_sito` of Cohesion's login request in `url`, if `url` is on an allowed Cohesion
+    /// host (anyone else's URL can carry an `auth` parameter naming any site).
     fn site(&self, login: &CitizenLogin, url: &Url) {
-        if self.site_id().is_none() {
+        if self.site_id().is_none() && login.client.is_allowed_url(url) {
             if let Some(id) = site_id_in_url(url) {
-                self.set_site(login, &id);
+                self.set_site(login.on_site.as_ref(), &id);
             }
         }
     }
 
-    fn set_site(&self, login: &CitizenLogin, id: &str) {
+    fn set_site(&self, on_site: Option<&SiteCallback>, id: &str) {
         let mut g = self.site_id.lock().unwrap_or_else(|p| p.into_inner());
         if g.is_none() && !id.is_empty() {
             *g = Some(id.to_owned());
-            if let Some(f) = &login.on_site {
+            drop(g);
+            if let Some(f) = on_site {
                 f(id);
             }
+        }
+    }
+
+    /// The callback's `id_sito` (from a Cohesion page): the site's id if none was seen yet, else
+    /// compared with the one shown.
+    fn callback_site(&self, login: &CitizenLogin, id: &str) {
+        self.callback_site_with(login.on_site.as_ref(), login.on_mismatch.as_ref(), id);
+    }
+
+    fn callback_site_with(
+        &self,
+        on_site: Option<&SiteCallback>,
+        on_mismatch: Option<&MismatchCallback>,
+        id: &str,
+    ) {
+        match self.site_id() {
+            None => self.set_site(on_site, id),
+            Some(shown) if shown != id => {
+                tracing::warn!(
+                    "Cohesion's callback is for the site {id:?}, not {shown:?} as its login request said"
+                );
+                if let Some(f) = on_mismatch {
+                    f(&shown, id);
+                }
+            }
+            Some(_) => {}
         }
     }
 
@@ -407,5 +476,96 @@ impl Seen {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn the_callback_goes_to_the_same_origin_over_https_or_loopback_only() {
+        // Before: only the host was compared, so another port or plain http on the same host got
+        // the citizen's session ids.
+        let ok = [
+            (
+                "https://comune.example/area",
+                "https://comune.example/cohesion/callback",
+            ),
+            (
+                "https://comune.example:8443/a",
+                "https://comune.example:8443/cb",
+            ),
+            (
+                "http://127.0.0.1:8080/a",
+                "http://127.0.0.1:8080/cb?state=x",
+            ),
+            ("http://localhost:8080/a", "http://localhost:8080/cb"),
+            ("http://[::1]:8080/a", "http://[::1]:8080/cb"),
+        ];
+        for (start, target) in ok {
+            callback_target_allowed(&u(start), &u(target))
+                .unwrap_or_else(|e| panic!("{start} -> {target}: {e}"));
+        }
+        let elsewhere = [
+            ("https://comune.example/a", "https://comune.example:444/cb"),
+            ("https://comune.example/a", "http://comune.example/cb"),
+            ("http://127.0.0.1:8080/a", "http://127.0.0.1:8081/cb"),
+            ("https://comune.example/a", "https://evil.example/cb"),
+            ("https://comune.example/a", "https://sub.comune.example/cb"),
+        ];
+        for (start, target) in elsewhere {
+            assert!(
+                matches!(
+                    callback_target_allowed(&u(start), &u(target)),
+                    Err(Error::CallbackElsewhere { .. })
+                ),
+                "{start} -> {target}"
+            );
+        }
+        let e = callback_target_allowed(&u("http://127.0.0.1:1/"), &u("http://127.0.0.1:2/"))
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::CallbackElsewhere { expected, got }
+            if expected == "http://127.0.0.1:1" && got == "http://127.0.0.1:2"),
+            "{e}"
+        );
+        assert!(matches!(
+            callback_target_allowed(
+                &u("http://comune.example/a"),
+                &u("http://comune.example/cb")
+            ),
+            Err(Error::CallbackNotHttps { .. })
+        ));
+    }
+
+    #[test]
+    fn a_callback_for_another_site_is_reported_not_shown() {
+        let shown = Arc::new(Mutex::new(Vec::<String>::new()));
+        let mismatches = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
+        let (s2, m2) = (shown.clone(), mismatches.clone());
+        let on_site: SiteCallback = Arc::new(move |id| s2.lock().unwrap().push(id.to_owned()));
+        let on_mismatch: MismatchCallback = Arc::new(move |a, b| {
+            m2.lock().unwrap().push((a.to_owned(), b.to_owned()));
+        });
+        let seen = Seen::default();
+        seen.set_site(Some(&on_site), "COMUNE_A");
+        seen.callback_site_with(Some(&on_site), Some(&on_mismatch), "COMUNE_A");
+        assert!(mismatches.lock().unwrap().is_empty());
+        seen.callback_site_with(Some(&on_site), Some(&on_mismatch), "COMUNE_B");
+        assert_eq!(seen.site_id().as_deref(), Some("COMUNE_A"));
+        assert_eq!(*shown.lock().unwrap(), ["COMUNE_A"]);
+        assert_eq!(
+            *mismatches.lock().unwrap(),
+            [("COMUNE_A".to_owned(), "COMUNE_B".to_owned())]
+        );
+        // With nothing seen before, the callback's id is the site's.
+        let seen = Seen::default();
+        seen.callback_site_with(Some(&on_site), Some(&on_mismatch), "COMUNE_C");
+        assert_eq!(seen.site_id().as_deref(), Some("COMUNE_C"));
     }
 }

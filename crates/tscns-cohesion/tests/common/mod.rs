@@ -222,8 +222,34 @@ pub async fn site(emu: &Emulator, mode: Mode) -> String {
                 )
             }),
         )
+        // A detour through the site's own URLs, one carrying an `auth` parameter that names
+        // another site: what a citizen's program shows must come from Cohesion only.
+        .route(
+            "/via-fake",
+            get(|| async {
+                let fake = tscns_cohesion::DsAuth::request(
+                    "SITO_FALSO",
+                    "https://falso.example/cb",
+                    "https://falso.example/",
+                    "AuthRestriction=0",
+                );
+                let auth: String =
+                    form_urlencoded::byte_serialize(fake.to_base64().as_bytes()).collect();
+                axum::response::Redirect::to(&format!("/bounce?auth={auth}"))
+            }),
+        )
+        .route(
+            "/bounce",
+            get(|| async { axum::response::Redirect::to("/area-riservata") }),
+        )
         .merge(cohesion.routes())
         .layer(cohesion.layer());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
     format!("http://127.0.0.1:{port}/area-riservata")
 }
