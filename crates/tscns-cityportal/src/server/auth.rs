@@ -292,7 +292,13 @@ async fn callback(
         }
     };
     let digest = callback_digest(&cb);
-    let user = match p.inner.sp.redeem(cb).await {
+    // Unconfirmed callbacks are rate-limited per client address: one address's flood of forged
+    // callbacks refuses that address only.
+    let redeemed = match addr.parse::<std::net::IpAddr>() {
+        Ok(ip) => p.inner.sp.redeem_from(cb, ip).await,
+        Err(_) => p.inner.sp.redeem(cb).await,
+    };
+    let user = match redeemed {
         Ok(u) => u,
         Err(e) => {
             let (status, code, msg) = match &e {
