@@ -6,7 +6,7 @@
 //! one PIN (verify it on the card before building the key), one card signature. The portal's
 //! session cookie then authenticates every request. When the caller gives the seal's CA
 //! ([`LoginOptions::seal_ca_pem`]), every certificate PDF received is checked with
-//! [`documents::verify`](crate::documents::verify) and must carry the certificate id asked for.
+//! [`crate::documents::verify`] and must carry the certificate id asked for.
 //!
 //! ```no_run
 //! # async fn f(key: std::sync::Arc<dyn tscns_tls::SigningKey>) -> Result<(), tscns_cityportal::client::ClientError> {

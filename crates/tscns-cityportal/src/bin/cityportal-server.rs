@@ -79,7 +79,7 @@ struct ServeArgs {
     /// The portal's public base URL, as browsers see it (QR codes point there).
     #[arg(long)]
     public_url: Url,
-    /// Cohesion base URL, e.g. https://cohesion2.regione.marche.it/ or the emulator's.
+    /// Cohesion base URL, e.g. `https://cohesion2.regione.marche.it/` or the emulator's.
     #[arg(long)]
     cohesion: Url,
     /// CA of Cohesion's HTTPS certificate (PEM).

@@ -39,7 +39,7 @@ const PORTAL_MIGRATIONS: &[PortalMigration] = &[(
     ],
 )];
 
-/// The answer of [`Store::hit_rate_limit`].
+/// The answer of [`super::Store::hit_rate_limit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateDecision {
     /// Under the limit: go on.
