@@ -442,10 +442,7 @@ async fn declaration(a: &DeclarationArgs) -> Result<u8, Fail> {
     write_file(&a.out, &pdf)?;
     let sha = {
         use sha2::Digest as _;
-        sha2::Sha256::digest(&pdf)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
+        hex::encode(sha2::Sha256::digest(&pdf))
     };
     if a.common.json {
         print_json(&json!({
@@ -518,10 +515,7 @@ fn verify_pdf(pdf_path: &Path, ca: &Path, as_json: bool) -> Result<u8, Fail> {
     let ca = read(ca, "the seal CA")?;
     let sha = {
         use sha2::Digest as _;
-        sha2::Sha256::digest(&pdf)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
+        hex::encode(sha2::Sha256::digest(&pdf))
     };
     match client::verify_pdf(&pdf, &ca) {
         Ok(sealed) => {

@@ -596,11 +596,7 @@ fn replay_key(cb: &UntrustedCallback) -> String {
         ctx.update(&(id.len() as u64).to_be_bytes());
         ctx.update(id.as_bytes());
     }
-    ctx.finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(ctx.finish())
 }
 
 impl UntrustedCallback {

@@ -211,7 +211,7 @@ fn random_id_from(
 ) -> Result<String, ring::error::Unspecified> {
     let mut b = [0u8; 32];
     fill(&mut b)?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+    Ok(hex::encode(b))
 }
 
 fn to_time(d: Duration) -> time::Duration {
