@@ -18,34 +18,56 @@ pub(crate) const MARGIN: f32 = 56.0;
 static REGULAR_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 static BOLD_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold.ttf");
 
+/// Characters whose advance widths are looked up once, at load (Latin-1 and Latin Extended-A:
+/// every letter of an Italian registry record); others are measured through the font's cmap.
+const CACHED_CHARS: usize = 0x180;
+
 /// A font for drawing (krilla) and its metrics for measuring (ttf-parser).
 pub(crate) struct Face {
     pub(crate) font: Font,
     metrics: ttf_parser::Face<'static>,
+    /// Advance widths in font units of U+0000..U+017F (600 for a character the font lacks).
+    advances: Box<[f32; CACHED_CHARS]>,
+    units_per_em: f32,
 }
 
 impl Face {
     fn load(bytes: &'static [u8]) -> Option<Face> {
         let data: Arc<dyn AsRef<[u8]> + Send + Sync> = Arc::new(bytes);
+        let metrics = ttf_parser::Face::parse(bytes, 0).ok()?;
+        let mut advances = Box::new([600.0f32; CACHED_CHARS]);
+        for (i, slot) in advances.iter_mut().enumerate() {
+            if let Some(c) = u32::try_from(i).ok().and_then(char::from_u32) {
+                *slot = Self::advance_of(&metrics, c);
+            }
+        }
         Some(Face {
             font: Font::new(data.into(), 0)?,
-            metrics: ttf_parser::Face::parse(bytes, 0).ok()?,
+            units_per_em: f32::from(metrics.units_per_em()),
+            metrics,
+            advances,
         })
+    }
+
+    fn advance_of(metrics: &ttf_parser::Face<'_>, c: char) -> f32 {
+        metrics
+            .glyph_index(c)
+            .and_then(|g| metrics.glyph_hor_advance(g))
+            .map_or(600.0, f32::from)
     }
 
     /// Width of `text` at `size` points.
     pub(crate) fn width(&self, text: &str, size: f32) -> f32 {
-        let upem = f32::from(self.metrics.units_per_em());
         let units: f32 = text
             .chars()
             .map(|c| {
-                self.metrics
-                    .glyph_index(c)
-                    .and_then(|g| self.metrics.glyph_hor_advance(g))
-                    .map_or(600.0, f32::from)
+                self.advances
+                    .get(c as usize)
+                    .copied()
+                    .unwrap_or_else(|| Self::advance_of(&self.metrics, c))
             })
             .sum();
-        units * size / upem
+        units * size / self.units_per_em
     }
 }
 
