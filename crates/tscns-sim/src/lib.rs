@@ -12,16 +12,16 @@
 //! EF_Dati_personali, the IDEMIA 2021 paths), PIN and PUK with retry counters and blocking, the
 //! STIncard `0x80` PIN-reference quirk, MSE RESTORE / SET and PSO doing raw RSA (1024 or 2048
 //! bits) only after the PIN was verified, GET CHALLENGE and ISO answers to everything else.
-//! Its identity comes from a [`Profile`], deterministic for a seed; a test PKI ([`TestPki`])
+//! Its identity comes from a [`SimProfile`], deterministic for a seed; a test PKI ([`TestPki`])
 //! issues its CNS-profile authentication certificate from a test CA. Faults ([`Faults`]) add
 //! latency, removal, resets by other applications, corrupted or truncated answers and a card
 //! that stops answering; [`SimHandle`] counts APDUs, bytes and signatures.
 //!
 //! ```
 //! use tscns_apdu::{Card, Command, StatusWord, Transport};
-//! use tscns_sim::{Profile, SimCard};
+//! use tscns_sim::{SimProfile, SimCard};
 //!
-//! let card = SimCard::new(&Profile::builtin("stincard-1024")?)?;
+//! let card = SimCard::new(&SimProfile::builtin("stincard-1024")?)?;
 //! let handle = card.handle();
 //! let mut card = Card::new(card);
 //! // SELECT EF_ID_Carta by path and read it.
@@ -44,7 +44,7 @@
 //!
 //! ```toml
 //! seed = 7                    # every generated value (keys, serials, challenges) follows it
-//! maker = "stincard"          # stincard | athena | idemia-v2 | idemia2021 | nfc-bare
+//! maker = "stincard"          # a generation of tscns_generations::GENERATIONS (`tscns-sim --help` lists them)
 //! key_bits = 2048             # 1024 | 2048 (default: 1024 for stincard/athena, else 2048)
 //! card_id = "6120000000000002"  # EF_ID_Carta: 16 digits, Luhn check digit last
 //! pin = "12345678"            # 5-8 digits
@@ -132,7 +132,7 @@ pub use error::Error;
 pub use faults::Faults;
 pub use pki::{cn_hash, ServerCertificate, TestPki};
 pub use profile::{
-    CertificateSettings, KeyBits, Maker, PersonalData, Profile, Secret, BUILTIN_PROFILES,
-    CNS_AUTHENTICATION_POLICY,
+    CertificateSettings, KeyBits, Maker, PersonalData, Profile, Secret, SimProfile,
+    BUILTIN_PROFILES, CNS_AUTHENTICATION_POLICY,
 };
 pub use vpcd::{run_vpcd, serve_vpcd, vpcd_reader_name, VpcdServer, DEFAULT_VPCD_PORT};
