@@ -179,13 +179,17 @@ residence_address = "VIA NAZIONALE 25"
 /// Adding a generation is one entry plus one profile: with [`EXAMPLE`] in the table and
 /// [`EXAMPLE_PROFILE`], the driver recognises and reads the simulator built from them, AID and
 /// `P1 = 09` selection included, with no other change to the driver or the simulator. The same
-/// entry and profile committed to the tree give (crates/tscns-generations/README.md):
+/// entry and profile committed to the tree (crates/tscns-generations/README.md) give
+/// `git diff --stat`:
 ///
 /// ```text
-///  crates/tscns-generations/src/lib.rs                | 35 ++++++++++++++++++++++
-///  crates/tscns-sim/profiles/example-2025-2048.toml   | 16 ++++++++++
-///  2 files changed, 51 insertions(+)
+///  crates/tscns-generations/src/lib.rs              | 28 ++++++++++++++++++++++++
+///  crates/tscns-sim/profiles/example-2025-2048.toml | 17 ++++++++++++++
+///  2 files changed, 45 insertions(+)
 /// ```
+///
+/// and with them `every_generation_is_recognised_and_read_from_its_simulator` walks the new
+/// entry too (its profile is a built-in one through the simulator's build script).
 #[test]
 fn adding_a_generation_is_one_entry_and_one_profile() {
     let mut table = known_table();
