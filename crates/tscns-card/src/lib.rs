@@ -12,7 +12,7 @@
 //! - **Identity** ([`CnsCard::identity`]): card id, [`PersonalData`] (EF_Dati_personali, parsed
 //!   and serialised exactly) and the authentication certificate, read in one transaction with
 //!   the fewest APDUs (no needless SELECT, the certificate length taken from its DER header),
-//!   cached for the connection, with the count of APDUs and two cross-checks ([`Checks`]).
+//!   cached for the connection, with the count of APDUs and two cross-checks ([`IdentityChecks`]).
 //! - **PIN** ([`Pin`], [`Puk`]): validated before anything is sent, zeroized, never in `Debug`;
 //!   verify with tries left, change, unblock; never sent twice on the caller's behalf. No
 //!   verified PIN outlives the connection: the PC/SC transport of [`tscns_apdu`] (and the
@@ -48,7 +48,7 @@
 #![forbid(unsafe_code)]
 
 pub mod atr;
-mod card;
+mod cns_card;
 pub mod emsa;
 mod error;
 pub mod personal_data;
@@ -59,9 +59,11 @@ pub mod tls;
 pub use atr::{Atr, CnsAtrInfo, KeySet, MaskMaker, Recognition};
 #[allow(deprecated)]
 pub use atr::{Profile, Quirks};
-pub use card::{
-    cross_check, der_length, Checks, CnsCard, FilePath, Identity, PinPrompt, EF_DATI_PERSONALI,
-    EF_ID_CARTA,
+#[allow(deprecated)]
+pub use cns_card::Checks;
+pub use cns_card::{
+    cross_check, der_length, CnsCard, FilePath, Identity, IdentityChecks, PinPrompt,
+    EF_DATI_PERSONALI, EF_ID_CARTA,
 };
 pub use emsa::HashAlg;
 pub use error::{Error, SecretKind};

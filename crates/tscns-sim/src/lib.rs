@@ -117,17 +117,16 @@
 #![doc = document_features::document_features!()]
 #![forbid(unsafe_code)]
 
-mod card;
-mod engine;
+mod commands;
 mod error;
 mod faults;
 mod fs;
 pub mod personal;
 mod pki;
 mod profile;
+mod sim_card;
 mod vpcd;
 
-pub use card::{ApduRecord, Counters, SimCard, SimHandle};
 pub use error::Error;
 pub use faults::Faults;
 pub use pki::{cn_hash, ServerCertificate, TestPki};
@@ -135,4 +134,5 @@ pub use profile::{
     CertificateSettings, KeyBits, Maker, PersonalData, Profile, Secret, SimProfile,
     BUILTIN_PROFILES, CNS_AUTHENTICATION_POLICY,
 };
+pub use sim_card::{ApduRecord, Counters, SimCard, SimHandle};
 pub use vpcd::{run_vpcd, serve_vpcd, vpcd_reader_name, VpcdServer, DEFAULT_VPCD_PORT};

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tscns_apdu::vpcd::{write_frame, FrameReader, Message};
 
-use crate::card::{Outcome, Shared, SimCard, SimHandle};
+use crate::sim_card::{Outcome, Shared, SimCard, SimHandle};
 use crate::Error;
 
 /// The TCP port of reader `Virtual PCD 00 00`; reader `00 01` listens on the next one.

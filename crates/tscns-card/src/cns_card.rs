@@ -30,10 +30,14 @@ fn is_length_refusal(sw: StatusWord) -> bool {
     matches!(sw.to_u16(), 0x6700 | 0x6883 | 0x6884 | 0x6E00 | 0x6D00)
 }
 
+/// The old name of [`IdentityChecks`] (tscns-cohesion has a `Checks` of its own).
+#[deprecated(since = "0.1.0", note = "renamed to IdentityChecks")]
+pub type Checks = IdentityChecks;
+
 /// The outcome of the identity cross-checks (`#[non_exhaustive]`: more may come).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Checks {
+pub struct IdentityChecks {
     /// Codice fiscale in EF_Dati_personali equals the one in the certificate CN (omocodic
     /// variants compare equal); `None` when either is missing.
     pub cf_matches_certificate: Option<bool>,
@@ -57,7 +61,7 @@ pub struct Identity {
     /// Where the certificate was found and the key that goes with it.
     pub key_set: KeySet,
     /// Cross-checks between the files.
-    pub checks: Checks,
+    pub checks: IdentityChecks,
     /// APDUs the identity read took (recognition probe and re-reads after a reset included).
     pub apdus: u64,
 }
@@ -911,7 +915,7 @@ fn public_key(cert: &CnsCertificate) -> Result<RsaPublicKey, Error> {
 }
 
 /// The two cross-checks between EF_Dati_personali and the certificate.
-pub fn cross_check(pd: &PersonalData, pd_bytes: &[u8], cert: &CnsCertificate) -> Checks {
+pub fn cross_check(pd: &PersonalData, pd_bytes: &[u8], cert: &CnsCertificate) -> IdentityChecks {
     let parts = cert.cn_parts().ok();
     let cf_matches_certificate = match (&pd.codice_fiscale, &parts) {
         (Some(a), Some(p)) => Some(
@@ -929,7 +933,7 @@ pub fn cross_check(pd: &PersonalData, pd_bytes: &[u8], cert: &CnsCertificate) ->
         .as_ref()
         .and_then(|p| p.data_hash_bytes())
         .map(|h| h[..] == Sha1::digest(pd_bytes)[..]);
-    Checks {
+    IdentityChecks {
         cf_matches_certificate,
         data_hash_matches,
     }

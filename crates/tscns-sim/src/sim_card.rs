@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tscns_apdu::Transport;
 
-use crate::engine::Engine;
+use crate::commands::Engine;
 use crate::faults::{mangle, FaultClock, Faults, Gate};
 use crate::pki::TestPki;
 use crate::profile::{Maker, SimProfile};
