@@ -8,7 +8,9 @@
 //! - through pcscd's vpcd reader driver ([`serve_vpcd`], or the `tscns-sim vpcd` command), so
 //!   that PC/SC, OpenSC and PKCS#11 see a card in reader `Virtual PCD 00 00`.
 //!
-//! The card has the real ATR of its maker, the CNS file system (EF_ID_Carta, EF_C_Carta,
+//! The card is built from one generation of [`tscns_generations::GENERATIONS`], the table the
+//! driver `tscns-card` recognises cards from (the profile's `maker` names it). It has the real ATR
+//! of its maker, the CNS file system (EF_ID_Carta, EF_C_Carta,
 //! EF_Dati_personali, the IDEMIA 2021 paths), PIN and PUK with retry counters and blocking, the
 //! STIncard `0x80` PIN-reference quirk, MSE RESTORE / SET and PSO doing raw RSA (1024 or 2048
 //! bits) only after the PIN was verified, GET CHALLENGE and ISO answers to everything else.
@@ -98,7 +100,7 @@
 //!
 //! | command | answer |
 //! |---|---|
-//! | SELECT `00 A4` P1 = 00 (FID, none = MF), 01/02 (child DF/EF), 03 (parent), 04 (name: always 6A82), 08/09 (path from MF without 3F00 / from current DF); P2 = 00 (FCI `6F`), 04 (FCP `62`), 0C (none) | FCI with size (80), descriptor (82), FID (83); 6A82, 6A86, 6700 |
+//! | SELECT `00 A4` P1 = 00 (FID, none = MF), 01/02 (child DF/EF), 03 (parent), 04 (name: the generation's AID selects its application, anything else 6A82), 08/09 (path from MF without 3F00 / from current DF); P2 = 00 (FCI `6F`), 04 (FCP `62`), 0C (none) | FCI with size (80), descriptor (82), FID (83); 6A82, 6A86, 6700 |
 //! | READ BINARY `00 B0` | data 9000; 6282 when the file ends before Le; 6B00 at/after the end; 6Cxx for Le > 0xFF without extended length; 6986 no EF selected; 6982 key file |
 //! | VERIFY `00 20 00 <ref>` 8 bytes (PIN in ASCII, 0xFF padded); no data = tries left | 9000, 63Cx, 6983 blocked, 6A88 wrong reference, 6700 |
 //! | CHANGE REFERENCE DATA `00 24 00/01 <ref>` | 9000, 63Cx, 6983, 6A80 bad new PIN, 6982 |
