@@ -197,6 +197,11 @@ fn adding_a_generation_is_one_entry_and_one_profile() {
     let profile = SimProfile::from_toml_among(EXAMPLE_PROFILE, &table).unwrap();
     check(&EXAMPLE, &profile, &table);
 
+    if GENERATIONS.iter().any(|g| g.name == EXAMPLE.name) {
+        // doc/example-generation.patch is applied: the entry is in the table, and the walk over
+        // every entry has read it already.
+        return;
+    }
     // Without the entry the simulator does not know the maker, and the driver takes the card for
     // another CNS 1.1 card and looks for the certificate where the known generations keep it;
     // the error names those paths (from the table, not from the driver's code).
