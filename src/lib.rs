@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | [`apdu`] | `tscns-apdu` | ISO 7816-4 APDUs, status words, the `Transport` trait, the PC/SC backend |
 //! | [`cert`] | `tscns-cert` | codice fiscale, card id, the CNS certificate profile and chain checks, the signing-key trait and EMSA encoder |
+//! | [`generations`] | `tscns-generations` | every known card generation as data (ATR test, AID, file layout and select mode, PIN/PUK references, key reference, lengths, signing sequence), read by the driver and the simulator |
 //! | [`card`] | `tscns-card` | the CNS card application: recognition, identity, PIN, on-card RSA signing |
 //! | [`tls`] | `tscns-tls` | TLS client authentication with the card's key: rustls adapter, host allowlist, reqwest client (feature `client`) |
 //! | [`pkcs11`] | `tscns-pkcs11` | signing through a PKCS#11 module (OpenSC, vendor modules, SoftHSM2) |
@@ -43,5 +44,6 @@ pub use tscns_cert as cert;
 pub use tscns_cityportal as cityportal;
 /// Cohesion SSO (Regione Marche): service provider, citizen login (feature `citizen`), emulator.
 pub use tscns_cohesion as cohesion;
+pub use tscns_generations as generations;
 pub use tscns_pkcs11 as pkcs11;
 pub use tscns_tls as tls;

@@ -9,7 +9,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         let _ = atr.cns_info();
     }
     let r = Recognition::from_atr(data);
-    let _ = r.quirks.puk_reference();
+    let _ = r.puk_reference();
     let _ =
         CnsAtrInfo::from_historical(data).map(|i| (i.is_idemia_2021(), i.chip_maker.to_string()));
     let _ = tscns_card::der_length(data);

@@ -49,6 +49,7 @@ mod status;
 #[cfg(feature = "test-card")]
 pub mod testing;
 mod transport;
+pub mod vpcd;
 
 pub use card::{Card, CardOptions, MAX_READ_BINARY_OFFSET};
 pub use command::{

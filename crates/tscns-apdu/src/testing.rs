@@ -2,37 +2,31 @@
 //!
 //! vpcd (vsmartcard's reader driver) makes pcscd show readers `Virtual PCD 00 00`, `00 01`, ...
 //! and waits for a card on TCP 127.0.0.1:35963, 35964, ... The card side is the TCP client.
-//! Framing (vsmartcard `vpcd.h`): every message is a 2-byte big-endian length, then the payload.
-//! A 1-byte message from vpcd is a control: 0 power off, 1 power on, 2 reset, 4 "send your ATR"
-//! (only 4 is answered, with the framed ATR). A longer message is a C-APDU, answered with a
-//! framed R-APDU.
+//! The framing (vsmartcard `vpcd.h`) is [`crate::vpcd`]'s, which the simulator of `tscns-sim`
+//! uses too.
 //!
 //! [`VpcdCard`] answers APDUs with a closure, so a test decides the card's behaviour;
 //! [`ReaderLock`] serialises tests (of any binary, any crate) that plug cards into one reader.
 //! The full card simulator lives in crate `tscns-sim`.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crate::vpcd::{write_frame, FrameReader, Message, CTRL_RESET};
+
 /// TCP port of vpcd's first reader.
-pub const VPCD_PORT_0: u16 = 35963;
+pub const VPCD_PORT_0: u16 = crate::vpcd::DEFAULT_PORT;
 /// PC/SC name of vpcd's first reader.
 pub const VPCD_READER_0: &str = "Virtual PCD 00 00";
 /// TCP port of vpcd's second reader.
 pub const VPCD_PORT_1: u16 = 35964;
 /// PC/SC name of vpcd's second reader.
 pub const VPCD_READER_1: &str = "Virtual PCD 00 01";
-
-/// vpcd control messages (vsmartcard `vpcd.h`).
-const VPCD_CTRL_OFF: u8 = 0;
-const VPCD_CTRL_ON: u8 = 1;
-const VPCD_CTRL_RESET: u8 = 2;
-const VPCD_CTRL_ATR: u8 = 4;
 
 /// The message a test shows when pcscd is not there.
 pub const PCSCD_HOWTO: &str = "pcscd with the vpcd driver is not running: run scripts/test, or \
@@ -191,39 +185,6 @@ impl Drop for VpcdCard {
     }
 }
 
-/// Reads exactly `buf.len()` bytes; `Ok(false)` when stopped or at end of stream.
-fn read_full(s: &mut TcpStream, buf: &mut [u8], stop: &AtomicBool) -> io::Result<bool> {
-    let mut got = 0;
-    while got < buf.len() {
-        if stop.load(Ordering::SeqCst) {
-            return Ok(false);
-        }
-        match s.read(&mut buf[got..]) {
-            Ok(0) => return Ok(false),
-            Ok(n) => got += n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
-}
-
-fn send_framed(s: &mut TcpStream, payload: &[u8]) -> io::Result<()> {
-    let len = u16::try_from(payload.len()).map_err(|_| {
-        io::Error::new(io::ErrorKind::InvalidInput, "vpcd message over 65535 bytes")
-    })?;
-    let mut msg = Vec::with_capacity(payload.len() + 2);
-    msg.extend_from_slice(&len.to_be_bytes());
-    msg.extend_from_slice(payload);
-    s.write_all(&msg)
-}
-
 fn serve(
     s: &mut TcpStream,
     atr: &[u8],
@@ -232,32 +193,26 @@ fn serve(
     stop: &AtomicBool,
     counters: &Counters,
 ) -> io::Result<()> {
-    loop {
-        let mut len = [0u8; 2];
-        if !read_full(s, &mut len, stop)? {
-            return Ok(());
-        }
-        let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        if !read_full(s, &mut msg, stop)? {
-            return Ok(());
-        }
-        match msg.as_slice() {
-            [VPCD_CTRL_ATR] => send_framed(s, atr)?,
-            [VPCD_CTRL_OFF | VPCD_CTRL_ON | VPCD_CTRL_RESET] => {
+    let mut frames = FrameReader::default();
+    while let Some(msg) = frames.read_frame(s, stop)? {
+        match Message::of(&msg) {
+            Message::SendAtr => write_frame(s, atr)?,
+            Message::PowerOff | Message::PowerOn | Message::Reset => {
                 counters.power_events.fetch_add(1, Ordering::SeqCst);
                 on_power();
-                if msg[0] == VPCD_CTRL_RESET {
+                if msg[0] == CTRL_RESET {
                     counters.resets.fetch_add(1, Ordering::SeqCst);
                 }
             }
-            [_] | [] => {}
-            apdu => {
+            Message::UnknownControl(_) | Message::Empty => {}
+            Message::Apdu(apdu) => {
                 counters.apdus.fetch_add(1, Ordering::SeqCst);
                 let answer = respond(apdu);
-                send_framed(s, &answer)?;
+                write_frame(s, &answer)?;
             }
         }
     }
+    Ok(())
 }
 
 /// Builds an ATR offering T=0 and T=1 with these historical bytes (at most 15), TCK included

@@ -1,9 +1,13 @@
-//! Answer to reset: ISO 7816-3 structure, the CNS historical bytes, and the quirks per maker.
+//! Answer to reset: ISO 7816-3 structure, the CNS historical bytes, and the card generation
+//! they select (from the table of [`tscns_generations`]).
 //!
 //! Historical-byte layout of a CNS (cns-card spec "Protocol and ATR"; OpenSC `card-itacns.c` names
 //! them H1..H15): `00 6B <chip> <mask> <fw-hi> <fw-lo> 01 xx xx 'C' 'N' 'S' <version> 31 80`.
 
 use std::fmt;
+
+pub use tscns_generations::KeySet;
+use tscns_generations::{CardGeneration, CnsFields, PinRules, GENERATIONS};
 
 use crate::Error;
 
@@ -124,15 +128,20 @@ impl fmt::Display for ChipMaker {
     }
 }
 
-/// The card operating-system ("mask") maker, historical byte H4.
+/// The card operating-system maker, historical byte H4: the ATR's "mask maker" (cns-card spec
+/// "Protocol and ATR").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct OsMaker(pub u8);
+pub struct MaskMaker(pub u8);
 
-impl OsMaker {
+/// The old name of [`MaskMaker`].
+#[deprecated(since = "0.1.0", note = "renamed to MaskMaker, the ATR's own word")]
+pub type OsMaker = MaskMaker;
+
+impl MaskMaker {
     /// STIncard (cns-card spec: mask maker 9).
-    pub const STINCARD: OsMaker = OsMaker(9);
+    pub const STINCARD: MaskMaker = MaskMaker(9);
     /// IDEMIA / Oberthur (cns-card spec: mask maker 5).
-    pub const IDEMIA: OsMaker = OsMaker(5);
+    pub const IDEMIA: MaskMaker = MaskMaker(5);
 
     /// The maker's name (cns-card spec "Protocol and ATR"), `None` when the code is not known.
     pub fn name(self) -> Option<&'static str> {
@@ -155,7 +164,7 @@ impl OsMaker {
     }
 }
 
-impl fmt::Display for OsMaker {
+impl fmt::Display for MaskMaker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.name() {
             Some(n) => f.write_str(n),
@@ -190,8 +199,8 @@ impl fmt::Display for CnsVersion {
 pub struct CnsAtrInfo {
     /// Chip maker (H3).
     pub chip_maker: ChipMaker,
-    /// Card-OS maker (H4).
-    pub os_maker: OsMaker,
+    /// Card-OS ("mask") maker (H4).
+    pub mask_maker: MaskMaker,
     /// Firmware version (H5, H6).
     pub firmware: (u8, u8),
     /// CNS version (H13).
@@ -202,181 +211,64 @@ impl CnsAtrInfo {
     /// Reads the CNS fields from historical bytes; `None` when the CNS marker is absent.
     pub fn from_historical(h: &[u8]) -> Option<Self> {
         // H1 H2 = 00 6B, H7 = 01, H10..H12 = "CNS", H14 H15 = 31 80 (OpenSC card-itacns.c).
-        if h.len() != 15
-            || h[0] != 0x00
-            || h[1] != 0x6B
-            || h[6] != 0x01
-            || &h[9..12] != b"CNS"
-            || h[13] != 0x31
-            || h[14] != 0x80
-        {
-            return None;
-        }
-        Some(CnsAtrInfo {
-            chip_maker: ChipMaker(h[2]),
-            os_maker: OsMaker(h[3]),
-            firmware: (h[4], h[5]),
-            cns_version: CnsVersion(h[12]),
+        CnsFields::from_historical(h).map(|f| CnsAtrInfo {
+            chip_maker: ChipMaker(f.chip_maker),
+            mask_maker: MaskMaker(f.mask_maker),
+            firmware: f.firmware,
+            cns_version: CnsVersion(f.cns_version),
         })
+    }
+
+    /// The fields as the generation table reads them.
+    pub fn fields(&self) -> CnsFields {
+        CnsFields {
+            chip_maker: self.chip_maker.0,
+            mask_maker: self.mask_maker.0,
+            firmware: self.firmware,
+            cns_version: self.cns_version.0,
+        }
     }
 
     /// Chip 5 (Infineon) + mask 5 (IDEMIA) + firmware major >= 32: the 2021 IDEMIA card with
     /// its own key set (cns-card spec "Protocol and ATR"). The ID-One CNS v2, whose firmware
     /// `91 20` the same spec lists as a card of its own, is excluded. Either way the driver falls
     /// back to the other certificate path when the first one is missing.
+    /// The test is the `idemia2021` entry of [`tscns_generations::GENERATIONS`].
     pub fn is_idemia_2021(&self) -> bool {
-        self.chip_maker.0 == 0x05
-            && self.os_maker == OsMaker::IDEMIA
-            && self.firmware.0 >= 32
-            && self.firmware != IDEMIA_ID_ONE_V2_FIRMWARE
+        tscns_generations::recognise(&[], Some(&self.fields())).name == "idemia2021"
     }
 
     /// Whether the card is an IDEMIA (Oberthur) mask: these take extended-length APDUs.
     pub fn is_idemia(&self) -> bool {
-        self.os_maker == OsMaker::IDEMIA
+        self.mask_maker == MaskMaker::IDEMIA
     }
 }
 
 /// Firmware bytes of the IDEMIA ID-One CNS v2 ATR (cns-card spec "Protocol and ATR").
 pub const IDEMIA_ID_ONE_V2_FIRMWARE: (u8, u8) = (0x91, 0x20);
 
-/// The quirk set chosen for a card.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Profile {
-    /// A CNS card with an STIncard mask: PIN reference OR 0x80.
-    StIncard,
-    /// The IDEMIA 2021 card: key reference 0x02, certificate under 3F00/1400/9001, 2048-bit key,
-    /// command chaining for the signature block.
-    Idemia2021,
-    /// The IDEMIA ID-One CNS v2 (and other IDEMIA masks): classic layout, extended length.
-    IdemiaV2,
-    /// A card with the Athena mask.
-    Athena,
-    /// Any other card with the CNS marker in its ATR.
-    Standard,
-    /// No CNS marker (bare NFC ATR, CardOS/Siemens cards...): recognised by probing the files.
-    Probed,
-}
+/// The old name of [`CardGeneration`] as the driver's quirk set.
+#[deprecated(
+    since = "0.1.0",
+    note = "the facts per card are now one CardGeneration of tscns_generations: use Recognition::generation"
+)]
+pub type Quirks = CardGeneration;
 
-impl Profile {
-    /// A short stable name: `stincard`, `idemia2021`, `idemia-v2`, `athena`, `standard`,
-    /// `probed` (the maker names of the tscns-sim profiles where they exist).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Profile::StIncard => "stincard",
-            Profile::Idemia2021 => "idemia2021",
-            Profile::IdemiaV2 => "idemia-v2",
-            Profile::Athena => "athena",
-            Profile::Standard => "standard",
-            Profile::Probed => "probed",
-        }
-    }
-}
-
-impl fmt::Display for Profile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Where a card keeps its authentication certificate and which key signs with it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct KeySet {
-    /// Path of the certificate file below 3F00, as FIDs.
-    pub cert_path: &'static [[u8; 2]],
-    /// Key reference for MSE SET (`83 01 <ref>`).
-    pub key_reference: u8,
-}
-
-impl KeySet {
-    /// EF_C_Carta 3F00/1100/1101, key 0x01 ("CNS0").
-    pub const CNS0: KeySet = KeySet {
-        cert_path: &[[0x11, 0x00], [0x11, 0x01]],
-        key_reference: 0x01,
-    };
-    /// IDEMIA 2021: 3F00/1400/9001/2002, key 0x02 (cns-card spec "File system").
-    pub const IDEMIA_2021: KeySet = KeySet {
-        cert_path: &[[0x14, 0x00], [0x90, 0x01], [0x20, 0x02]],
-        key_reference: 0x02,
-    };
-}
-
-/// How to talk to one card: everything that differs between makers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Quirks {
-    /// The profile these quirks come from.
-    pub profile: Profile,
-    /// P2 of VERIFY / CHANGE REFERENCE DATA for the PIN (0x10, or 0x90 on STIncard masks).
-    pub pin_reference: u8,
-    /// Key sets to try, in order: the first whose certificate file exists is used.
-    pub key_sets: &'static [KeySet],
-    /// Largest Le of one READ BINARY (0xFF on CNS 1.0 cards, cns-card spec "File system").
-    pub max_read: usize,
-    /// Whether the card takes extended-length APDUs.
-    pub extended_length: bool,
-}
+/// The old name of the generation chosen for a card (`Recognition::generation`, whose `name`
+/// is the short name `as_str` gave).
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed to CardGeneration (Recognition::generation; its name is the old as_str)"
+)]
+pub type Profile = CardGeneration;
 
 /// PIN reference of the CNS PIN (cns-card spec "PIN": `00 20 00 10`).
-pub const PIN_REFERENCE: u8 = 0x10;
+pub const PIN_REFERENCE: u8 = PinRules::STANDARD.pin_reference;
 /// Backtracking bit STIncard masks need on the PIN reference (OpenSC card-itacns.c).
-pub const STINCARD_BACKTRACK: u8 = 0x80;
+pub const STINCARD_BACKTRACK: u8 = PinRules::STINCARD.pin_reference & !PIN_REFERENCE;
 
-const STANDARD_KEYS: &[KeySet] = &[KeySet::CNS0, KeySet::IDEMIA_2021];
-const IDEMIA_2021_KEYS: &[KeySet] = &[KeySet::IDEMIA_2021, KeySet::CNS0];
-
-impl Quirks {
-    /// The quirks for an ATR's CNS information (`None`: an unknown card, to be probed).
-    pub fn for_info(info: Option<&CnsAtrInfo>) -> Quirks {
-        let base = Quirks {
-            profile: Profile::Probed,
-            pin_reference: PIN_REFERENCE,
-            key_sets: STANDARD_KEYS,
-            max_read: 0xFF,
-            extended_length: false,
-        };
-        let Some(info) = info else { return base };
-        if info.is_idemia_2021() {
-            return Quirks {
-                profile: Profile::Idemia2021,
-                key_sets: IDEMIA_2021_KEYS,
-                extended_length: true,
-                ..base
-            };
-        }
-        if info.is_idemia() {
-            return Quirks {
-                profile: Profile::IdemiaV2,
-                extended_length: true,
-                ..base
-            };
-        }
-        if info.os_maker == OsMaker::STINCARD {
-            return Quirks {
-                profile: Profile::StIncard,
-                pin_reference: PIN_REFERENCE | STINCARD_BACKTRACK,
-                ..base
-            };
-        }
-        Quirks {
-            profile: if info.os_maker == OsMaker(12) {
-                Profile::Athena
-            } else {
-                Profile::Standard
-            },
-            // CNS 1.1 and later cards carry 2048-bit keys and take extended-length APDUs.
-            extended_length: info.cns_version.0 >= 0x11,
-            ..base
-        }
-    }
-
-    /// The PUK reference: PIN reference + 1 (cns-card spec "PIN").
-    pub fn puk_reference(&self) -> u8 {
-        self.pin_reference.wrapping_add(1)
-    }
-}
-
-/// What recognition found: the ATR, its CNS information (if any) and the quirks to use.
+/// What recognition found: the ATR, its CNS information (if any), the card's generation and
+/// the key sets to try.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recognition {
     /// The parsed ATR (`None` if the ATR was malformed; the card was then probed).
@@ -385,18 +277,32 @@ pub struct Recognition {
     pub atr_bytes: Vec<u8>,
     /// CNS fields of the historical bytes.
     pub info: Option<CnsAtrInfo>,
-    /// The quirks in force.
-    pub quirks: Quirks,
+    /// The generation of [`tscns_generations::GENERATIONS`] (or fallback) the ATR matched: PIN
+    /// references, layout, lengths and signing sequence come from it.
+    pub generation: &'static CardGeneration,
+    /// Key sets to try, in order: the generation's own, then the others of the table; the first
+    /// whose certificate file exists is used.
+    pub key_sets: Vec<KeySet>,
 }
 
 impl Recognition {
-    /// Recognises a card from its ATR alone. `needs_probe()` says whether the file system must
-    /// confirm it is a CNS.
+    /// Recognises a card from its ATR alone, among [`tscns_generations::GENERATIONS`].
+    /// `needs_probe()` says whether the file system must confirm it is a CNS.
     pub fn from_atr(raw: &[u8]) -> Recognition {
+        let table: Vec<&'static CardGeneration> = GENERATIONS.iter().collect();
+        Recognition::from_atr_among(raw, &table)
+    }
+
+    /// Like [`Recognition::from_atr`] among another table of generations (a test's, with a
+    /// generation not yet in [`tscns_generations::GENERATIONS`]).
+    pub fn from_atr_among(raw: &[u8], table: &[&'static CardGeneration]) -> Recognition {
         let atr = Atr::parse(raw).ok();
         let info = atr.as_ref().and_then(Atr::cns_info);
+        let generation =
+            tscns_generations::recognise_among(table, raw, info.map(|i| i.fields()).as_ref());
         Recognition {
-            quirks: Quirks::for_info(info.as_ref()),
+            key_sets: tscns_generations::key_sets_to_try(generation, table.iter().copied()),
+            generation,
             atr,
             atr_bytes: raw.to_vec(),
             info,
@@ -406,6 +312,16 @@ impl Recognition {
     /// True when the ATR carried no CNS marker.
     pub fn needs_probe(&self) -> bool {
         self.info.is_none()
+    }
+
+    /// P2 of VERIFY / CHANGE REFERENCE DATA / RESET RETRY COUNTER for the PIN.
+    pub fn pin_reference(&self) -> u8 {
+        self.generation.pin.pin_reference
+    }
+
+    /// The PUK reference.
+    pub fn puk_reference(&self) -> u8 {
+        self.generation.pin.puk_reference
     }
 }
 
@@ -440,14 +356,14 @@ mod tests {
         let r = Recognition::from_atr(&hex(ST));
         let info = r.info.unwrap();
         assert_eq!(info.chip_maker.name(), Some("STMicroelectronics"));
-        assert_eq!(info.os_maker.name(), Some("STIncard"));
+        assert_eq!(info.mask_maker.name(), Some("STIncard"));
         assert_eq!(info.firmware, (3, 3));
         assert_eq!(info.cns_version.to_string(), "1.0");
-        assert_eq!(r.quirks.profile, Profile::StIncard);
-        assert_eq!(r.quirks.pin_reference, 0x90);
-        assert_eq!(r.quirks.puk_reference(), 0x91);
-        assert_eq!(r.quirks.key_sets[0], KeySet::CNS0);
-        assert_eq!(r.quirks.max_read, 0xFF);
+        assert_eq!(r.generation.name, "stincard");
+        assert_eq!(r.pin_reference(), 0x90);
+        assert_eq!(r.puk_reference(), 0x91);
+        assert_eq!(r.key_sets[0], KeySet::CNS0);
+        assert_eq!(r.generation.lengths.max_read, 0xFF);
     }
 
     #[test]
@@ -456,11 +372,11 @@ mod tests {
         let info = r.info.unwrap();
         assert!(info.is_idemia_2021());
         assert_eq!(info.chip_maker.name(), Some("Infineon"));
-        assert_eq!(r.quirks.profile, Profile::Idemia2021);
-        assert_eq!(r.quirks.pin_reference, 0x10);
-        assert_eq!(r.quirks.key_sets[0].key_reference, 0x02);
+        assert_eq!(r.generation.name, "idemia2021");
+        assert_eq!(r.pin_reference(), 0x10);
+        assert_eq!(r.key_sets[0].key_reference, 0x02);
         assert_eq!(
-            r.quirks.key_sets[0].cert_path,
+            r.key_sets[0].cert_path,
             &[[0x14, 0x00], [0x90, 0x01], [0x20, 0x02]]
         );
     }
@@ -470,19 +386,19 @@ mod tests {
         let r = Recognition::from_atr(&hex(ATHENA));
         let info = r.info.unwrap();
         assert_eq!(info.chip_maker.name(), Some("Atmel"));
-        assert_eq!(info.os_maker.name(), Some("Athena"));
-        assert_eq!(r.quirks.profile, Profile::Athena);
-        assert_eq!(r.quirks.pin_reference, 0x10);
-        assert!(!r.quirks.extended_length);
+        assert_eq!(info.mask_maker.name(), Some("Athena"));
+        assert_eq!(r.generation.name, "athena");
+        assert_eq!(r.pin_reference(), 0x10);
+        assert!(!r.generation.lengths.extended);
     }
 
     #[test]
     fn idemia_v2_card_keeps_the_classic_layout() {
         let r = Recognition::from_atr(&hex(IDEMIA_V2));
         assert!(!r.info.unwrap().is_idemia_2021());
-        assert_eq!(r.quirks.profile, Profile::IdemiaV2);
-        assert_eq!(r.quirks.key_sets[0], KeySet::CNS0);
-        assert!(r.quirks.extended_length);
+        assert_eq!(r.generation.name, "idemia-v2");
+        assert_eq!(r.key_sets[0], KeySet::CNS0);
+        assert!(r.generation.lengths.extended);
     }
 
     #[test]
@@ -490,7 +406,7 @@ mod tests {
         let r = Recognition::from_atr(&hex("3B 80 80 01 01"));
         assert!(r.atr.is_some());
         assert!(r.needs_probe());
-        assert_eq!(r.quirks.profile, Profile::Probed);
+        assert_eq!(r.generation.name, "nfc-bare");
     }
 
     #[test]
@@ -503,12 +419,13 @@ mod tests {
         assert!(Atr::parse(&bad_tck).is_err());
         // Unknown but malformed ATR: recognition still works and asks for a probe.
         assert!(Recognition::from_atr(&bad_tck).needs_probe());
+        assert_eq!(Recognition::from_atr(&bad_tck).generation.name, "probed");
     }
 
     #[test]
     fn unknown_maker_codes_display() {
         assert_eq!(ChipMaker(0x77).to_string(), "unknown (0x77)");
-        assert_eq!(OsMaker(0x42).name(), None);
+        assert_eq!(MaskMaker(0x42).name(), None);
     }
 
     proptest::proptest! {

@@ -122,8 +122,8 @@ pub enum Error {
     /// A file the operation needs is not on the card.
     #[error("the card has no {file} file: it may not be a TS-CNS or may be damaged")]
     FileNotFound {
-        /// The file's name and path.
-        file: &'static str,
+        /// The file's name and path (from the card's generation).
+        file: String,
     },
     /// The card answered a status word the operation cannot go on from.
     #[error("the card refused {operation}: {sw}")]

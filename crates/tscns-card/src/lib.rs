@@ -4,13 +4,15 @@
 //! Servizi) directly through [`tscns_apdu`], with no vendor middleware:
 //!
 //! - **Recognition** ([`atr`]): the ATR's historical bytes give the CNS version, chip maker,
-//!   card-OS maker and firmware, and from them the maker's [`Quirks`] (STIncard PIN reference
-//!   `0x90`, the IDEMIA 2021 key set under 3F00/1400/9001, extended length or chaining). A bare
-//!   or unknown ATR is recognised by probing EF_ID_Carta instead.
+//!   card-OS ("mask") maker and firmware, and from them the card's [`CardGeneration`] in the
+//!   one table the simulator reads too ([`tscns_generations::GENERATIONS`]: STIncard PIN
+//!   reference `0x90`, the IDEMIA 2021 key set under 3F00/1400/9001, extended length or
+//!   chaining, the file layout and select mode). A bare or unknown ATR is recognised by probing
+//!   EF_ID_Carta instead.
 //! - **Identity** ([`CnsCard::identity`]): card id, [`PersonalData`] (EF_Dati_personali, parsed
 //!   and serialised exactly) and the authentication certificate, read in one transaction with
 //!   the fewest APDUs (no needless SELECT, the certificate length taken from its DER header),
-//!   cached for the connection, with the count of APDUs and two cross-checks ([`Checks`]).
+//!   cached for the connection, with the count of APDUs and two cross-checks ([`IdentityChecks`]).
 //! - **PIN** ([`Pin`], [`Puk`]): validated before anything is sent, zeroized, never in `Debug`;
 //!   verify with tries left, change, unblock; never sent twice on the caller's behalf. No
 //!   verified PIN outlives the connection: the PC/SC transport of [`tscns_apdu`] (and the
@@ -46,7 +48,7 @@
 #![forbid(unsafe_code)]
 
 pub mod atr;
-mod card;
+mod cns_card;
 pub mod emsa;
 mod error;
 pub mod personal_data;
@@ -54,12 +56,17 @@ pub mod pin;
 #[cfg(feature = "tls")]
 pub mod tls;
 
-pub use atr::{Atr, CnsAtrInfo, KeySet, Profile, Quirks, Recognition};
-pub use card::{
-    cross_check, der_length, Checks, CnsCard, FilePath, Identity, PinPrompt, EF_DATI_PERSONALI,
-    EF_ID_CARTA,
+pub use atr::{Atr, CnsAtrInfo, KeySet, MaskMaker, Recognition};
+#[allow(deprecated)]
+pub use atr::{Profile, Quirks};
+#[allow(deprecated)]
+pub use cns_card::Checks;
+pub use cns_card::{
+    cross_check, der_length, CnsCard, FilePath, Identity, IdentityChecks, PinPrompt,
+    EF_DATI_PERSONALI, EF_ID_CARTA,
 };
 pub use emsa::HashAlg;
 pub use error::{Error, SecretKind};
 pub use personal_data::PersonalData;
 pub use pin::{Pin, Puk};
+pub use tscns_generations::{self as generations, CardGeneration, GENERATIONS};

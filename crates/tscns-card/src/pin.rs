@@ -7,11 +7,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 use crate::error::SecretKind;
 use crate::Error;
 
-/// Padding byte after the PIN digits up to 8 bytes (cns-card spec "PIN": VERIFY data is the PIN
-/// in ASCII padded with 0xFF to 8 bytes).
-pub const PIN_PAD: u8 = 0xFF;
-/// Length of the padded PIN block.
-pub const PIN_BLOCK_LEN: usize = 8;
+use tscns_generations::PinRules;
+pub use tscns_generations::{PIN_BLOCK_LEN, PIN_PAD};
 
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 struct Secret {
@@ -42,7 +39,15 @@ impl Secret {
     }
 
     fn padded(&self) -> Zeroizing<Vec<u8>> {
-        Zeroizing::new(self.digits.to_vec())
+        Zeroizing::new(
+            tscns_generations::pin_block(&self.digits[..usize::from(self.len)], PIN_PAD).to_vec(),
+        )
+    }
+
+    /// The block a generation wants (its padding byte after the digits).
+    fn block_for(&self, rules: &PinRules) -> Zeroizing<Vec<u8>> {
+        let digits = &self.digits[..usize::from(self.len)];
+        Zeroizing::new(rules.block(digits).to_vec())
     }
 }
 
@@ -79,6 +84,11 @@ macro_rules! secret_type {
             /// The 8-byte block sent to the card: the digits in ASCII padded with 0xFF.
             pub fn padded_block(&self) -> Zeroizing<Vec<u8>> {
                 self.0.padded()
+            }
+
+            /// The block sent to a card of a generation: the digits padded with its pad byte.
+            pub(crate) fn block_for(&self, rules: &PinRules) -> Zeroizing<Vec<u8>> {
+                self.0.block_for(rules)
             }
         }
 

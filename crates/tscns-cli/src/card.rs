@@ -255,8 +255,8 @@ fn info(args: InfoArgs) -> Result<(), Fail> {
     let card = json!({
         "cns_version": info.map(|i| i.cns_version.to_string()),
         "chip_maker": info.map(|i| i.chip_maker.to_string()),
-        "os_maker": info.map(|i| i.os_maker.to_string()),
-        "profile": recognition.quirks.profile.as_str(),
+        "os_maker": info.map(|i| i.mask_maker.to_string()),
+        "profile": recognition.generation.name,
     });
     if args.json {
         let out = json!({
@@ -293,10 +293,10 @@ fn info(args: InfoArgs) -> Result<(), Fail> {
             "card:              CNS {}, chip {}, OS {}, firmware {:02X}.{:02X} (profile {})",
             i.cns_version,
             i.chip_maker,
-            i.os_maker,
+            i.mask_maker,
             i.firmware.0,
             i.firmware.1,
-            recognition.quirks.profile
+            recognition.generation
         ),
         None => say!("card:              recognised by its files (no CNS marker in the ATR)"),
     }

@@ -49,7 +49,7 @@ fn expected_profile(maker: &str) -> &'static str {
         "athena" => "athena",
         "idemia-v2" => "idemia-v2",
         "idemia2021" => "idemia2021",
-        "nfc-bare" => "probed",
+        "nfc-bare" => "nfc-bare",
         other => panic!("unknown maker {other}"),
     }
 }

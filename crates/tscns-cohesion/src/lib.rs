@@ -67,7 +67,9 @@ pub use config::{
     DEFAULT_CALLBACK_CLIENTS, DEFAULT_CALLBACK_PER_SECOND,
 };
 pub use error::{Error, Result};
-pub use profile::{AuthLevel, AuthenticationType, Profile, CLASSIC_FIELDS, SAML_FIELDS};
+pub use profile::{
+    AuthLevel, AuthenticationType, Profile, UserProfile, CLASSIC_FIELDS, SAML_FIELDS,
+};
 pub use redirect::same_origin_path;
 pub use replay::{Claim, MemoryReplayStore, ReplayStore, DEFAULT_CAPACITY};
 #[cfg(feature = "emulator")]

@@ -132,10 +132,14 @@ pub const SAML_FIELDS: [&str; 13] = [
     "samlResponseBase64",
 ];
 
-/// The citizen's profile. Raw values of every element are kept ([`Profile::get`]); the fields a
+/// The old name of [`UserProfile`] (tscns-card and tscns-sim had profiles of their own). Kept
+/// without `#[deprecated]` for now so that the crate's other modules can move at their pace.
+pub type Profile = UserProfile;
+
+/// The citizen's profile. Raw values of every element are kept ([`UserProfile::get`]); the fields a
 /// site decides on are typed.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Profile {
+pub struct UserProfile {
     fields: BTreeMap<String, String>,
     login: String,
     codice_fiscale: Option<CodiceFiscale>,
@@ -144,10 +148,10 @@ pub struct Profile {
     date_of_birth: Option<time::Date>,
 }
 
-impl fmt::Debug for Profile {
+impl fmt::Debug for UserProfile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Personal data: show only what identifies the login, not the whole record.
-        f.debug_struct("Profile")
+        f.debug_struct("UserProfile")
             .field("login", &self.login)
             .field("authentication", &self.authentication)
             .field("timestamp", &self.timestamp)
@@ -165,7 +169,7 @@ fn strip_tinit(s: &str) -> &str {
     s.strip_prefix("TINIT-").unwrap_or(s)
 }
 
-impl Profile {
+impl UserProfile {
     /// Parses a `<profile>` element (no namespace) with its `<base>` child.
     pub(crate) fn from_element(what: &'static str, node: roxmltree::Node<'_, '_>) -> Result<Self> {
         if node.tag_name().name() != "profile" || !no_namespace(node) {
@@ -257,7 +261,7 @@ impl Profile {
                 None => None,
             },
         };
-        Ok(Profile {
+        Ok(UserProfile {
             fields,
             login,
             codice_fiscale,
@@ -356,9 +360,9 @@ mod tests {
         assert_eq!(AuthenticationType::parse("XYZ").code(), "XYZ");
     }
 
-    fn parse(xml: &str) -> Result<Profile> {
+    fn parse(xml: &str) -> Result<UserProfile> {
         let doc = crate::xml::parse("profile", xml, 1 << 20)?;
-        Profile::from_element("profile", doc.root_element())
+        UserProfile::from_element("profile", doc.root_element())
     }
 
     #[test]

@@ -202,7 +202,7 @@ impl Token {
                 .reset_with(|t| t.reconnect_with(Disposition::ResetCard));
             log::line(&format!(
                 "card in {:?} reset after PIN use: {}",
-                self.card.recognition().quirks.profile,
+                self.card.recognition().generation.name,
                 if r.is_ok() {
                     "ok"
                 } else {
@@ -309,7 +309,7 @@ impl Module {
         match opened {
             Ok((mut card, id)) => {
                 let rec = card.recognition();
-                let model = rec.quirks.profile.as_str().to_owned();
+                let model = rec.generation.name.to_owned();
                 let firmware = rec.info.map(|i| i.firmware).unwrap_or((0, 0));
                 let facts = match TokenFacts::from_identity(&id, &model) {
                     Ok(f) => f,

@@ -1,8 +1,10 @@
 //! The card's file system: MF, DFs and transparent EFs with the real FIDs (CNS functional specification (CNIPA/AgID); OpenSC's itacns driver,
 //! "File system"; OpenSC `pkcs15-itacns.c` for the IDEMIA 2021 paths).
 
+use tscns_generations::FilePath;
+
 use crate::pki::TestPki;
-use crate::profile::Profile;
+use crate::profile::SimProfile;
 
 /// FID of the master file.
 pub(crate) const MF: u16 = 0x3F00;
@@ -60,7 +62,7 @@ fn bcd(digits: &str) -> Vec<u8> {
 
 impl FileSystem {
     /// The file system of the card of `profile` with the certificate of `pki`.
-    pub(crate) fn build(profile: &Profile, pki: &TestPki) -> FileSystem {
+    pub(crate) fn build(profile: &SimProfile, pki: &TestPki) -> FileSystem {
         let mut fs = FileSystem {
             nodes: vec![Node {
                 fid: MF,
@@ -75,49 +77,63 @@ impl FileSystem {
         let atr = profile.maker.atr();
         let hist = atr.get(10..16).unwrap_or(&[]);
 
+        // The DFs of every CNS and their filler files.
         // DF 1000: card identification.
         let df1 = fs.add(0, 0x1000, Kind::Df);
         // EF_DatiProcessore: chip data (filler: chip and mask bytes of the ATR, card number BCD).
         let mut chip = hist.to_vec();
         chip.extend(bcd(&profile.card_id));
         fs.add(df1, 0x1002, Kind::Ef(padded(chip, 32)));
-        // EF_ID_Carta: 16 ASCII digits.
-        fs.add(df1, 0x1003, Kind::Ef(profile.card_id.as_bytes().to_vec()));
-
         // DF 1100: holder.
-        let df2 = fs.add(0, 0x1100, Kind::Df);
-        if !profile.maker.has_idemia2021_layout() {
-            // EF_C_Carta: the authentication certificate.
-            fs.add(df2, 0x1101, Kind::Ef(cert_file.clone()));
-        }
-        // EF_Dati_personali, allocated at the 400 bytes OpenSC reads at most.
-        let dati = crate::personal::encode(&profile.personal_data);
-        fs.add(
-            df2,
-            0x1102,
-            Kind::Ef(padded(dati, crate::personal::MAX_FILE_LEN)),
-        );
-
+        fs.add(0, 0x1100, Kind::Df);
         // DF 1200: services (filler content).
         let df3 = fs.add(0, 0x1200, Kind::Df);
         fs.add(df3, 0x1201, Kind::Ef(padded(b"000000".to_vec(), 256)));
         fs.add(df3, 0x1202, Kind::Ef(vec![0x00, 0x00, 0x10, 0x00]));
         fs.add(df3, 0x1203, Kind::Ef(padded(b"000000".to_vec(), 256)));
-
         // EF_CardStatus and EF_GDO in the MF.
         fs.add(0, 0x3F02, Kind::Ef(vec![0x01]));
         let mut gdo = vec![0x5A, 0x08];
         gdo.extend(bcd(&profile.card_id));
         fs.add(0, 0x2F02, Kind::Ef(gdo));
 
-        if profile.maker.has_idemia2021_layout() {
-            // 3F00/1400/9001/2002: certificate; 3F00/1400/9002: the key file.
-            let df14 = fs.add(0, 0x1400, Kind::Df);
-            let df9001 = fs.add(df14, 0x9001, Kind::Df);
-            fs.add(df9001, 0x2002, Kind::Ef(cert_file));
-            fs.add(df14, 0x9002, Kind::InternalEf);
+        // The files the driver reads, where the generation's layout puts them (the classic
+        // 3F00/1000/1003, 3F00/1100/1102, EF_C_Carta 3F00/1100/1101; the IDEMIA 2021
+        // certificate 3F00/1400/9001/2002 with its key file 3F00/1400/9002).
+        let layout = profile.maker.generation().layout;
+        // EF_ID_Carta: 16 ASCII digits.
+        fs.put(
+            layout.id_carta,
+            Kind::Ef(profile.card_id.as_bytes().to_vec()),
+        );
+        // EF_Dati_personali, allocated at the 400 bytes OpenSC reads at most.
+        let dati = crate::personal::encode(&profile.personal_data);
+        fs.put(
+            layout.dati_personali,
+            Kind::Ef(padded(dati, crate::personal::MAX_FILE_LEN)),
+        );
+        // The authentication certificate.
+        fs.put(layout.key_set.cert_path, Kind::Ef(cert_file));
+        if let Some(key_file) = layout.key_file {
+            fs.put(key_file, Kind::InternalEf);
         }
         fs
+    }
+
+    /// Adds the file at `path` below the MF, creating the DFs on the way that are missing.
+    fn put(&mut self, path: FilePath, kind: Kind) {
+        let Some((last, dfs)) = path.split_last() else {
+            return;
+        };
+        let mut at = 0;
+        for fid in dfs {
+            let fid = u16::from_be_bytes(*fid);
+            at = match self.child(at, fid) {
+                Some(df) => df,
+                None => self.add(at, fid, Kind::Df),
+            };
+        }
+        self.add(at, u16::from_be_bytes(*last), kind);
     }
 
     fn add(&mut self, parent: usize, fid: u16, kind: Kind) -> usize {

@@ -8,20 +8,22 @@
 //! - through pcscd's vpcd reader driver ([`serve_vpcd`], or the `tscns-sim vpcd` command), so
 //!   that PC/SC, OpenSC and PKCS#11 see a card in reader `Virtual PCD 00 00`.
 //!
-//! The card has the real ATR of its maker, the CNS file system (EF_ID_Carta, EF_C_Carta,
+//! The card is built from one generation of [`tscns_generations::GENERATIONS`], the table the
+//! driver `tscns-card` recognises cards from (the profile's `maker` names it). It has the real ATR
+//! of its maker, the CNS file system (EF_ID_Carta, EF_C_Carta,
 //! EF_Dati_personali, the IDEMIA 2021 paths), PIN and PUK with retry counters and blocking, the
 //! STIncard `0x80` PIN-reference quirk, MSE RESTORE / SET and PSO doing raw RSA (1024 or 2048
 //! bits) only after the PIN was verified, GET CHALLENGE and ISO answers to everything else.
-//! Its identity comes from a [`Profile`], deterministic for a seed; a test PKI ([`TestPki`])
+//! Its identity comes from a [`SimProfile`], deterministic for a seed; a test PKI ([`TestPki`])
 //! issues its CNS-profile authentication certificate from a test CA. Faults ([`Faults`]) add
 //! latency, removal, resets by other applications, corrupted or truncated answers and a card
 //! that stops answering; [`SimHandle`] counts APDUs, bytes and signatures.
 //!
 //! ```
 //! use tscns_apdu::{Card, Command, StatusWord, Transport};
-//! use tscns_sim::{Profile, SimCard};
+//! use tscns_sim::{SimProfile, SimCard};
 //!
-//! let card = SimCard::new(&Profile::builtin("stincard-1024")?)?;
+//! let card = SimCard::new(&SimProfile::builtin("stincard-1024")?)?;
 //! let handle = card.handle();
 //! let mut card = Card::new(card);
 //! // SELECT EF_ID_Carta by path and read it.
@@ -44,7 +46,7 @@
 //!
 //! ```toml
 //! seed = 7                    # every generated value (keys, serials, challenges) follows it
-//! maker = "stincard"          # stincard | athena | idemia-v2 | idemia2021 | nfc-bare
+//! maker = "stincard"          # a generation of tscns_generations::GENERATIONS (`tscns-sim --help` lists them)
 //! key_bits = 2048             # 1024 | 2048 (default: 1024 for stincard/athena, else 2048)
 //! card_id = "6120000000000002"  # EF_ID_Carta: 16 digits, Luhn check digit last
 //! pin = "12345678"            # 5-8 digits
@@ -98,7 +100,7 @@
 //!
 //! | command | answer |
 //! |---|---|
-//! | SELECT `00 A4` P1 = 00 (FID, none = MF), 01/02 (child DF/EF), 03 (parent), 04 (name: always 6A82), 08/09 (path from MF without 3F00 / from current DF); P2 = 00 (FCI `6F`), 04 (FCP `62`), 0C (none) | FCI with size (80), descriptor (82), FID (83); 6A82, 6A86, 6700 |
+//! | SELECT `00 A4` P1 = 00 (FID, none = MF), 01/02 (child DF/EF), 03 (parent), 04 (name: the generation's AID selects its application, anything else 6A82), 08/09 (path from MF without 3F00 / from current DF); P2 = 00 (FCI `6F`), 04 (FCP `62`), 0C (none) | FCI with size (80), descriptor (82), FID (83); 6A82, 6A86, 6700 |
 //! | READ BINARY `00 B0` | data 9000; 6282 when the file ends before Le; 6B00 at/after the end; 6Cxx for Le > 0xFF without extended length; 6986 no EF selected; 6982 key file |
 //! | VERIFY `00 20 00 <ref>` 8 bytes (PIN in ASCII, 0xFF padded); no data = tries left | 9000, 63Cx, 6983 blocked, 6A88 wrong reference, 6700 |
 //! | CHANGE REFERENCE DATA `00 24 00/01 <ref>` | 9000, 63Cx, 6983, 6A80 bad new PIN, 6982 |
@@ -117,22 +119,22 @@
 #![doc = document_features::document_features!()]
 #![forbid(unsafe_code)]
 
-mod card;
-mod engine;
+mod commands;
 mod error;
 mod faults;
 mod fs;
 pub mod personal;
 mod pki;
 mod profile;
+mod sim_card;
 mod vpcd;
 
-pub use card::{ApduRecord, Counters, SimCard, SimHandle};
 pub use error::Error;
 pub use faults::Faults;
 pub use pki::{cn_hash, ServerCertificate, TestPki};
 pub use profile::{
-    CertificateSettings, KeyBits, Maker, PersonalData, Profile, Secret, BUILTIN_PROFILES,
-    CNS_AUTHENTICATION_POLICY,
+    CertificateSettings, KeyBits, Maker, PersonalData, Profile, Secret, SimProfile,
+    BUILTIN_PROFILES, CNS_AUTHENTICATION_POLICY,
 };
+pub use sim_card::{ApduRecord, Counters, SimCard, SimHandle};
 pub use vpcd::{run_vpcd, serve_vpcd, vpcd_reader_name, VpcdServer, DEFAULT_VPCD_PORT};

@@ -5,12 +5,12 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 
 use clap::{Args, Parser, Subcommand};
-use tscns_sim::{Profile, SimCard, DEFAULT_VPCD_PORT};
+use tscns_sim::{SimCard, SimProfile, DEFAULT_VPCD_PORT};
 
 const PROFILE_HELP: &str = "\
 PROFILE (TOML; every key optional, unknown keys are errors naming the key):
   seed = 7                        every generated value follows it (keys, serials, challenges)
-  maker = \"stincard\"              stincard | athena | idemia-v2 | idemia2021 | nfc-bare
+  maker = \"stincard\"              {makers}
   key_bits = 2048                 1024 | 2048
   card_id = \"6120000000000002\"    16 digits, Luhn check digit last
   pin = \"12345678\"                5-8 digits
@@ -34,13 +34,26 @@ PROFILE (TOML; every key optional, unknown keys are errors naming the key):
     mute_after  mute_timeout_ms
 
 Without --profile or --builtin the built-in default profile is used (an STIncard card with a
-2048-bit key, holder MARIO ROSSI, PIN 12345678, PUK 87654321). Built-in profiles: default,
-stincard-1024, athena-1024, idemia-v2-1024, idemia-v2-2048, idemia2021-2048, nfc-bare-2048.";
+2048-bit key, holder MARIO ROSSI, PIN 12345678, PUK 87654321). Built-in profiles: {builtins}.";
+
+/// The profile help with the makers (the generations of `tscns_generations`) and the built-in
+/// profile names filled in.
+fn profile_help() -> String {
+    let makers = tscns_sim::Maker::ALL.map(|m| m.name()).join(" | ");
+    let builtins = tscns_sim::BUILTIN_PROFILES
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ");
+    PROFILE_HELP
+        .replace("{makers}", &makers)
+        .replace("{builtins}", &builtins)
+}
 
 /// A simulated Italian TS-CNS smart card for tests: served to pcscd through the vpcd reader
 /// driver, with a deterministic test PKI.
 #[derive(Parser)]
-#[command(name = "tscns-sim", version, after_long_help = PROFILE_HELP)]
+#[command(name = "tscns-sim", version, after_long_help = profile_help())]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,7 +63,7 @@ struct Cli {
 enum Command {
     /// Connect as the card of a vpcd reader and serve until killed (power off/on/reset handled,
     /// reconnects when pcscd restarts).
-    #[command(after_long_help = PROFILE_HELP)]
+    #[command(after_long_help = profile_help())]
     Vpcd {
         #[command(flatten)]
         profile: ProfileArgs,
@@ -60,7 +73,7 @@ enum Command {
     },
     /// Write the test CA (ca.pem) and the card's authentication certificate (cert.pem, cert.der)
     /// into a directory, without starting anything.
-    #[command(after_long_help = PROFILE_HELP)]
+    #[command(after_long_help = profile_help())]
     Issue {
         #[command(flatten)]
         profile: ProfileArgs,
@@ -81,11 +94,11 @@ struct ProfileArgs {
 }
 
 impl ProfileArgs {
-    fn load(&self) -> Result<Profile, tscns_sim::Error> {
+    fn load(&self) -> Result<SimProfile, tscns_sim::Error> {
         match (&self.profile, &self.builtin) {
-            (Some(path), _) => Profile::from_file(path),
-            (None, Some(name)) => Profile::builtin(name),
-            (None, None) => Profile::default_profile(),
+            (Some(path), _) => SimProfile::from_file(path),
+            (None, Some(name)) => SimProfile::builtin(name),
+            (None, None) => SimProfile::default_profile(),
         }
     }
 }

@@ -20,7 +20,7 @@ use rsa::{RsaPrivateKey, RsaPublicKey};
 use sha1::{Digest, Sha1};
 use time::Duration;
 
-use crate::profile::Profile;
+use crate::profile::SimProfile;
 use crate::Error;
 
 /// Independent random streams derived from one profile seed.
@@ -234,7 +234,7 @@ const CA_KEY_BITS: usize = 2048;
 
 impl TestPki {
     /// Issues the test CA and the card certificate for a profile (deterministic for its seed).
-    pub fn issue(profile: &Profile) -> Result<TestPki, Error> {
+    pub fn issue(profile: &SimProfile) -> Result<TestPki, Error> {
         profile.validate()?;
         let card_key = rsa_key(profile.seed, Stream::CardKey, profile.key_bits.bits())?;
         let ca_key = rsa_key(profile.seed, Stream::CaKey, CA_KEY_BITS)?;

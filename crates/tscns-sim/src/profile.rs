@@ -11,6 +11,8 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime};
 use zeroize::Zeroizing;
 
+use tscns_generations::{CardGeneration, GENERATIONS};
+
 use crate::faults::Faults;
 use crate::Error;
 
@@ -18,115 +20,165 @@ use crate::Error;
 /// "Authentication certificate profile").
 pub const CNS_AUTHENTICATION_POLICY: &str = "1.3.76.16.2.1";
 
-/// Who built the card: decides the ATR, the file layout, the key reference and the quirks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Maker {
+/// Who built the card: one generation of [`tscns_generations::GENERATIONS`], which decides the
+/// ATR, the file layout, the PIN and key references, the lengths and the signing sequence. The
+/// profile's `maker = "..."` is the generation's name: `stincard`, `athena`, `idemia2021`,
+/// `idemia-v2`, `nfc-bare` (a contract: these names stay).
+#[derive(Clone, Copy)]
+pub struct Maker(&'static CardGeneration);
+
+impl fmt::Debug for Maker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Maker({:?})", self.0.name)
+    }
+}
+
+impl PartialEq for Maker {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for Maker {}
+
+impl std::hash::Hash for Maker {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.name.hash(state);
+    }
+}
+
+const fn all_makers() -> [Maker; GENERATIONS.len()] {
+    let mut out = [Maker(&GENERATIONS[0]); GENERATIONS.len()];
+    let mut i = 0;
+    while i < GENERATIONS.len() {
+        out[i] = Maker(&GENERATIONS[i]);
+        i += 1;
+    }
+    out
+}
+
+const fn known(name: &str) -> Maker {
+    let mut i = 0;
+    while i < GENERATIONS.len() {
+        if GENERATIONS[i].name.len() == name.len() {
+            let (a, b) = (GENERATIONS[i].name.as_bytes(), name.as_bytes());
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return Maker(&GENERATIONS[i]);
+            }
+        }
+        i += 1;
+    }
+    panic!("no such generation in tscns_generations::GENERATIONS")
+}
+
+#[allow(non_upper_case_globals)]
+impl Maker {
+    /// Every maker: one per generation of [`tscns_generations::GENERATIONS`], in its order.
+    pub const ALL: [Maker; GENERATIONS.len()] = all_makers();
+
     /// CNS 1.0, ST chip with the STIncard mask: PIN references need bit 0x80 (`stincard`).
-    Stincard,
+    pub const STINCARD: Maker = known("stincard");
     /// CNS 1.0, Atmel chip with the Athena mask (`athena`).
-    Athena,
+    pub const ATHENA: Maker = known("athena");
     /// IDEMIA ID-One CNS v2, Infineon chip (`idemia-v2`); a CNS 1.1-class card (extended length,
     /// classic file layout, key reference 0x01). Note two facts of its real ATR: the version byte
     /// says 0x10 (so OpenSC 0.23 offers it 1024-bit RSA only), and its firmware byte 0x91 is >= 32,
-    /// so the "IDEMIA 2021" rule (chip 5, mask 5, firmware >= 32) alone would misclassify it:
-    /// a driver should confirm the layout by probing the files.
-    IdemiaV2,
+    /// so the "IDEMIA 2021" rule (chip 5, mask 5, firmware >= 32) alone would misclassify it.
+    pub const IDEMIA_V2: Maker = known("idemia-v2");
     /// IDEMIA 2021 card (`idemia2021`): certificate at 3F00/1400/9001/2002, key reference 0x02,
     /// GET CHALLENGE of at most 32 bytes, command chaining and extended length.
-    Idemia2021,
+    pub const IDEMIA_2021: Maker = known("idemia2021");
     /// A card seen over NFC with the bare ATR `3B 80 80 01 01` and no CNS marker (`nfc-bare`);
     /// inside it is an IDEMIA ID-One CNS v2 (classic file layout, extended length).
-    NfcBare,
-}
+    pub const NFC_BARE: Maker = known("nfc-bare");
 
-impl Maker {
-    /// Every maker, in the order of the profile documentation.
-    pub const ALL: [Maker; 5] = [
-        Maker::Stincard,
-        Maker::Athena,
-        Maker::IdemiaV2,
-        Maker::Idemia2021,
-        Maker::NfcBare,
-    ];
+    /// The old enum variant name of [`Maker::STINCARD`].
+    #[deprecated(
+        since = "0.1.0",
+        note = "Maker is one generation now: use Maker::STINCARD"
+    )]
+    pub const Stincard: Maker = Maker::STINCARD;
+    /// The old enum variant name of [`Maker::ATHENA`].
+    #[deprecated(
+        since = "0.1.0",
+        note = "Maker is one generation now: use Maker::ATHENA"
+    )]
+    pub const Athena: Maker = Maker::ATHENA;
+    /// The old enum variant name of [`Maker::IDEMIA_V2`].
+    #[deprecated(
+        since = "0.1.0",
+        note = "Maker is one generation now: use Maker::IDEMIA_V2"
+    )]
+    pub const IdemiaV2: Maker = Maker::IDEMIA_V2;
+    /// The old enum variant name of [`Maker::IDEMIA_2021`].
+    #[deprecated(
+        since = "0.1.0",
+        note = "Maker is one generation now: use Maker::IDEMIA_2021"
+    )]
+    pub const Idemia2021: Maker = Maker::IDEMIA_2021;
+    /// The old enum variant name of [`Maker::NFC_BARE`].
+    #[deprecated(
+        since = "0.1.0",
+        note = "Maker is one generation now: use Maker::NFC_BARE"
+    )]
+    pub const NfcBare: Maker = Maker::NFC_BARE;
+
+    /// The maker of a generation (a test's own, not yet in [`tscns_generations::GENERATIONS`],
+    /// included). Its ATR must not be empty: the fallbacks describe no card.
+    pub fn from_generation(generation: &'static CardGeneration) -> Option<Maker> {
+        generation.is_simulated().then_some(Maker(generation))
+    }
+
+    /// The generation: every fact of the card comes from it.
+    pub fn generation(self) -> &'static CardGeneration {
+        self.0
+    }
 
     /// The name used in profiles (`maker = "..."`).
     pub fn name(self) -> &'static str {
-        match self {
-            Maker::Stincard => "stincard",
-            Maker::Athena => "athena",
-            Maker::IdemiaV2 => "idemia-v2",
-            Maker::Idemia2021 => "idemia2021",
-            Maker::NfcBare => "nfc-bare",
-        }
+        self.0.name
     }
 
     /// Parses a profile maker name.
     pub fn from_name(name: &str) -> Option<Maker> {
-        Maker::ALL.into_iter().find(|m| m.name() == name)
+        tscns_generations::by_name(name).map(Maker)
     }
 
-    /// The answer to reset, byte for byte as real cards send it (CNS functional specification (CNIPA/AgID); OpenSC's itacns driver,
-    /// "Protocol and ATR"; the pcsc-tools ATR list).
+    /// The answer to reset, byte for byte as real cards send it (CNS functional specification
+    /// (CNIPA/AgID); OpenSC's itacns driver, "Protocol and ATR"; the pcsc-tools ATR list).
     pub fn atr(self) -> &'static [u8] {
-        match self {
-            // ST chip (02), STIncard mask (09), CNS 1.0.
-            Maker::Stincard => &[
-                0x3B, 0xFF, 0x18, 0x00, 0xFF, 0x81, 0x31, 0xFE, 0x55, 0x00, 0x6B, 0x02, 0x09, 0x03,
-                0x03, 0x01, 0x01, 0x01, 0x43, 0x4E, 0x53, 0x10, 0x31, 0x80, 0x9D,
-            ],
-            // Atmel chip (0x15), Athena mask (0x0C), CNS 1.0.
-            Maker::Athena => &[
-                0x3B, 0xDF, 0x18, 0x00, 0x81, 0x31, 0xFE, 0x7D, 0x00, 0x6B, 0x15, 0x0C, 0x01, 0x81,
-                0x01, 0x11, 0x01, 0x43, 0x4E, 0x53, 0x10, 0x31, 0x80, 0xE8,
-            ],
-            // Infineon chip (05), IDEMIA mask (05), firmware 0x91 0x20: IDEMIA ID-One CNS v2.
-            Maker::IdemiaV2 => &[
-                0x3B, 0xFF, 0x18, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x45, 0x00, 0x6B, 0x05, 0x05, 0x91,
-                0x20, 0x01, 0xF1, 0x01, 0x43, 0x4E, 0x53, 0x10, 0x31, 0x80, 0x38,
-            ],
-            // Infineon chip (05), IDEMIA mask (05), firmware 0x20 0x00: the IDEMIA 2021 card.
-            Maker::Idemia2021 => &[
-                0x3B, 0xFF, 0x18, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x45, 0x00, 0x6B, 0x05, 0x05, 0x20,
-                0x00, 0x01, 0x21, 0x01, 0x43, 0x4E, 0x53, 0x10, 0x31, 0x80, 0x79,
-            ],
-            // Bare NFC ATR without historical CNS marker (spec "Protocol and ATR").
-            Maker::NfcBare => &[0x3B, 0x80, 0x80, 0x01, 0x01],
-        }
+        self.0.atr
     }
 
     /// Whether this maker's cards take extended-length APDUs (CNS 1.1 class and later).
     pub fn default_extended_length(self) -> bool {
-        !matches!(self, Maker::Stincard | Maker::Athena)
+        self.0.lengths.extended
     }
 
     /// Whether the PIN references of this maker's cards need bit 0x80 set (OpenSC
     /// `card-itacns.c`: "backtracking" for mask maker STIncard).
     pub fn pin_reference_needs_0x80(self) -> bool {
-        self == Maker::Stincard
+        self.0.pin.pin_reference & 0x80 != 0
     }
 
     /// Whether the card has the IDEMIA 2021 layout: certificate at 3F00/1400/9001/2002 and
     /// key reference 0x02 (OpenSC `pkcs15-itacns.c`, 2022 and later).
     pub fn has_idemia2021_layout(self) -> bool {
-        self == Maker::Idemia2021
+        self.0.layout.key_set == tscns_generations::KeySet::IDEMIA_2021
     }
 
     /// The key reference of the authentication key in MSE SET (`83 01 <ref>`).
     pub fn key_reference(self) -> u8 {
-        if self.has_idemia2021_layout() {
-            0x02
-        } else {
-            0x01
-        }
+        self.0.layout.key_set.key_reference
     }
 
     /// Largest GET CHALLENGE the card answers (OpenSC: IDEMIA 2021 gives at most 32 bytes).
     pub fn max_challenge(self) -> usize {
-        if self.has_idemia2021_layout() {
-            0x20
-        } else {
-            0x100
-        }
+        self.0.lengths.max_challenge
     }
 }
 
@@ -165,7 +217,7 @@ impl KeyBits {
 pub struct Secret(Zeroizing<String>);
 
 impl Secret {
-    /// Wraps digits (not checked here: [`Profile::validate`] checks them).
+    /// Wraps digits (not checked here: [`SimProfile::validate`] checks them).
     pub fn new(digits: impl Into<String>) -> Self {
         Secret(Zeroizing::new(digits.into()))
     }
@@ -235,11 +287,11 @@ pub struct CertificateSettings {
     pub policies: Vec<String>,
 }
 
-/// A validated card profile. Build one with [`Profile::from_toml`], [`Profile::from_file`],
-/// [`Profile::builtin`] or [`Profile::default_profile`]; the fields are public so tests can vary
+/// A validated card profile. Build one with [`SimProfile::from_toml`], [`SimProfile::from_file`],
+/// [`SimProfile::builtin`] or [`SimProfile::default_profile`]; the fields are public so tests can vary
 /// one thing ([`crate::SimCard::new`] validates again).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Profile {
+pub struct SimProfile {
     /// Seed of every generated value (keys, serial numbers, challenges).
     pub seed: u64,
     /// Who built the card.
@@ -268,42 +320,28 @@ pub struct Profile {
     pub faults: Faults,
 }
 
-/// The built-in profiles: `(name, TOML text)`. `default` is [`Profile::default_profile`].
-pub const BUILTIN_PROFILES: [(&str, &str); 7] = [
-    ("default", include_str!("../profiles/default.toml")),
-    (
-        "stincard-1024",
-        include_str!("../profiles/stincard-1024.toml"),
-    ),
-    ("athena-1024", include_str!("../profiles/athena-1024.toml")),
-    (
-        "idemia-v2-1024",
-        include_str!("../profiles/idemia-v2-1024.toml"),
-    ),
-    (
-        "idemia-v2-2048",
-        include_str!("../profiles/idemia-v2-2048.toml"),
-    ),
-    (
-        "idemia2021-2048",
-        include_str!("../profiles/idemia2021-2048.toml"),
-    ),
-    (
-        "nfc-bare-2048",
-        include_str!("../profiles/nfc-bare-2048.toml"),
-    ),
-];
+/// The old name of [`SimProfile`] (the simulator's card profile; `tscns_card` and
+/// `tscns_cohesion` have profiles of their own). Deprecated in the documentation only, so that
+/// crates still using it keep building warning-free; it will get `#[deprecated]` once the
+/// workspace has moved.
+pub type Profile = SimProfile;
 
-impl Profile {
+/// The built-in profiles: `(name, TOML text)`, `default` first ([`SimProfile::default_profile`])
+/// and the others by name: every `profiles/*.toml` file of the crate (the build script lists
+/// them, so adding a generation's profile is adding its file).
+pub const BUILTIN_PROFILES: &[(&str, &str)] =
+    include!(concat!(env!("OUT_DIR"), "/builtin_profiles.rs"));
+
+impl SimProfile {
     /// The built-in default profile: an STIncard CNS 1.0 with a 2048-bit key and the holder
     /// MARIO ROSSI (`profiles/default.toml`).
-    pub fn default_profile() -> Result<Profile, Error> {
-        Profile::builtin("default")
+    pub fn default_profile() -> Result<SimProfile, Error> {
+        SimProfile::builtin("default")
     }
 
     /// A built-in profile by name (see [`BUILTIN_PROFILES`]; the files live in
     /// `crates/tscns-sim/profiles/`).
-    pub fn builtin(name: &str) -> Result<Profile, Error> {
+    pub fn builtin(name: &str) -> Result<SimProfile, Error> {
         let text = BUILTIN_PROFILES
             .iter()
             .find(|(n, _)| *n == name)
@@ -316,40 +354,50 @@ impl Profile {
                     .collect::<Vec<_>>()
                     .join(", "),
             })?;
-        Profile::from_toml(text)
+        SimProfile::from_toml(text)
     }
 
     /// A built-in profile when `name_or_path` is the name of one, otherwise the TOML file at that
     /// path: what a command's `--simulated PROFILE` takes. A name that is neither lists the
     /// built-in names.
-    pub fn builtin_or_file(name_or_path: &str) -> Result<Profile, Error> {
+    pub fn builtin_or_file(name_or_path: &str) -> Result<SimProfile, Error> {
         if BUILTIN_PROFILES.iter().any(|(n, _)| *n == name_or_path) {
-            return Profile::builtin(name_or_path);
+            return SimProfile::builtin(name_or_path);
         }
         let path = Path::new(name_or_path);
         if path.exists() {
-            return Profile::from_file(path);
+            return SimProfile::from_file(path);
         }
-        Profile::builtin(name_or_path)
+        SimProfile::builtin(name_or_path)
     }
 
     /// Reads and validates a profile file (TOML).
-    pub fn from_file(path: &Path) -> Result<Profile, Error> {
+    pub fn from_file(path: &Path) -> Result<SimProfile, Error> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::File {
             action: "read the profile",
             path: path.to_owned(),
             source,
         })?;
-        Profile::from_toml(&text)
+        SimProfile::from_toml(&text)
     }
 
     /// Parses and validates a profile. Unknown keys, wrong types and invalid values are errors
     /// that name the key.
-    pub fn from_toml(text: &str) -> Result<Profile, Error> {
+    pub fn from_toml(text: &str) -> Result<SimProfile, Error> {
+        let table: Vec<&'static CardGeneration> = GENERATIONS.iter().collect();
+        SimProfile::from_toml_among(text, &table)
+    }
+
+    /// Like [`SimProfile::from_toml`], with `maker` naming a generation of `table` (a test's,
+    /// with a generation not yet in [`tscns_generations::GENERATIONS`]).
+    pub fn from_toml_among(
+        text: &str,
+        table: &[&'static CardGeneration],
+    ) -> Result<SimProfile, Error> {
         let raw: RawProfile = toml::from_str(text).map_err(|e| Error::ProfileSyntax {
             message: e.to_string().trim_end().to_owned(),
         })?;
-        let profile = raw.into_profile()?;
+        let profile = raw.into_profile(table)?;
         profile.validate()?;
         Ok(profile)
     }
@@ -647,22 +695,26 @@ fn default_personal_data() -> PersonalData {
 }
 
 impl RawProfile {
-    fn into_profile(self) -> Result<Profile, Error> {
+    fn into_profile(self, table: &[&'static CardGeneration]) -> Result<SimProfile, Error> {
         let maker = match self.maker {
-            None => Maker::Stincard,
-            Some(name) => Maker::from_name(&name).ok_or_else(|| {
-                Error::value(
-                    "maker",
-                    format!(
-                        "{name:?} is not a maker: choose one of {}",
-                        Maker::ALL.map(Maker::name).join(", ")
-                    ),
-                )
-            })?,
+            None => Maker::STINCARD,
+            Some(name) => table
+                .iter()
+                .find(|g| g.name == name)
+                .and_then(|g| Maker::from_generation(g))
+                .ok_or_else(|| {
+                    Error::value(
+                        "maker",
+                        format!(
+                            "{name:?} is not a maker: choose one of {}",
+                            table.iter().map(|g| g.name).collect::<Vec<_>>().join(", ")
+                        ),
+                    )
+                })?,
         };
         let key_bits = match self.key_bits {
             // CNS 1.0 makers had 1024-bit keys, later cards 2048 (spec "File system").
-            None if maker.default_extended_length() => KeyBits::Rsa2048,
+            None if maker.generation().key_bits >= 2048 => KeyBits::Rsa2048,
             None => KeyBits::Rsa1024,
             Some(1024) => KeyBits::Rsa1024,
             Some(2048) => KeyBits::Rsa2048,
@@ -675,7 +727,7 @@ impl RawProfile {
         };
         let command_chaining = self
             .command_chaining
-            .unwrap_or(maker.has_idemia2021_layout());
+            .unwrap_or(maker.generation().lengths.chaining);
         let extended_length = self
             .extended_length
             .unwrap_or(maker.default_extended_length() || key_bits == KeyBits::Rsa2048);
@@ -728,7 +780,7 @@ impl RawProfile {
                 None => Faults::default().mute_timeout,
             },
         };
-        Ok(Profile {
+        Ok(SimProfile {
             seed: int_in("seed", self.seed.unwrap_or(1), "0 or more")?,
             maker,
             key_bits,

@@ -1,27 +1,22 @@
 //! Serving a [`SimCard`] through pcscd's vpcd reader driver.
 //!
-//! vpcd framing (vsmartcard `vpcd.h`): every message both ways is a 2-byte big-endian length and
-//! the payload. A 1-byte message from vpcd is a control: 0 power off, 1 power on, 2 reset,
-//! 4 "send your ATR" (the only control the card answers). Longer messages are C-APDUs, answered
-//! with the R-APDU. The card side is the TCP client; vpcd polls presence by asking for the ATR.
+//! The vpcd framing (vsmartcard `vpcd.h`: a 2-byte big-endian length and the payload; 1-byte
+//! controls 0 power off, 1 power on, 2 reset, 4 "send your ATR") is [`tscns_apdu::vpcd`]'s. The
+//! card side is the TCP client; vpcd polls presence by asking for the ATR.
 
-use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::card::{Outcome, Shared, SimCard, SimHandle};
+use tscns_apdu::vpcd::{write_frame, FrameReader, Message};
+
+use crate::sim_card::{Outcome, Shared, SimCard, SimHandle};
 use crate::Error;
 
 /// The TCP port of reader `Virtual PCD 00 00`; reader `00 01` listens on the next one.
-pub const DEFAULT_VPCD_PORT: u16 = 35963;
-
-const CTRL_OFF: u8 = 0;
-const CTRL_ON: u8 = 1;
-const CTRL_RESET: u8 = 2;
-const CTRL_ATR: u8 = 4;
+pub const DEFAULT_VPCD_PORT: u16 = tscns_apdu::vpcd::DEFAULT_PORT;
 
 /// How often blocking reads wake up to look at the stop flag.
 const POLL: Duration = Duration::from_millis(50);
@@ -30,10 +25,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// The vpcd reader name for a port (`Virtual PCD 00 00` for 35963, `00 01` for 35964, ...).
 pub fn vpcd_reader_name(port: u16) -> String {
-    format!(
-        "Virtual PCD 00 {:02}",
-        port.saturating_sub(DEFAULT_VPCD_PORT)
-    )
+    tscns_apdu::vpcd::reader_name(port)
 }
 
 /// Progress of the link, shared with the serving thread.
@@ -258,71 +250,35 @@ fn serve_loop(
     }
 }
 
-fn read_frame(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    stop: &AtomicBool,
-) -> Result<Vec<u8>, End> {
-    let mut chunk = [0u8; 4096];
-    loop {
-        if buf.len() >= 2 {
-            let len = usize::from(u16::from_be_bytes([buf[0], buf[1]]));
-            if buf.len() >= 2 + len {
-                let frame = buf[2..2 + len].to_vec();
-                buf.drain(..2 + len);
-                return Ok(frame);
-            }
-        }
-        if stop.load(Ordering::SeqCst) {
-            return Err(End::Stopped);
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) => return Err(End::Dropped),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) => {}
-            Err(_) => return Err(End::Dropped),
-        }
-    }
-}
-
-fn send_frame(stream: &mut TcpStream, payload: &[u8]) -> bool {
-    let Ok(len) = u16::try_from(payload.len()) else {
-        return false;
-    };
-    let mut msg = len.to_be_bytes().to_vec();
-    msg.extend_from_slice(payload);
-    stream.write_all(&msg).is_ok()
-}
-
 fn serve_connection(
     shared: &Shared,
     mut stream: TcpStream,
     stop: &AtomicBool,
     link: &LinkState,
 ) -> End {
-    let mut buf = Vec::new();
+    let mut frames = FrameReader::default();
     loop {
         if shared.is_removed() {
             return End::Dropped;
         }
-        let frame = match read_frame(&mut stream, &mut buf, stop) {
-            Ok(f) => f,
-            Err(end) => return end,
+        let frame = match frames.read_frame(&mut stream, stop) {
+            Ok(Some(f)) => f,
+            Ok(None) if stop.load(Ordering::SeqCst) => return End::Stopped,
+            Ok(None) | Err(_) => return End::Dropped,
         };
-        match frame.as_slice() {
-            [CTRL_ATR] => {
+        match Message::of(&frame) {
+            Message::SendAtr => {
                 link.atr_requests.fetch_add(1, Ordering::SeqCst);
-                if !send_frame(&mut stream, &shared.atr) {
+                if write_frame(&mut stream, &shared.atr).is_err() {
                     return End::Dropped;
                 }
             }
-            [CTRL_OFF] | [CTRL_ON] | [CTRL_RESET] => shared.lock().engine.reset(),
-            [_] => tracing::warn!(control = frame[0], "unknown vpcd control byte ignored"),
-            apdu => {
+            Message::PowerOff | Message::PowerOn | Message::Reset => shared.lock().engine.reset(),
+            Message::UnknownControl(control) => {
+                tracing::warn!(control, "unknown vpcd control byte ignored")
+            }
+            Message::Empty => {}
+            Message::Apdu(apdu) => {
                 let (mut outcome, mut delay) = shared.exchange(apdu);
                 if let Outcome::Reset = outcome {
                     // Over vpcd a reset by another application only costs the security state
@@ -334,7 +290,7 @@ fn serve_connection(
                 }
                 match outcome {
                     Outcome::Answer(bytes) => {
-                        if !send_frame(&mut stream, &bytes) {
+                        if write_frame(&mut stream, &bytes).is_err() {
                             return End::Dropped;
                         }
                     }

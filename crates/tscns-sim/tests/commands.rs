@@ -10,10 +10,10 @@ use rsa::pkcs1v15::Pkcs1v15Sign;
 use rsa::traits::PublicKeyParts;
 use sha2::{Digest, Sha256};
 use tscns_apdu::{parse_hex, Card, CardOptions, Command, LengthForm, Transport};
-use tscns_sim::{Faults, Maker, Profile, SimCard, SimHandle};
+use tscns_sim::{Faults, Maker, SimCard, SimHandle, SimProfile};
 
 fn card(name: &str) -> (SimCard, SimHandle) {
-    let card = SimCard::new(&Profile::builtin(name).unwrap()).unwrap();
+    let card = SimCard::new(&SimProfile::builtin(name).unwrap()).unwrap();
     let handle = card.handle();
     (card, handle)
 }
@@ -58,22 +58,22 @@ fn block(pin: &str) -> String {
 fn atrs_are_byte_exact_with_valid_check_bytes() {
     let expected = [
         (
-            Maker::Stincard,
+            Maker::STINCARD,
             "3BFF1800FF8131FE55006B02090303010101434E53103180 9D",
         ),
         (
-            Maker::Athena,
+            Maker::ATHENA,
             "3BDF18008131FE7D006B150C0181011101434E53103180 E8",
         ),
         (
-            Maker::IdemiaV2,
+            Maker::IDEMIA_V2,
             "3BFF1800008131FE45006B05059120 01F101434E53103180 38",
         ),
         (
-            Maker::Idemia2021,
+            Maker::IDEMIA_2021,
             "3BFF1800008131FE45006B05052000012101434E53103180 79",
         ),
-        (Maker::NfcBare, "3B80800101"),
+        (Maker::NFC_BARE, "3B80800101"),
     ];
     for (maker, atr) in expected {
         let atr = parse_hex(atr).unwrap();
@@ -83,7 +83,7 @@ fn atrs_are_byte_exact_with_valid_check_bytes() {
         assert_eq!(x, 0, "{maker} TCK");
     }
     let (c, _) = card("idemia2021-2048");
-    assert_eq!(c.atr(), Maker::Idemia2021.atr());
+    assert_eq!(c.atr(), Maker::IDEMIA_2021.atr());
 }
 
 // ---- SELECT -------------------------------------------------------------------------------------
@@ -223,7 +223,7 @@ fn read_binary_with_extended_length_on_a_cns_1_1_card() {
 
 #[test]
 fn personal_data_file_holds_the_profile_encoding() {
-    let profile = Profile::builtin("athena-1024").unwrap();
+    let profile = SimProfile::builtin("athena-1024").unwrap();
     let mut c = SimCard::new(&profile).unwrap();
     assert_eq!(sw(&mut c, "00 A4 08 0C 04 1100 1102"), 0x9000);
     let mut file = Vec::new();
@@ -601,7 +601,7 @@ fn opensc_style_session_on_every_maker() {
         "idemia-v2-1024",
         "nfc-bare-2048",
     ] {
-        let profile = Profile::builtin(name).unwrap();
+        let profile = SimProfile::builtin(name).unwrap();
         let mut c = SimCard::new(&profile).unwrap();
         let h = c.handle();
         assert_eq!(sw(&mut c, "00 A4 08 00 04 1000 1003 00"), 0x9000, "{name}");
@@ -611,7 +611,7 @@ fn opensc_style_session_on_every_maker() {
             "{name}"
         );
         assert_eq!(sw(&mut c, "00 A4 08 00 04 1100 1101 00"), 0x9000, "{name}");
-        let p2 = if profile.maker == Maker::Stincard {
+        let p2 = if profile.maker == Maker::STINCARD {
             0x90
         } else {
             0x10
@@ -658,7 +658,7 @@ fn counters_and_log_record_headers_only() {
     assert_eq!(h.counters(), Default::default());
     assert!(h.apdu_log().is_empty());
     // Debug output of profile and card never shows the PIN.
-    let p = Profile::builtin("athena-1024").unwrap();
+    let p = SimProfile::builtin("athena-1024").unwrap();
     assert!(!format!("{p:?}").contains("24680"));
 }
 
@@ -793,7 +793,7 @@ fn faults_from_the_profile() {
             .unwrap()
             .1
     );
-    let profile = Profile::from_toml(&toml).unwrap();
+    let profile = SimProfile::from_toml(&toml).unwrap();
     assert_eq!(profile.faults.remove_after, Some(1));
     let mut c = SimCard::new(&profile).unwrap();
     assert_eq!(sw(&mut c, "00 84 00 00 08"), 0x9000);

@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::{run, Output, Plugged, TempDir, READER};
 use rsa::pkcs1v15::Pkcs1v15Sign;
 use sha2::{Digest, Sha256};
-use tscns_sim::Profile;
+use tscns_sim::SimProfile;
 
 const MODULE: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
 const T: Duration = Duration::from_secs(60);
@@ -35,7 +35,7 @@ fn pkcs11_tool(args: &[&str]) -> Output {
 
 /// The whole judgement for one maker profile.
 fn opensc_accepts(profile_name: &str) {
-    let profile = Profile::builtin(profile_name).unwrap();
+    let profile = SimProfile::builtin(profile_name).unwrap();
     let pin = profile.pin.expose().to_owned();
     let puk = profile.puk.expose().to_owned();
     let card = Plugged::new(profile);
@@ -183,7 +183,7 @@ fn opensc_accepts_the_idemia_v2_card() {
 
 #[test]
 fn opensc_reads_the_2048_bit_idemia_v2_certificate() {
-    let card = Plugged::new(Profile::builtin("idemia-v2-2048").unwrap());
+    let card = Plugged::new(SimProfile::builtin("idemia-v2-2048").unwrap());
     let dump = pkcs15_tool(&["-D"]);
     assert!(dump.success(), "{}", dump.all());
     assert!(

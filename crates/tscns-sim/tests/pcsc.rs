@@ -13,7 +13,7 @@ use rsa::pkcs1v15::Pkcs1v15Sign;
 use sha2::{Digest, Sha256};
 use tscns_apdu::pcsc::{Disposition, PcscTransport};
 use tscns_apdu::{Card, CardOptions, Command, StatusWord, Transport};
-use tscns_sim::{Maker, Profile};
+use tscns_sim::{Maker, SimProfile};
 
 fn status(card: &mut Card<PcscTransport>, cmd: Command) -> StatusWord {
     card.transmit(&cmd).unwrap().status()
@@ -21,14 +21,14 @@ fn status(card: &mut Card<PcscTransport>, cmd: Command) -> StatusWord {
 
 /// Reads the certificate, verifies the PIN and signs, through PC/SC.
 fn read_verify_sign(profile_name: &str, options: CardOptions) {
-    let plugged = Plugged::new(Profile::builtin(profile_name).unwrap());
+    let plugged = Plugged::new(SimProfile::builtin(profile_name).unwrap());
     let h = plugged.handle.clone();
     let profile = &plugged.profile;
     let transport = PcscTransport::connect(READER).unwrap();
     assert_eq!(transport.atr(), profile.maker.atr());
     let mut card = Card::with_options(transport, options);
 
-    let cert_path: &[u8] = if profile.maker == Maker::Idemia2021 {
+    let cert_path: &[u8] = if profile.maker == Maker::IDEMIA_2021 {
         &[0x14, 0x00, 0x90, 0x01, 0x20, 0x02]
     } else {
         &[0x11, 0x00, 0x11, 0x01]
@@ -93,7 +93,7 @@ fn pcsc_signs_with_2048_bits_by_command_chaining() {
 
 #[test]
 fn pcsc_reports_a_reset_by_another_application_and_the_card_forgets_the_pin() {
-    let plugged = Plugged::new(Profile::builtin("athena-1024").unwrap());
+    let plugged = Plugged::new(SimProfile::builtin("athena-1024").unwrap());
     let h = plugged.handle.clone();
     let mut ours = PcscTransport::connect(READER).unwrap();
     let verify = tscns_apdu::parse_hex("00 20 00 10 08 3234363830FFFFFF").unwrap();
@@ -115,7 +115,7 @@ fn pcsc_reports_a_reset_by_another_application_and_the_card_forgets_the_pin() {
 
 #[test]
 fn pcsc_sees_the_card_removed_and_inserted_again() {
-    let plugged = Plugged::new(Profile::builtin("athena-1024").unwrap());
+    let plugged = Plugged::new(SimProfile::builtin("athena-1024").unwrap());
     let h = plugged.handle.clone();
     let mut transport = PcscTransport::connect(READER).unwrap();
     let challenge = [0x00, 0x84, 0x00, 0x00, 0x08];

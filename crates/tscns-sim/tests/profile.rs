@@ -1,7 +1,7 @@
 //! The TOML profile: defaults, built-ins, and errors that name the key.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use tscns_sim::{KeyBits, Maker, Profile, SimCard, TestPki, BUILTIN_PROFILES};
+use tscns_sim::{KeyBits, Maker, SimCard, SimProfile, TestPki, BUILTIN_PROFILES};
 
 /// The profile of the issue, with a card id whose Luhn digit is right.
 const ISSUE_EXAMPLE: &str = r#"
@@ -32,15 +32,15 @@ not_after = "2027-03-01T00:00:00Z"
 "#;
 
 fn err(text: &str) -> String {
-    Profile::from_toml(text).unwrap_err().to_string()
+    SimProfile::from_toml(text).unwrap_err().to_string()
 }
 
 #[test]
 fn the_issue_example_parses() {
-    let p = Profile::from_toml(ISSUE_EXAMPLE).unwrap();
+    let p = SimProfile::from_toml(ISSUE_EXAMPLE).unwrap();
     assert_eq!(
         (p.seed, p.maker, p.key_bits),
-        (7, Maker::Stincard, KeyBits::Rsa2048)
+        (7, Maker::STINCARD, KeyBits::Rsa2048)
     );
     assert!(p.extended_length, "a 2048-bit key needs extended length");
     assert!(!p.command_chaining);
@@ -54,7 +54,7 @@ fn the_issue_example_parses() {
 #[test]
 fn every_builtin_profile_parses_and_builds_a_card() {
     for (name, _) in BUILTIN_PROFILES {
-        let p = Profile::builtin(name).unwrap();
+        let p = SimProfile::builtin(name).unwrap();
         let card = SimCard::new(&p).unwrap();
         assert_eq!(card.maker(), p.maker, "{name}");
     }
@@ -69,15 +69,15 @@ fn every_builtin_profile_parses_and_builds_a_card() {
     );
     for f in files {
         let name = f.trim_end_matches(".toml");
-        let from_file = Profile::from_file(
+        let from_file = SimProfile::from_file(
             &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("profiles")
                 .join(&f),
         )
         .unwrap();
-        assert_eq!(from_file, Profile::builtin(name).unwrap());
+        assert_eq!(from_file, SimProfile::builtin(name).unwrap());
     }
-    assert!(Profile::builtin("nope")
+    assert!(SimProfile::builtin("nope")
         .unwrap_err()
         .to_string()
         .contains("stincard-1024"));
@@ -85,19 +85,20 @@ fn every_builtin_profile_parses_and_builds_a_card() {
 
 #[test]
 fn missing_keys_take_defaults() {
-    let p = Profile::from_toml("").unwrap();
+    let p = SimProfile::from_toml("").unwrap();
     assert_eq!(
         (p.seed, p.maker, p.key_bits),
-        (1, Maker::Stincard, KeyBits::Rsa1024)
+        (1, Maker::STINCARD, KeyBits::Rsa1024)
     );
     assert!(!p.extended_length);
     assert_eq!(p.personal_data.codice_fiscale, "RSSMRA80A01H501U");
     assert_eq!((p.pin_tries, p.puk_tries), (3, 10));
-    let p = Profile::from_toml("maker = \"idemia2021\"").unwrap();
+    let p = SimProfile::from_toml("maker = \"idemia2021\"").unwrap();
     assert_eq!(p.key_bits, KeyBits::Rsa2048);
     assert!(p.extended_length && p.command_chaining);
     // With a [personal_data] table, missing fields are empty.
-    let p = Profile::from_toml("[personal_data]\ncodice_fiscale = \"BNCLRA75M52B202U\"").unwrap();
+    let p =
+        SimProfile::from_toml("[personal_data]\ncodice_fiscale = \"BNCLRA75M52B202U\"").unwrap();
     assert_eq!(p.personal_data.surname, "");
     assert_eq!(p.personal_data.issue_date, None);
 }
@@ -151,11 +152,11 @@ fn errors_name_the_key() {
 
 #[test]
 fn the_same_seed_gives_the_same_certificate_and_another_seed_another_key() {
-    let a = TestPki::issue(&Profile::builtin("stincard-1024").unwrap()).unwrap();
-    let b = TestPki::issue(&Profile::builtin("stincard-1024").unwrap()).unwrap();
+    let a = TestPki::issue(&SimProfile::builtin("stincard-1024").unwrap()).unwrap();
+    let b = TestPki::issue(&SimProfile::builtin("stincard-1024").unwrap()).unwrap();
     assert_eq!(a.card_cert_der(), b.card_cert_der());
     assert_eq!(a.ca_cert_der(), b.ca_cert_der());
-    let mut p = Profile::builtin("stincard-1024").unwrap();
+    let mut p = SimProfile::builtin("stincard-1024").unwrap();
     p.seed = 8;
     let c = TestPki::issue(&p).unwrap();
     assert_ne!(a.card_public_key(), c.card_public_key());
@@ -165,7 +166,7 @@ fn the_same_seed_gives_the_same_certificate_and_another_seed_another_key() {
 fn the_certificate_follows_the_cns_profile_and_chains_to_the_test_ca() {
     use sha1::Digest;
     for name in ["default", "athena-1024", "idemia2021-2048"] {
-        let p = Profile::builtin(name).unwrap();
+        let p = SimProfile::builtin(name).unwrap();
         let pki = TestPki::issue(&p).unwrap();
         let cert = tscns_cert::CnsCertificate::from_der(pki.card_cert_der()).unwrap();
         assert_eq!(
@@ -208,7 +209,7 @@ fn the_certificate_follows_the_cns_profile_and_chains_to_the_test_ca() {
 #[test]
 fn issue_writes_the_three_files() {
     let dir = std::env::temp_dir().join(format!("tscns-sim-issue-{}", std::process::id()));
-    let pki = TestPki::issue(&Profile::default_profile().unwrap()).unwrap();
+    let pki = TestPki::issue(&SimProfile::default_profile().unwrap()).unwrap();
     pki.write_to_dir(&dir).unwrap();
     assert_eq!(
         std::fs::read(dir.join("cert.der")).unwrap(),
@@ -226,7 +227,7 @@ fn issue_writes_the_three_files() {
 
 #[test]
 fn server_certificates_chain_to_the_test_ca() {
-    let pki = TestPki::issue(&Profile::builtin("stincard-1024").unwrap()).unwrap();
+    let pki = TestPki::issue(&SimProfile::builtin("stincard-1024").unwrap()).unwrap();
     let server = pki
         .issue_server_certificate(&["localhost", "127.0.0.1"])
         .unwrap();
@@ -237,19 +238,19 @@ fn server_certificates_chain_to_the_test_ca() {
 
 #[test]
 fn builtin_or_file_takes_a_name_or_a_path_and_lists_the_names_otherwise() {
-    let by_name = Profile::builtin_or_file("athena-1024").unwrap();
-    assert_eq!(by_name.maker, Maker::Athena);
+    let by_name = SimProfile::builtin_or_file("athena-1024").unwrap();
+    assert_eq!(by_name.maker, Maker::ATHENA);
 
     let dir = std::env::temp_dir().join(format!("tscns-sim-profile-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("mine.toml");
     std::fs::write(&path, ISSUE_EXAMPLE).unwrap();
-    let by_path = Profile::builtin_or_file(path.to_str().unwrap()).unwrap();
+    let by_path = SimProfile::builtin_or_file(path.to_str().unwrap()).unwrap();
     assert_eq!(by_path.card_id, "6120000000000002");
-    assert_eq!(by_path.maker, Maker::Stincard);
+    assert_eq!(by_path.maker, Maker::STINCARD);
     std::fs::remove_dir_all(&dir).unwrap();
 
-    let e = Profile::builtin_or_file("no-such-profile")
+    let e = SimProfile::builtin_or_file("no-such-profile")
         .unwrap_err()
         .to_string();
     assert!(

@@ -8,11 +8,11 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use tscns_apdu::{Card, Command, StatusWord, Transport};
-use tscns_sim::{Error, Profile, SimCard};
+use tscns_sim::{Error, SimCard, SimProfile};
 
-fn profile() -> &'static Profile {
-    static P: OnceLock<Profile> = OnceLock::new();
-    P.get_or_init(|| Profile::builtin("idemia2021-2048").unwrap())
+fn profile() -> &'static SimProfile {
+    static P: OnceLock<SimProfile> = OnceLock::new();
+    P.get_or_init(|| SimProfile::builtin("idemia2021-2048").unwrap())
 }
 
 /// EF_ID_Carta, EF_Dati_personali and the certificate (IDEMIA 2021 path), as the card reads them.
@@ -119,7 +119,7 @@ proptest! {
 
     #[test]
     fn any_profile_text_parses_or_errors(text in "\\PC{0,200}") {
-        match Profile::from_toml(&text) {
+        match SimProfile::from_toml(&text) {
             Ok(p) => prop_assert!(p.validate().is_ok()),
             Err(e) => prop_assert!(
                 matches!(e, Error::ProfileSyntax { .. } | Error::ProfileValue { .. }),
@@ -134,7 +134,7 @@ proptest! {
         value in prop_oneof![any::<i64>().prop_map(|v| v.to_string()), "\"[ -~]{0,20}\"".prop_map(|s| s), Just("true".to_owned())],
     ) {
         let name = key.rsplit('\n').next().unwrap();
-        match Profile::from_toml(&format!("{key} = {value}\n")) {
+        match SimProfile::from_toml(&format!("{key} = {value}\n")) {
             Ok(p) => {
                 prop_assert!(p.validate().is_ok());
                 if name == "seed" {

@@ -8,7 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tscns_sim::{serve_vpcd, Faults, Profile, SimCard};
+use tscns_sim::{serve_vpcd, Faults, SimCard, SimProfile};
 
 /// The vpcd side of one connection.
 struct FakeVpcd {
@@ -70,7 +70,7 @@ fn listener() -> (TcpListener, u16) {
 #[test]
 fn served_card_answers_atr_apdus_and_power_controls() {
     let (l, port) = listener();
-    let profile = Profile::builtin("athena-1024").unwrap();
+    let profile = SimProfile::builtin("athena-1024").unwrap();
     let server = serve_vpcd(SimCard::new(&profile).unwrap(), port).unwrap();
     let h = server.handle();
     let mut vpcd = FakeVpcd::accept(&l);
@@ -98,7 +98,7 @@ fn served_card_answers_atr_apdus_and_power_controls() {
 fn served_card_reconnects_when_vpcd_goes_away() {
     let (l, port) = listener();
     let server = serve_vpcd(
-        SimCard::new(&Profile::builtin("athena-1024").unwrap()).unwrap(),
+        SimCard::new(&SimProfile::builtin("athena-1024").unwrap()).unwrap(),
         port,
     )
     .unwrap();
@@ -114,7 +114,7 @@ fn served_card_reconnects_when_vpcd_goes_away() {
 fn removal_and_mute_faults_over_vpcd() {
     let (l, port) = listener();
     let server = serve_vpcd(
-        SimCard::new(&Profile::builtin("athena-1024").unwrap()).unwrap(),
+        SimCard::new(&SimProfile::builtin("athena-1024").unwrap()).unwrap(),
         port,
     )
     .unwrap();
@@ -151,7 +151,7 @@ fn serving_fails_with_a_hint_when_nothing_listens() {
     let (l, port) = listener();
     drop(l);
     let err = serve_vpcd(
-        SimCard::new(&Profile::builtin("athena-1024").unwrap()).unwrap(),
+        SimCard::new(&SimProfile::builtin("athena-1024").unwrap()).unwrap(),
         port,
     )
     .unwrap_err()
@@ -198,7 +198,7 @@ fn binary_vpcd_serves_the_default_profile_until_killed() {
         .unwrap();
     let _guard = Bin(child);
     let mut vpcd = FakeVpcd::accept(&l);
-    assert_eq!(vpcd.atr(), tscns_sim::Maker::Stincard.atr());
+    assert_eq!(vpcd.atr(), tscns_sim::Maker::STINCARD.atr());
     let id = vpcd.apdu("00 A4 08 0C 04 1000 1003");
     assert_eq!(id, [0x90, 0x00]);
     assert_eq!(vpcd.apdu("00 B0 00 00 10"), b"6120000000000002\x90\x00");
@@ -217,7 +217,7 @@ fn binary_issue_writes_the_certificates() {
         dir.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{out:?}");
-    let pki = tscns_sim::TestPki::issue(&Profile::builtin("athena-1024").unwrap()).unwrap();
+    let pki = tscns_sim::TestPki::issue(&SimProfile::builtin("athena-1024").unwrap()).unwrap();
     assert_eq!(
         std::fs::read(dir.join("cert.der")).unwrap(),
         pki.card_cert_der()

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tscns_apdu::testing::{ReaderLock, PCSCD_HOWTO, VPCD_PORT_1, VPCD_READER_1};
-use tscns_sim::{serve_vpcd, Profile, SimCard, SimHandle, VpcdServer};
+use tscns_sim::{serve_vpcd, SimCard, SimHandle, SimProfile, VpcdServer};
 
 /// The vpcd port and reader these tests use (reader 1, so tests of other crates that take
 /// reader 0 need not wait for them).
@@ -19,12 +19,12 @@ pub const READER: &str = VPCD_READER_1;
 pub struct Plugged {
     server: Option<VpcdServer>,
     pub handle: SimHandle,
-    pub profile: Profile,
+    pub profile: SimProfile,
     _lock: ReaderLock,
 }
 
 impl Plugged {
-    pub fn new(profile: Profile) -> Plugged {
+    pub fn new(profile: SimProfile) -> Plugged {
         assert!(
             Path::new("/run/pcscd/pcscd.comm").exists(),
             "pcscd is not running: {PCSCD_HOWTO}"

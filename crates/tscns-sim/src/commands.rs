@@ -17,9 +17,11 @@ use tscns_apdu::{
 };
 use zeroize::Zeroizing;
 
+use tscns_generations::PIN_BLOCK_LEN;
+
 use crate::fs::{FileSystem, Kind};
 use crate::pki::{rng, Stream, TestPki};
-use crate::profile::{Maker, Profile};
+use crate::profile::{Maker, SimProfile};
 
 // Instructions (ISO/IEC 7816-4 §11, §12.6; PSO from ISO/IEC 7816-8) that tscns-apdu does not
 // name; VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER, READ BINARY, GET RESPONSE and the
@@ -29,16 +31,10 @@ const INS_MSE: u8 = 0x22;
 const INS_PSO: u8 = 0x2A;
 const INS_GET_CHALLENGE: u8 = 0x84;
 
-/// PIN reference of the CNS0 PIN; the PUK is the next one (spec "PIN"; OpenSC pkcs15-itacns.c).
-pub(crate) const PIN_REF: u8 = 0x10;
-/// PUK reference.
-pub(crate) const PUK_REF: u8 = 0x11;
-/// The bit STIncard cards want in P2 (OpenSC card-itacns.c "backtracking").
-const REF_BACKTRACK: u8 = 0x80;
-/// Stored PIN length: PINs are padded with 0xFF to 8 bytes (OpenSC pkcs15-itacns.c).
-const PIN_BLOCK: usize = 8;
-/// The security environment CNS cards restore before MSE SET (OpenSC card-itacns.c).
-const SE_CNS: u8 = 0x03;
+// The PIN and PUK references, the PIN padding, the key reference, the security environment and
+// the PSO parameters come from the card's generation (`tscns_generations`), as the driver's do.
+/// Stored PIN length: PINs are padded to 8 bytes (OpenSC pkcs15-itacns.c).
+const PIN_BLOCK: usize = PIN_BLOCK_LEN;
 /// Largest chained PSO input the card buffers.
 const MAX_CHAIN: usize = 1024;
 
@@ -55,27 +51,18 @@ struct Credential {
     verified: bool,
 }
 
-/// Pads digits to the 8-byte block with 0xFF.
-fn pin_block(digits: &str) -> Zeroizing<[u8; PIN_BLOCK]> {
-    let mut b = Zeroizing::new([0xFF; PIN_BLOCK]);
-    for (dst, src) in b.iter_mut().zip(digits.bytes()) {
-        *dst = src;
-    }
-    b
-}
-
-/// A well-formed new PIN block: 5-8 ASCII digits then 0xFF padding.
-fn valid_block(block: &[u8]) -> bool {
+/// A well-formed new PIN block: 5-8 ASCII digits then the generation's padding.
+fn valid_block(block: &[u8], pad: u8) -> bool {
     let digits = block.iter().take_while(|b| b.is_ascii_digit()).count();
     block.len() == PIN_BLOCK
         && (5..=8).contains(&digits)
-        && block[digits..].iter().all(|b| *b == 0xFF)
+        && block[digits..].iter().all(|b| *b == pad)
 }
 
 impl Credential {
-    fn new(digits: &str, max: u8) -> Self {
+    fn new(digits: &str, max: u8, pad: u8) -> Self {
         Credential {
-            block: pin_block(digits),
+            block: tscns_generations::pin_block(digits.as_bytes(), pad),
             max,
             left: max,
             verified: false,
@@ -153,8 +140,9 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    pub(crate) fn new(profile: &Profile, pki: &TestPki) -> Engine {
+    pub(crate) fn new(profile: &SimProfile, pki: &TestPki) -> Engine {
         let key = pki.card_private_key();
+        let generation = profile.maker.generation();
         Engine {
             maker: profile.maker,
             extended_length: profile.extended_length,
@@ -162,8 +150,8 @@ impl Engine {
             fs: FileSystem::build(profile, pki),
             current_df: 0,
             current_ef: None,
-            pin: Credential::new(profile.pin.expose(), profile.pin_tries),
-            puk: Credential::new(profile.puk.expose(), profile.puk_tries),
+            pin: Credential::new(profile.pin.expose(), profile.pin_tries, generation.pin.pad),
+            puk: Credential::new(profile.puk.expose(), profile.puk_tries, generation.pin.pad),
             env: SecurityEnv::default(),
             chain: None,
             key_len: key.size(),
@@ -315,12 +303,13 @@ impl Engine {
                 }
                 self.fs.node(self.current_df).parent
             }
-            // By DF name: the CNS has no applications with AIDs.
+            // By DF name: the application of a generation with an AID (its files hang below the
+            // MF, which it selects); the classic CNS has no AIDs.
             0x04 => {
                 if data.is_empty() {
                     return status(StatusWord::WRONG_LENGTH);
                 }
-                None
+                (self.maker.generation().layout.aid == Some(data)).then_some(0)
             }
             // Path from the MF (without 3F00) or from the current DF.
             0x08 | 0x09 => {
@@ -393,18 +382,17 @@ impl Engine {
 
     // ---- PIN commands --------------------------------------------------------------------------
 
-    /// Maps P2 to the PIN (false) or PUK (true), with the maker's reference rule.
+    /// Maps P2 to the PIN (false) or PUK (true), with the generation's references: STIncard
+    /// finds the PIN only with the 0x80 bit (0x90/0x91), the others only without it (OpenSC
+    /// card-itacns.c: "to be avoided for others").
     fn credential_for(&self, p2: u8) -> Option<bool> {
-        let backtrack = p2 & REF_BACKTRACK != 0;
-        if backtrack != self.maker.pin_reference_needs_0x80() {
-            // STIncard finds the PIN only with the 0x80 bit; the others only without it
-            // (OpenSC card-itacns.c: "to be avoided for others").
-            return None;
-        }
-        match p2 & !REF_BACKTRACK {
-            PIN_REF => Some(false),
-            PUK_REF => Some(true),
-            _ => None,
+        let pin = self.maker.generation().pin;
+        if p2 == pin.pin_reference {
+            Some(false)
+        } else if p2 == pin.puk_reference {
+            Some(true)
+        } else {
+            None
         }
     }
 
@@ -452,7 +440,7 @@ impl Engine {
                     return status(StatusWord::WRONG_LENGTH);
                 }
                 let (old, new) = data.split_at(PIN_BLOCK);
-                if !valid_block(new) {
+                if !valid_block(new, self.maker.generation().pin.pad) {
                     return status(StatusWord::INCORRECT_DATA);
                 }
                 if let Err(s) = self.credential(which).check(old) {
@@ -472,7 +460,7 @@ impl Engine {
                 if !cred.verified {
                     return status(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
                 }
-                if !valid_block(data) {
+                if !valid_block(data, self.maker.generation().pin.pad) {
                     return status(StatusWord::INCORRECT_DATA);
                 }
                 data
@@ -506,7 +494,7 @@ impl Engine {
             (0x00..=0x03, _) => return status(StatusWord::WRONG_LENGTH),
             _ => return status(StatusWord::INCORRECT_P1P2),
         };
-        if new_pin.is_some_and(|p| !valid_block(p)) {
+        if new_pin.is_some_and(|p| !valid_block(p, self.maker.generation().pin.pad)) {
             return status(StatusWord::INCORRECT_DATA);
         }
         match puk {
@@ -544,14 +532,16 @@ impl Engine {
                 if !cmd.data().is_empty() || cmd.le().is_none() {
                     return status(StatusWord::WRONG_LENGTH);
                 }
-                if se != SE_CNS {
+                if self.maker.generation().signing.restore != Some([0xF3, se]) {
                     return status(StatusWord::REFERENCED_DATA_NOT_FOUND);
                 }
                 self.env = SecurityEnv::default();
                 status(StatusWord::SUCCESS)
             }
             // SET for computation (B6: digital signature template, B8: confidentiality).
-            (0xF1, template @ (0xB6 | 0xB8)) => {
+            (0xF1, template @ (0xB6 | 0xB8))
+                if template == 0xB8 || [0xF1, template] == self.maker.generation().signing.set =>
+            {
                 if cmd.le().is_some() {
                     return status(StatusWord::WRONG_LENGTH);
                 }
@@ -577,7 +567,7 @@ impl Engine {
     fn pso(&mut self, cmd: &Command, data: &[u8]) -> Response {
         let input = match (cmd.p1(), cmd.p2()) {
             // COMPUTE DIGITAL SIGNATURE: the block is the whole modulus-sized input.
-            (0x9E, 0x9A) => {
+            (p1, p2) if [p1, p2] == self.maker.generation().signing.pso => {
                 if self.env.sign.is_none() {
                     return status(StatusWord::CONDITIONS_NOT_SATISFIED);
                 }

@@ -16,13 +16,8 @@ use crate::personal_data::PersonalData;
 use crate::pin::{Pin, Puk};
 use crate::Error;
 
-/// A file of the CNS, as a path of FIDs below the MF.
-pub type FilePath = &'static [[u8; 2]];
-
-/// EF_ID_Carta, 3F00/1000/1003 (cns-card spec "File system").
-pub const EF_ID_CARTA: FilePath = &[[0x10, 0x00], [0x10, 0x03]];
-/// EF_Dati_personali, 3F00/1100/1102 (cns-card spec "File system").
-pub const EF_DATI_PERSONALI: FilePath = &[[0x11, 0x00], [0x11, 0x02]];
+use tscns_generations::{path_text, CardGeneration, SelectMode};
+pub use tscns_generations::{FilePath, EF_DATI_PERSONALI, EF_ID_CARTA};
 
 /// How many times an identity read is started again after the card was reset under it.
 const MAX_RESET_RETRIES: usize = 3;
@@ -35,10 +30,14 @@ fn is_length_refusal(sw: StatusWord) -> bool {
     matches!(sw.to_u16(), 0x6700 | 0x6883 | 0x6884 | 0x6E00 | 0x6D00)
 }
 
+/// The old name of [`IdentityChecks`] (tscns-cohesion has a `Checks` of its own).
+#[deprecated(since = "0.1.0", note = "renamed to IdentityChecks")]
+pub type Checks = IdentityChecks;
+
 /// The outcome of the identity cross-checks (`#[non_exhaustive]`: more may come).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Checks {
+pub struct IdentityChecks {
     /// Codice fiscale in EF_Dati_personali equals the one in the certificate CN (omocodic
     /// variants compare equal); `None` when either is missing.
     pub cf_matches_certificate: Option<bool>,
@@ -62,7 +61,7 @@ pub struct Identity {
     /// Where the certificate was found and the key that goes with it.
     pub key_set: KeySet,
     /// Cross-checks between the files.
-    pub checks: Checks,
+    pub checks: IdentityChecks,
     /// APDUs the identity read took (recognition probe and re-reads after a reset included).
     pub apdus: u64,
 }
@@ -109,17 +108,31 @@ struct Link<'a, T: Transport> {
 }
 
 impl<T: Transport> CnsCard<T> {
-    /// Recognises the card on `transport`: from the ATR when it carries the CNS marker,
-    /// otherwise by probing SELECT 3F00/1000/1003. Not a CNS -> [`Error::NotCns`].
+    /// Recognises the card on `transport` among [`tscns_generations::GENERATIONS`]: from the
+    /// ATR when it carries the CNS marker, otherwise by probing EF_ID_Carta (3F00/1000/1003).
+    /// Not a CNS -> [`Error::NotCns`].
     pub fn open(transport: T) -> Result<Self, Error> {
         Self::from_card(Card::new(transport))
     }
 
-    /// Like [`CnsCard::open`] over an existing [`Card`] (its options are replaced by the quirks).
-    pub fn from_card(mut card: Card<T>) -> Result<Self, Error> {
+    /// Like [`CnsCard::open`] among another table of generations (a test's, with a generation
+    /// not yet in [`tscns_generations::GENERATIONS`]).
+    pub fn open_among(transport: T, table: &[&'static CardGeneration]) -> Result<Self, Error> {
+        let card = Card::new(transport);
+        let recognition = Recognition::from_atr_among(card.atr(), table);
+        Self::from_recognised_card(card, recognition)
+    }
+
+    /// Like [`CnsCard::open`] over an existing [`Card`] (its options are replaced by the
+    /// generation's).
+    pub fn from_card(card: Card<T>) -> Result<Self, Error> {
         let recognition = Recognition::from_atr(card.atr());
+        Self::from_recognised_card(card, recognition)
+    }
+
+    fn from_recognised_card(mut card: Card<T>, recognition: Recognition) -> Result<Self, Error> {
         card.set_options(CardOptions {
-            max_read_chunk: recognition.quirks.max_read,
+            max_read_chunk: recognition.generation.lengths.max_read,
             // Commands choose their length form themselves (see `transmit_long`).
             extended_length: false,
             ..*card.options()
@@ -142,15 +155,15 @@ impl<T: Transport> CnsCard<T> {
         };
         if this.st.recognition.needs_probe() {
             let before = this.card.apdu_count();
-            let r = this.with_reset_retry(|c| {
-                c.in_transaction(|l| l.select(EF_ID_CARTA, "EF_ID_Carta (3F00/1000/1003)"))
-            });
+            let id_carta = this.st.recognition.generation.layout.id_carta;
+            let r =
+                this.with_reset_retry(|c| c.in_transaction(|l| l.select(id_carta, "EF_ID_Carta")));
             this.probe_apdus = this.card.apdu_count() - before;
             match r {
                 Ok(()) => {}
                 Err(Error::FileNotFound { .. }) | Err(Error::Status { .. }) => {
                     return Err(Error::NotCns {
-                        reason: "SELECT 3F00/1000/1003 failed".into(),
+                        reason: format!("SELECT {} failed", path_text(id_carta)),
                     })
                 }
                 Err(e) => return Err(e),
@@ -159,7 +172,7 @@ impl<T: Transport> CnsCard<T> {
         Ok(this)
     }
 
-    /// What recognition found (ATR fields and quirks).
+    /// What recognition found (ATR fields and the card generation).
     pub fn recognition(&self) -> &Recognition {
         &self.st.recognition
     }
@@ -323,8 +336,8 @@ impl<T: Transport> CnsCard<T> {
     /// VERIFY the PIN (`00 20 00 <ref> 08 <PIN padded with FF>`, cns-card spec "PIN"). Sent
     /// exactly once; a wrong PIN gives [`Error::WrongSecret`] with the tries left.
     pub fn verify_pin(&mut self, pin: &Pin) -> Result<(), Error> {
-        let mut block = pin.padded_block();
-        let cmd = Command::new(0x00, 0x20, 0x00, self.st.recognition.quirks.pin_reference)
+        let mut block = pin.block_for(&self.st.recognition.generation.pin);
+        let cmd = Command::new(0x00, 0x20, 0x00, self.st.recognition.pin_reference())
             .with_data(std::mem::take(&mut *block));
         let r = self.transmit_secret(&cmd)?;
         if r.status() == StatusWord::SUCCESS {
@@ -356,9 +369,9 @@ impl<T: Transport> CnsCard<T> {
     /// CHANGE REFERENCE DATA (`00 24 00 <ref> 10 <old><new>`, ISO 7816-4 §11.5.7).
     pub fn change_pin(&mut self, old: &Pin, new: &Pin) -> Result<(), Error> {
         let mut data = Zeroizing::new(Vec::with_capacity(16));
-        data.extend_from_slice(&old.padded_block());
-        data.extend_from_slice(&new.padded_block());
-        let cmd = Command::new(0x00, 0x24, 0x00, self.st.recognition.quirks.pin_reference)
+        data.extend_from_slice(&old.block_for(&self.st.recognition.generation.pin));
+        data.extend_from_slice(&new.block_for(&self.st.recognition.generation.pin));
+        let cmd = Command::new(0x00, 0x24, 0x00, self.st.recognition.pin_reference())
             .with_data(std::mem::take(&mut *data));
         let r = self.transmit_secret(&cmd)?;
         if r.status() == StatusWord::SUCCESS {
@@ -374,9 +387,9 @@ impl<T: Transport> CnsCard<T> {
     /// ISO 7816-4 §11.5.10). Wrong PUK gives [`Error::WrongSecret`] of kind PUK.
     pub fn unblock_pin(&mut self, puk: &Puk, new: &Pin) -> Result<(), Error> {
         let mut data = Zeroizing::new(Vec::with_capacity(16));
-        data.extend_from_slice(&puk.padded_block());
-        data.extend_from_slice(&new.padded_block());
-        let cmd = Command::new(0x00, 0x2C, 0x00, self.st.recognition.quirks.pin_reference)
+        data.extend_from_slice(&puk.block_for(&self.st.recognition.generation.pin));
+        data.extend_from_slice(&new.block_for(&self.st.recognition.generation.pin));
+        let cmd = Command::new(0x00, 0x2C, 0x00, self.st.recognition.pin_reference())
             .with_data(std::mem::take(&mut *data));
         let r = self.transmit_secret(&cmd)?;
         if r.status() == StatusWord::SUCCESS {
@@ -408,7 +421,7 @@ impl<T: Transport> CnsCard<T> {
         }
         let key_ref = match &self.identity {
             Some(id) => id.key_set.key_reference,
-            None => self.st.recognition.quirks.key_sets[0].key_reference,
+            None => self.st.recognition.key_sets[0].key_reference,
         };
         let sig = match self.in_transaction(|c| c.pso_sign(key_ref, block)) {
             Err(e) if e.is_reset() => {
@@ -457,7 +470,7 @@ impl<T: Transport> CnsCard<T> {
     /// Whether every CNS card answers this without consuming a try is not confirmed publicly:
     /// call it only where the user asked for it (the PKCS#11 module's `query_pin_tries`).
     pub fn query_pin_tries(&mut self) -> Result<Option<u8>, Error> {
-        let cmd = Command::new(0x00, 0x20, 0x00, self.st.recognition.quirks.pin_reference);
+        let cmd = Command::new(0x00, 0x20, 0x00, self.st.recognition.pin_reference());
         let r = self.transmit_secret(&cmd)?;
         let sw = r.status().to_u16();
         let tries = match sw {
@@ -499,14 +512,39 @@ impl<T: Transport> Link<'_, T> {
         }
     }
 
-    /// SELECT by path from the MF (`00 A4 08 00 Lc path`, cns-card spec "File system"),
+    /// SELECT by path as the generation's layout says (`00 A4 08 00 Lc path` from the MF,
+    /// cns-card spec "File system"; or the application, then `00 A4 09 00 Lc path` from it),
     /// skipped when the file is already selected.
-    fn select(&mut self, path: FilePath, name: &'static str) -> Result<(), Error> {
+    fn select(&mut self, path: FilePath, name: &str) -> Result<(), Error> {
         if self.st.selected == Some(path) {
             return Ok(());
         }
+        let layout = self.st.recognition.generation.layout;
+        let not_found = || Error::FileNotFound {
+            file: format!("{name} ({})", path_text(path)),
+        };
+        if layout.select == SelectMode::FromCurrentDf {
+            let app = match layout.aid {
+                Some(aid) => Command::new(0x00, 0xA4, 0x04, 0x0C).with_data(aid.to_vec()),
+                None => Command::new(0x00, 0xA4, 0x00, 0x0C).with_data(vec![0x3F, 0x00]),
+            };
+            let r = self.transmit(&app)?;
+            if !r.is_success() {
+                self.st.selected = None;
+                return Err(match r.status() {
+                    StatusWord::FILE_NOT_FOUND => Error::FileNotFound {
+                        file: "card application".into(),
+                    },
+                    sw => Error::Status {
+                        operation: "SELECT",
+                        sw,
+                    },
+                });
+            }
+        }
         let data: Vec<u8> = path.iter().flatten().copied().collect();
-        let r = self.transmit(&Command::new(0x00, 0xA4, 0x08, 0x00).with_data(data))?;
+        let r =
+            self.transmit(&Command::new(0x00, 0xA4, layout.select.p1(), 0x00).with_data(data))?;
         match r.status() {
             StatusWord::SUCCESS => {
                 self.st.selected = Some(path);
@@ -514,7 +552,7 @@ impl<T: Transport> Link<'_, T> {
             }
             StatusWord::FILE_NOT_FOUND => {
                 self.st.selected = None;
-                Err(Error::FileNotFound { file: name })
+                Err(not_found())
             }
             sw => {
                 self.st.selected = None;
@@ -564,10 +602,10 @@ impl<T: Transport> Link<'_, T> {
     /// Reads the selected file from `start` (with `have` already read) up to `total` bytes:
     /// one extended READ BINARY when the card takes it, else chunks of the read cap.
     fn read_rest(&mut self, mut have: Vec<u8>, total: usize) -> Result<Vec<u8>, Error> {
-        let cap = self.st.recognition.quirks.max_read;
+        let cap = self.st.recognition.generation.lengths.max_read;
         while have.len() < total {
             let want = total - have.len();
-            let use_ext = self.st.recognition.quirks.extended_length
+            let use_ext = self.st.recognition.generation.lengths.extended
                 && !self.st.extended_refused
                 && want > cap;
             let le = if use_ext { want } else { want.min(cap) };
@@ -595,8 +633,9 @@ impl<T: Transport> Link<'_, T> {
     }
 
     fn read_identity(&mut self) -> Result<Identity, Error> {
+        let layout = self.st.recognition.generation.layout;
         // EF_ID_Carta: 16 ASCII digits, read exactly.
-        self.select(EF_ID_CARTA, "EF_ID_Carta (3F00/1000/1003)")?;
+        self.select(layout.id_carta, "EF_ID_Carta")?;
         let (raw_id, _) = self.read_chunk(0, 16, false)?;
         let id_text = std::str::from_utf8(&raw_id).map_err(|_| Error::CardId {
             reason: "not ASCII digits".into(),
@@ -609,8 +648,8 @@ impl<T: Transport> Link<'_, T> {
             })?;
 
         // EF_Dati_personali: one READ of the cap usually holds it all; the header says how much.
-        self.select(EF_DATI_PERSONALI, "EF_Dati_personali (3F00/1100/1102)")?;
-        let cap = self.st.recognition.quirks.max_read;
+        self.select(layout.dati_personali, "EF_Dati_personali")?;
+        let cap = self.st.recognition.generation.lengths.max_read;
         let (first, eof) = self.read_chunk(0, cap, false)?;
         let announced = PersonalData::announced_len(&first).ok_or_else(|| Error::PersonalData {
             field: "header",
@@ -632,7 +671,8 @@ impl<T: Transport> Link<'_, T> {
 
         // The certificate: first chunk, then exactly the length its DER header announces.
         let mut found = None;
-        for key_set in self.st.recognition.quirks.key_sets {
+        let key_sets = self.st.recognition.key_sets.clone();
+        for key_set in &key_sets {
             match self.select(key_set.cert_path, "authentication certificate") {
                 Ok(()) => {
                     found = Some(*key_set);
@@ -642,8 +682,15 @@ impl<T: Transport> Link<'_, T> {
                 Err(e) => return Err(e),
             }
         }
-        let key_set = found.ok_or(Error::FileNotFound {
-            file: "authentication certificate (3F00/1100/1101 or 3F00/1400/9001/2002)",
+        let key_set = found.ok_or_else(|| Error::FileNotFound {
+            file: format!(
+                "authentication certificate ({})",
+                key_sets
+                    .iter()
+                    .map(KeySet::path_text)
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
         })?;
         let (first, eof) = self.read_chunk(0, cap, false)?;
         let total = der_length(&first).ok_or_else(|| Error::Certificate {
@@ -732,20 +779,23 @@ impl<T: Transport> Link<'_, T> {
     }
 
     fn pso_sign_once(&mut self, key_ref: u8, block: &[u8]) -> Result<Vec<u8>, Error> {
+        let signing = self.st.recognition.generation.signing;
         if !self.st.security_env_set {
             // MSE RESTORE SE 03 with the trailing 00 the CNS wants (Functional Specification
             // 1.1.5 §13.14, cns-card spec "Signing" step 1): encoded as a short Le of 00.
-            let r = self.transmit(&Command::new(0x00, 0x22, 0xF3, 0x03).with_le(256))?;
-            if !r.is_success() {
-                return Err(Error::Status {
-                    operation: "MSE RESTORE",
-                    sw: r.status(),
-                });
+            if let Some([p1, p2]) = signing.restore {
+                let r = self.transmit(&Command::new(0x00, 0x22, p1, p2).with_le(256))?;
+                if !r.is_success() {
+                    return Err(Error::Status {
+                        operation: "MSE RESTORE",
+                        sw: r.status(),
+                    });
+                }
             }
             // MSE SET digital signature template: 83 01 <key ref> (cns-card spec "Signing" 2).
-            let r = self.transmit(
-                &Command::new(0x00, 0x22, 0xF1, 0xB6).with_data(vec![0x83, 0x01, key_ref]),
-            )?;
+            let [p1, p2] = signing.set;
+            let r = self
+                .transmit(&Command::new(0x00, 0x22, p1, p2).with_data(vec![0x83, 0x01, key_ref]))?;
             if !r.is_success() {
                 return Err(Error::Status {
                     operation: "MSE SET",
@@ -755,7 +805,8 @@ impl<T: Transport> Link<'_, T> {
             self.st.security_env_set = true;
         }
         // PSO COMPUTE DIGITAL SIGNATURE 00 2A 9E 9A Lc block 00 (cns-card spec "Signing" 3).
-        let r = self.transmit_long(0x2A, 0x9E, 0x9A, block, block.len())?;
+        let [p1, p2] = signing.pso;
+        let r = self.transmit_long(0x2A, p1, p2, block, block.len())?;
         match r.status() {
             StatusWord::SUCCESS => Ok(r.into_data()),
             sw => {
@@ -788,7 +839,7 @@ impl<T: Transport> Link<'_, T> {
         if data.len() <= 255 && le <= 256 {
             return self.transmit(&base);
         }
-        let prefer_ext = self.st.recognition.quirks.extended_length;
+        let prefer_ext = self.st.recognition.generation.lengths.extended;
         let mut order = if prefer_ext {
             [true, false]
         } else {
@@ -864,7 +915,7 @@ fn public_key(cert: &CnsCertificate) -> Result<RsaPublicKey, Error> {
 }
 
 /// The two cross-checks between EF_Dati_personali and the certificate.
-pub fn cross_check(pd: &PersonalData, pd_bytes: &[u8], cert: &CnsCertificate) -> Checks {
+pub fn cross_check(pd: &PersonalData, pd_bytes: &[u8], cert: &CnsCertificate) -> IdentityChecks {
     let parts = cert.cn_parts().ok();
     let cf_matches_certificate = match (&pd.codice_fiscale, &parts) {
         (Some(a), Some(p)) => Some(
@@ -882,7 +933,7 @@ pub fn cross_check(pd: &PersonalData, pd_bytes: &[u8], cert: &CnsCertificate) ->
         .as_ref()
         .and_then(|p| p.data_hash_bytes())
         .map(|h| h[..] == Sha1::digest(pd_bytes)[..]);
-    Checks {
+    IdentityChecks {
         cf_matches_certificate,
         data_hash_matches,
     }

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use tscns_apdu::Transport;
 
-use crate::engine::Engine;
+use crate::commands::Engine;
 use crate::faults::{mangle, FaultClock, Faults, Gate};
 use crate::pki::TestPki;
-use crate::profile::{Maker, Profile};
+use crate::profile::{Maker, SimProfile};
 use crate::Error;
 
 /// Counters of what the card has seen, for tests and benches.
@@ -161,7 +161,7 @@ impl std::fmt::Debug for SimCard {
 
 impl SimCard {
     /// Builds the card of a profile: keys (cached per seed and size), certificate, files.
-    pub fn new(profile: &Profile) -> Result<SimCard, Error> {
+    pub fn new(profile: &SimProfile) -> Result<SimCard, Error> {
         profile.validate()?;
         let pki = TestPki::issue(profile)?;
         let engine = Engine::new(profile, &pki);
@@ -185,9 +185,9 @@ impl SimCard {
         })
     }
 
-    /// The card of the built-in default profile ([`Profile::default_profile`]).
+    /// The card of the built-in default profile ([`SimProfile::default_profile`]).
     pub fn with_default_profile() -> Result<SimCard, Error> {
-        SimCard::new(&Profile::default_profile()?)
+        SimCard::new(&SimProfile::default_profile()?)
     }
 
     /// A handle on this card for tests: counters, PIN state, faults, removal.
