@@ -310,6 +310,19 @@ fn journey<T: Transport + Send + 'static>(
         .map_err(|e| format!("the shipped registry fixture: {e}"))?;
     let dir = args.dir.clone();
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // One demo at a time per directory: two would share one store (and read each other's logins).
+    let lock_path = dir.join(".tscns-demo.lock");
+    let dir_lock = std::fs::File::create(&lock_path)
+        .map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
+    if let Err(e) = dir_lock.try_lock() {
+        return Err(match e {
+            std::fs::TryLockError::WouldBlock => format!(
+                "another tscns demo is using {}: wait for it to end, or give this one --dir OTHER",
+                dir.display()
+            ),
+            std::fs::TryLockError::Error(e) => format!("cannot lock {}: {e}", lock_path.display()),
+        });
+    }
     let cns_cas: Vec<CertificateDer<'static>> = source
         .cns_cas
         .iter()

@@ -13,8 +13,16 @@ fn tscns(args: &[&str]) -> Run {
     tscns_with_stdin(args, "")
 }
 
+/// Runs `tscns` with `args`; a `demo` gets a directory of its own (`--dir`), so that demos run
+/// by parallel tests never share a store.
 fn tscns_with_stdin(args: &[&str], stdin: &str) -> Run {
-    Tscns::new(args).stdin(stdin).run()
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().join("tscns-demo").display().to_string();
+    let mut all: Vec<&str> = args.to_vec();
+    if args.first() == Some(&"demo") {
+        all.extend(["--dir", dir_arg.as_str()]);
+    }
+    Tscns::new(&all).stdin(stdin).run()
 }
 
 /// Runs `tscns demo --simulated [PROFILE] --json` and checks every fact against the profile.
@@ -212,4 +220,54 @@ mod system {
         assert_eq!(server.handle().pin_tries_left(), 3);
         server.stop();
     }
+}
+
+/// Two demos never share a directory (they would share one store): while one runs with
+/// `--serve`, a second on the same `--dir` is refused at once and says what to do.
+#[test]
+fn a_second_demo_on_the_same_directory_is_refused() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("tscns-demo").display().to_string();
+    let mut first = Command::new(env!("CARGO_BIN_EXE_tscns"))
+        .args(["demo", "--simulated", "--serve", "--dir", &d])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = first.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("Ctrl-C") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let ready = rx.recv_timeout(Duration::from_secs(120));
+    let second = if ready.is_ok() {
+        Some(tscns_with_stdin_in(&["demo", "--simulated", "--dir", &d]))
+    } else {
+        None
+    };
+    let _ = first.kill();
+    let _ = first.wait();
+    assert!(
+        ready.is_ok(),
+        "the first demo did not reach --serve in 120 s"
+    );
+    let second = second.unwrap();
+    assert_eq!(second.code, Some(1), "{}{}", second.stdout, second.stderr);
+    assert!(
+        second.stderr.contains("another tscns demo is using"),
+        "{}",
+        second.stderr
+    );
+}
+
+/// Runs `tscns` with exactly `args` (no `--dir` added).
+fn tscns_with_stdin_in(args: &[&str]) -> Run {
+    Tscns::new(args).run()
 }
