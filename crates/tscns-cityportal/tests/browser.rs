@@ -321,11 +321,21 @@ async fn journey(
     s.click("#bollo-marca").await;
     s.fill("#marca", &marca).await;
     s.click("form.modulo button[type='submit']").await;
-    let issued_url = s.wait_path("/certificati").await;
-    assert!(
-        issued_url.contains("emesso="),
-        "no certificate issued: {issued_url}"
-    );
+    // The form posts and the portal redirects to /certificati?emesso=ID (wait, bounded, for that
+    // navigation: the page before the click is /certificati too).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let issued_url = loop {
+        let u = s.c.current_url().await.unwrap().to_string();
+        if u.contains("emesso=") {
+            break u;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no certificate issued: {u}: {}",
+            s.source().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let html = s.source().await;
     let id = issued_url
         .split("emesso=")
@@ -378,7 +388,7 @@ async fn journey(
     let deadline = Instant::now() + Duration::from_secs(30);
     let refused = loop {
         let html = s.source().await;
-        if html.contains("famiglia anagrafica") && !html.contains("emesso=") {
+        if html.contains("Richiesta non accolta") && html.contains("famiglia anagrafica") {
             break html;
         }
         assert!(Instant::now() < deadline, "no refusal shown: {html}");
