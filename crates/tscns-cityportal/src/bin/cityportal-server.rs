@@ -221,7 +221,8 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
         &registry.municipality().cadastral_code,
     );
     config.min_level = a.min_level;
-    config.tls = tls.is_some();
+    // Behind a TLS-terminating proxy the listener is plain but the browser speaks HTTPS.
+    config.set_listener_tls(tls.is_some());
     let portal = Portal::new(store.clone(), sp, seal, config)
         .await
         .map_err(|e| e.to_string())?;
@@ -287,7 +288,6 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Some(s) => Some(
                     tscns_cert::CodiceFiscale::parse(&s.trim().to_ascii_uppercase())
                         .map_err(|e| format!("--subject {s:?}: {e}"))?
-                        .canonical()
                         .as_str()
                         .to_string(),
                 ),

@@ -94,6 +94,11 @@ impl FromRequestParts<Portal> for MaybeCitizen {
         let Ok(cf) = tscns_cert::CodiceFiscale::parse(&s.codice_fiscale) else {
             return Ok(MaybeCitizen(None));
         };
+        // Instances on one store may require different levels: a session opened at a lower
+        // level elsewhere is not a login here.
+        if s.auth_level < i64::from(p.config().min_level) {
+            return Ok(MaybeCitizen(None));
+        }
         // Idle renewal, never past the absolute end.
         let cfg = p.config();
         let absolute = s.created_at + cfg.session_absolute;
@@ -370,7 +375,7 @@ async fn callback(
         )
             .into_response();
     }
-    let Some(cf) = user.profile.codice_fiscale().map(|c| c.canonical()) else {
+    let Some(cf) = user.profile.codice_fiscale().cloned() else {
         audit("refused no_codice_fiscale".into()).await;
         return (
             jar,

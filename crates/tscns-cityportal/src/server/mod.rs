@@ -167,6 +167,13 @@ impl PortalConfig {
         }
     }
 
+    /// Sets [`tls`](Self::tls) for a portal whose own listener does (`true`) or does not serve
+    /// TLS: an `https` public URL counts as TLS either way, as behind a TLS-terminating reverse
+    /// proxy the browser still speaks HTTPS (HSTS and the `Secure` `__Host-` cookie are kept).
+    pub fn set_listener_tls(&mut self, listener_tls: bool) {
+        self.tls = listener_tls || self.public_url.scheme() == "https";
+    }
+
     /// The public URL without its trailing slash.
     pub fn base(&self) -> String {
         self.public_url.as_str().trim_end_matches('/').to_string()

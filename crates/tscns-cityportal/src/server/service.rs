@@ -18,7 +18,7 @@ use crate::store::{
 /// The logged-in citizen of a request.
 #[derive(Debug, Clone)]
 pub(crate) struct Citizen {
-    /// Canonical codice fiscale.
+    /// Codice fiscale, exactly as issued (never folded to its base code).
     pub cf: CodiceFiscale,
     /// Login level 0..=2.
     pub level: i64,
@@ -175,14 +175,12 @@ pub(crate) fn parse_kind(s: &str) -> Result<CertificateKind, Failure> {
 
 /// Parses a codice fiscale from a request.
 pub(crate) fn parse_cf(s: &str) -> Result<CodiceFiscale, Failure> {
-    CodiceFiscale::parse(&s.trim().to_ascii_uppercase())
-        .map(|c| c.canonical())
-        .map_err(|_| {
-            invalid(
-                "bad_codice_fiscale",
-                "Il codice fiscale indicato non è valido: controlli i 16 caratteri.",
-            )
-        })
+    CodiceFiscale::parse(&s.trim().to_ascii_uppercase()).map_err(|_| {
+        invalid(
+            "bad_codice_fiscale",
+            "Il codice fiscale indicato non è valido: controlli i 16 caratteri.",
+        )
+    })
 }
 
 impl Portal {
@@ -485,12 +483,7 @@ impl Portal {
         .map_err(|e| Failure::Internal(format!("issuing task: {e}")))?
         .map_err(|e| Failure::Internal(format!("certificate PDF: {e}")))?;
         let sha256 = crate::store::hex(&Sha256::digest(&pdf));
-        let subject_cf = subject
-            .person
-            .codice_fiscale
-            .canonical()
-            .as_str()
-            .to_string();
+        let subject_cf = subject.person.codice_fiscale.as_str().to_string();
         let certificate = StoredCertificate {
             id: ids.id.clone(),
             verification_code: ids.verification_code.clone(),

@@ -344,7 +344,7 @@ impl Store {
                 "INSERT INTO people (municipality, codice_fiscale, family_id, data) VALUES ($1, $2, $3, $4)",
             )
             .bind(code)
-            .bind(p.codice_fiscale.canonical().as_str().to_string())
+            .bind(p.codice_fiscale.as_str().to_string())
             .bind(p.family.clone())
             .bind(serde_json::to_string(p).map_err(corrupt("people"))?)
             .execute(&mut *tx)
@@ -381,7 +381,7 @@ impl Store {
              WHERE p.municipality = $1 AND p.codice_fiscale = $2",
         )
         .bind(code)
-        .bind(cf.canonical().as_str().to_string())
+        .bind(cf.as_str().to_string())
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
@@ -395,6 +395,8 @@ impl Store {
             .map(|f| serde_json::from_str(&f).map_err(corrupt("families")))
             .transpose()?;
         let members = match &family {
+            // A convivenza's residents are not each other's family (see `build_record`).
+            Some(f) if f.convivenza => Vec::new(),
             Some(f) => {
                 let rows = sqlx::query(
                     "SELECT data FROM people WHERE municipality = $1 AND family_id = $2 ORDER BY codice_fiscale",
