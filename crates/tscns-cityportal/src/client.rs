@@ -624,11 +624,13 @@ impl CityPortal {
         Ok(pdf)
     }
 
-    /// Asks the public verification page what it says about a certificate (see [`verify`]).
+    /// Asks the public verification page what it says about a certificate. When the login
+    /// gave the seal CA ([`LoginOptions::seal_ca_pem`]), the sealed original is fetched and
+    /// checked as [`verify_with_seal`] does; without it, see [`verify`].
     pub async fn verify(&self, verification_url: &str) -> Result<Verification, ClientError> {
         let url = Url::parse(verification_url)
             .map_err(|e| ClientError::Config(format!("{verification_url:?}: {e}")))?;
-        verify_with(self.http(&url), url).await
+        verify_with(self.http(&url), url, self.seal_anchors.as_deref()).await
     }
 
     /// Signs out (`POST /api/v1/logout`: the portal ends the session and tells Cohesion). Later
@@ -645,10 +647,37 @@ fn base_str(u: &Url) -> String {
 
 /// Asks a portal's public verification page (`/verifica/{id}?codice=...`, JSON) what it says
 /// about a certificate, without logging in. An unknown id or a wrong code is `valid: false`.
+/// `ca_pem` are CAs for HTTPS (none: the system's).
+///
+/// The answer is only as trustworthy as the server at that URL: whoever controls it (or a QR
+/// code pointing elsewhere) can answer `valid: true` for anything. To check the certificate
+/// itself, use [`verify_with_seal`] with the seal's CA.
 pub async fn verify(
     verification_url: &str,
     ca_pem: &[Vec<u8>],
 ) -> Result<Verification, ClientError> {
+    let (client, url) = anonymous(verification_url, ca_pem)?;
+    verify_with(client.client_for(&url), url, None).await
+}
+
+/// As [`verify`], and then checks the sealed original the page serves (`&pdf=1`) against the
+/// seal's CA (`seal_ca_pem`, PEM): its SHA-256 must be the one the page answered, its seal must
+/// verify with [`documents::verify`], and the certificate id it seals must be the URL's. Any
+/// mismatch makes the answer `valid: false` (with no kind, date or hash), whatever the page said.
+pub async fn verify_with_seal(
+    verification_url: &str,
+    ca_pem: &[Vec<u8>],
+    seal_ca_pem: &[u8],
+) -> Result<Verification, ClientError> {
+    let anchors = pem_certificates(seal_ca_pem)?;
+    let (client, url) = anonymous(verification_url, ca_pem)?;
+    verify_with(client.client_for(&url), url, Some(&anchors)).await
+}
+
+fn anonymous(
+    verification_url: &str,
+    ca_pem: &[Vec<u8>],
+) -> Result<(tscns_tls::AuthClient, Url), ClientError> {
     let url = Url::parse(verification_url)
         .map_err(|e| ClientError::Config(format!("{verification_url:?} is not a URL: {e}")))?;
     let mut b = tscns_tls::AuthClientBuilder::anonymous().timeout(Duration::from_secs(30));
@@ -658,10 +687,71 @@ pub async fn verify(
             .map_err(|e| ClientError::Config(e.to_string()))?;
     }
     let client = b.build().map_err(|e| ClientError::Config(e.to_string()))?;
-    verify_with(client.client_for(&url), url).await
+    Ok((client, url))
 }
 
-async fn verify_with(client: &reqwest::Client, url: Url) -> Result<Verification, ClientError> {
+fn not_valid() -> Verification {
+    Verification {
+        valid: false,
+        kind: None,
+        issued_at: None,
+        sha256: None,
+    }
+}
+
+/// Whether the sealed original the verification page serves is the certificate it vouched for.
+async fn original_matches(
+    client: &reqwest::Client,
+    url: &Url,
+    v: &Verification,
+    anchors: &[Vec<u8>],
+) -> Result<bool, ClientError> {
+    let Some(id) = url
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .filter(|s| !s.is_empty())
+    else {
+        return Ok(false);
+    };
+    let Some(claimed) = v.sha256.as_deref() else {
+        return Ok(false);
+    };
+    let mut pdf_url = url.clone();
+    pdf_url.query_pairs_mut().append_pair("pdf", "1");
+    let r = client
+        .get(pdf_url)
+        .header(reqwest::header::ACCEPT, "application/pdf")
+        .send()
+        .await
+        .map_err(network)?;
+    if !r.status().is_success() {
+        return Ok(false);
+    }
+    let pdf = body_bytes(r).await?;
+    if !is_pdf(&pdf) || !hex(&Sha256::digest(&pdf)).eq_ignore_ascii_case(claimed.trim()) {
+        return Ok(false);
+    }
+    Ok(documents::verify(&pdf, anchors).is_ok_and(|s| s.certificate_id == id))
+}
+
+async fn verify_with(
+    client: &reqwest::Client,
+    url: Url,
+    seal: Option<&[Vec<u8>]>,
+) -> Result<Verification, ClientError> {
+    let v = verify_json(client, &url).await?;
+    match seal {
+        Some(anchors) if v.valid => Ok(if original_matches(client, &url, &v, anchors).await? {
+            v
+        } else {
+            not_valid()
+        }),
+        _ => Ok(v),
+    }
+}
+
+async fn verify_json(client: &reqwest::Client, url: &Url) -> Result<Verification, ClientError> {
+    let url = url.clone();
     if !url.path().contains("/verifica/") {
         return Err(ClientError::Config(format!(
             "{url} is not a verification URL (…/verifica/ID?codice=CODE)"
@@ -680,14 +770,7 @@ async fn verify_with(client: &reqwest::Client, url: Url) -> Result<Verification,
     if status == reqwest::StatusCode::NOT_FOUND {
         // Unknown id or wrong code: the page says "not valid", in JSON when it can.
         let bytes = body_bytes(r).await?;
-        return Ok(
-            serde_json::from_slice::<Verification>(&bytes).unwrap_or(Verification {
-                valid: false,
-                kind: None,
-                issued_at: None,
-                sha256: None,
-            }),
-        );
+        return Ok(serde_json::from_slice::<Verification>(&bytes).unwrap_or_else(|_| not_valid()));
     }
     Err(refusal(r).await)
 }

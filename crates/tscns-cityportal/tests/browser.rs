@@ -189,10 +189,16 @@ impl Session {
 
     /// Waits (bounded) until the current URL's path is `path`.
     async fn wait_path(&self, path: &str) -> String {
+        self.wait_url(path, "").await
+    }
+
+    /// Waits for a URL at `path` whose query contains `query` (a form posted from the page at
+    /// `path` itself is still there until the browser navigates).
+    async fn wait_url(&self, path: &str, query: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let u = self.c.current_url().await.unwrap();
-            if u.path() == path {
+            if u.path() == path && u.query().unwrap_or("").contains(query) {
                 return u.to_string();
             }
             assert!(
@@ -321,7 +327,7 @@ async fn journey(
     s.click("#bollo-marca").await;
     s.fill("#marca", &marca).await;
     s.click("form.modulo button[type='submit']").await;
-    let issued_url = s.wait_path("/certificati").await;
+    let issued_url = s.wait_url("/certificati", "emesso=").await;
     assert!(
         issued_url.contains("emesso="),
         "no certificate issued: {issued_url}"
