@@ -307,3 +307,34 @@ async fn a_session_below_this_instances_level_is_not_a_login() {
     lax.stop().await;
     strict.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_callbacks_are_limited_per_address_before_auditing() {
+    let emu = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = portal_with(&emu, &sqlite_store(&dir).await, 0, |c| {
+        c.limits.callback.limit = 3;
+        c.limits.per_address_factor = 1;
+        c.limits.callback.window_secs = 3600;
+    })
+    .await;
+    let forger = Browser::new(&emu);
+    let url = format!("{}{}", p.url, tscns_cityportal::server::CALLBACK_PATH);
+    let audited = |log: &[tscns_cityportal::store::AuditEntry]| {
+        log.iter()
+            .filter(|l| l.action == "login" && l.outcome.starts_with("refused"))
+            .count()
+    };
+    for i in 1..=3 {
+        let r = forger.post_form(&url, "auth=forged", None).await;
+        assert_eq!(r.status, 403, "forged callback {i}: {}", r.text());
+        let log = p.store.audit_log(100).await.unwrap();
+        assert_eq!(audited(&log), i, "{log:?}");
+    }
+    let r = forger.post_form(&url, "auth=forged", None).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.headers.get("retry-after").is_some());
+    let log = p.store.audit_log(100).await.unwrap();
+    assert_eq!(audited(&log), 3, "no audit line past the limit: {log:?}");
+    p.stop().await;
+}

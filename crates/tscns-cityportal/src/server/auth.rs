@@ -253,6 +253,11 @@ async fn callback(
     Query(q): Query<CallbackQuery>,
     body: axum::body::Bytes,
 ) -> Response {
+    // First of all, a store-side limit per address: forged callbacks must not each cost an
+    // audit line (or a call to Cohesion) beyond it.
+    if let Err(f) = p.limit_callback(&addr).await {
+        return super::pages::failure_page(&p, None, &f);
+    }
     let expected = jar.get(STATE_COOKIE).map(|k| k.value().to_owned());
     let jar = jar.remove(state_cookie(String::new(), Duration::ZERO));
     let state_ok = match (&expected, &q.stato) {

@@ -110,7 +110,12 @@ pub struct RateLimits {
     pub download: Limit,
     /// Public verification (per address only): default 120 a minute.
     pub verify: Limit,
+    /// Cohesion callbacks (per address only, times `per_address_factor`; counted before anything
+    /// else is done or audited, so past it a forged callback costs one store write and no audit
+    /// line): default 30 in 10 minutes, so 600 per address with the default factor.
+    pub callback: Limit,
     /// Multiplier for the per-address limits (several citizens behind one address): default 20.
+    /// An IPv6 address counts by its /64.
     pub per_address_factor: u32,
 }
 
@@ -128,6 +133,10 @@ impl Default for RateLimits {
             verify: Limit {
                 limit: 120,
                 window_secs: 60,
+            },
+            callback: Limit {
+                limit: 30,
+                window_secs: 600,
             },
             per_address_factor: 20,
         }

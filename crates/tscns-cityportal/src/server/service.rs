@@ -183,6 +183,24 @@ pub(crate) fn parse_cf(s: &str) -> Result<CodiceFiscale, Failure> {
     })
 }
 
+/// The per-address rate-limit key of a client address: an IPv4 address (an IPv4-mapped IPv6
+/// one included) as itself, an IPv6 address by its /64 (one subscriber's whole prefix: rotating
+/// addresses inside it is free), anything else as given.
+pub(crate) fn address_bucket(remote: &str) -> String {
+    match remote.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let prefix = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{prefix}/64")
+            }
+        },
+        Ok(ip) => ip.to_string(),
+        Err(_) => remote.to_string(),
+    }
+}
+
 impl Portal {
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
@@ -211,6 +229,21 @@ impl Portal {
         Ok(())
     }
 
+    /// Counts a Cohesion callback from `remote` (per address, see [`address_bucket`]); over
+    /// [`RateLimits::callback`](super::RateLimits::callback) times the per-address factor: 429,
+    /// before anything is audited.
+    pub(crate) async fn limit_callback(&self, remote: &str) -> Result<(), Failure> {
+        let limits = &self.inner.config.limits;
+        let limit = Limit {
+            limit: limits
+                .callback
+                .limit
+                .saturating_mul(limits.per_address_factor.max(1)),
+            window_secs: limits.callback.window_secs,
+        };
+        self.limit("callback", limit, None, remote).await
+    }
+
     /// Counts a hit per citizen (if any) and per address; over either limit: 429.
     async fn limit(
         &self,
@@ -223,7 +256,7 @@ impl Portal {
         let now = self.now();
         let factor = self.inner.config.limits.per_address_factor.max(1);
         let mut checks = vec![(
-            format!("{what}:ip:{remote}"),
+            format!("{what}:ip:{}", address_bucket(remote)),
             limit.limit.saturating_mul(factor),
         )];
         if let Some(c) = who {
@@ -676,5 +709,29 @@ impl Portal {
     pub(crate) async fn audit_logout(&self, c: &Citizen) -> Result<(), Failure> {
         self.audit(Some(c), &c.remote, "logout", Some(c.cf.as_str()), "ok")
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::address_bucket;
+
+    #[test]
+    fn ipv6_addresses_share_a_bucket_per_64() {
+        assert_eq!(
+            address_bucket("2001:db8:1:2:aaaa:bbbb:cccc:dddd"),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            address_bucket("2001:db8:1:2::1"),
+            address_bucket("2001:db8:1:2:ffff::9")
+        );
+        assert_ne!(
+            address_bucket("2001:db8:1:2::1"),
+            address_bucket("2001:db8:1:3::1")
+        );
+        assert_eq!(address_bucket("192.0.2.7"), "192.0.2.7");
+        assert_eq!(address_bucket("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(address_bucket("-"), "-");
     }
 }
