@@ -338,3 +338,116 @@ async fn forged_callbacks_are_limited_per_address_before_auditing() {
     assert_eq!(audited(&log), 3, "no audit line past the limit: {log:?}");
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rejection_is_error_and_message_in_italian() {
+    let emu = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = portal(&emu, &sqlite_store(&dir).await, 0).await;
+    let b = Browser::new(&emu);
+    b.login(&p.url, MARIO).await;
+    let english = [
+        "Failed",
+        "failed",
+        "expected",
+        "duplicate",
+        "line ",
+        "column",
+        "invalid type",
+        "Content-Type header",
+    ];
+    let check = |a: &Answer, status: u16, code: &str| {
+        assert_eq!(a.status, status, "{}", a.text());
+        let v = a.json();
+        assert_eq!(v["error"], code, "{v}");
+        let m = v["message"].as_str().unwrap();
+        for w in english {
+            assert!(!m.contains(w), "{code}: {m:?} quotes the parser ({w})");
+        }
+        m.to_string()
+    };
+    let certs = format!("{}/api/v1/certificates", p.url);
+    // Bad bodies: 422, one fixed sentence, whatever went wrong.
+    let m1 = check(
+        &b.post_json(&certs, &json!({"kind": [1, 2], "subject": 7}))
+            .await,
+        422,
+        "bad_body",
+    );
+    let r = b
+        .client
+        .post(&certs)
+        .header("content-type", "application/json")
+        .body("{\"kind\": ")
+        .send()
+        .await
+        .unwrap();
+    let a = Answer {
+        status: r.status().as_u16(),
+        url: String::new(),
+        headers: r.headers().clone(),
+        body: r.bytes().await.unwrap().to_vec(),
+    };
+    let m2 = check(&a, 422, "bad_body");
+    let r = b
+        .client
+        .post(&certs)
+        .body("kind=residenza")
+        .send()
+        .await
+        .unwrap();
+    let a = Answer {
+        status: r.status().as_u16(),
+        url: String::new(),
+        headers: r.headers().clone(),
+        body: r.bytes().await.unwrap().to_vec(),
+    };
+    let m3 = check(&a, 422, "bad_body");
+    assert!(
+        m1 == m2 && m2 == m3,
+        "one fixed sentence: {m1:?} {m2:?} {m3:?}"
+    );
+    let m = check(
+        &b.post_json(
+            &format!("{}/api/v1/declarations", p.url),
+            &json!({"facts": "residenza"}),
+        )
+        .await,
+        422,
+        "bad_body",
+    );
+    assert_eq!(m, m1);
+    // Bad query strings and paths: 400.
+    check(
+        &b.get(&format!(
+            "{}/api/v1/certificates/options?subject=A&subject=B",
+            p.url
+        ))
+        .await,
+        400,
+        "bad_query",
+    );
+    check(
+        &b.get_json(&format!("{}/verifica/X?codice=A&codice=B", p.url))
+            .await,
+        400,
+        "bad_query",
+    );
+    check(
+        &b.get(&format!("{}/api/v1/certificates/%FF%FE/pdf", p.url))
+            .await,
+        400,
+        "bad_path",
+    );
+    // The pages answer an Italian page, never the parser's text.
+    for path in ["/certificati?emesso=a&emesso=b", "/certificati/%FF%FE/pdf"] {
+        let a = b.get(&format!("{}{path}", p.url)).await;
+        assert_eq!(a.status, 400, "{path}: {}", a.text());
+        let t = a.text();
+        assert!(t.contains("<html") && t.contains("non"), "{path}: {t}");
+        for w in english {
+            assert!(!t.contains(w), "{path} quotes the parser ({w}): {t}");
+        }
+    }
+    p.stop().await;
+}

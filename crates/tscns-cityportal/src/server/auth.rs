@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -192,7 +192,11 @@ pub(crate) fn login_redirect(path: &str) -> Response {
     Redirect::to(&u).into_response()
 }
 
-async fn login(State(p): State<Portal>, jar: CookieJar, Query(q): Query<LoginQuery>) -> Response {
+async fn login(
+    State(p): State<Portal>,
+    jar: CookieJar,
+    pages::PageQuery(q): pages::PageQuery<LoginQuery>,
+) -> Response {
     let state = match random_token() {
         Ok(s) => s,
         Err(f) => return pages::failure_page(&p, None, &f),
@@ -250,7 +254,7 @@ async fn callback(
     State(p): State<Portal>,
     ClientAddr(addr): ClientAddr,
     jar: CookieJar,
-    Query(q): Query<CallbackQuery>,
+    pages::PageQuery(q): pages::PageQuery<CallbackQuery>,
     body: axum::body::Bytes,
 ) -> Response {
     // First of all, a store-side limit per address: forged callbacks must not each cost an

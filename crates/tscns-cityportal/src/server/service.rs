@@ -48,6 +48,11 @@ pub(crate) enum Failure {
     NotFound,
     /// A bad request body or parameter.
     Invalid { code: &'static str, message: String },
+    /// A request whose query string or path cannot be read (400).
+    BadRequest {
+        code: &'static str,
+        message: &'static str,
+    },
     /// The marca da bollo was used already.
     MarcaUsed,
     /// Over a rate limit.
@@ -87,6 +92,7 @@ impl Failure {
             Failure::Refused(_) | Failure::Csrf => S::FORBIDDEN,
             Failure::NotFound => S::NOT_FOUND,
             Failure::Invalid { .. } => S::UNPROCESSABLE_ENTITY,
+            Failure::BadRequest { .. } => S::BAD_REQUEST,
             Failure::MarcaUsed => S::CONFLICT,
             Failure::RateLimited { .. } => S::TOO_MANY_REQUESTS,
             Failure::Internal(_) => S::INTERNAL_SERVER_ERROR,
@@ -98,7 +104,7 @@ impl Failure {
             Failure::NotLoggedIn => "not_logged_in".into(),
             Failure::Refused(r) => refusal_code(r),
             Failure::NotFound => "not_found".into(),
-            Failure::Invalid { code, .. } => (*code).into(),
+            Failure::Invalid { code, .. } | Failure::BadRequest { code, .. } => (*code).into(),
             Failure::MarcaUsed => "marca_already_used".into(),
             Failure::RateLimited { .. } => "rate_limited".into(),
             Failure::Csrf => "csrf".into(),
@@ -112,6 +118,7 @@ impl Failure {
             Failure::Refused(r) => r.to_string(),
             Failure::NotFound => "Documento non trovato, oppure non riguarda Lei né la Sua famiglia.".into(),
             Failure::Invalid { message, .. } => message.clone(),
+            Failure::BadRequest { message, .. } => (*message).into(),
             Failure::MarcaUsed => "Questa marca da bollo è già stata usata per un altro documento: ogni marca vale per un solo documento, ne indichi un'altra.".into(),
             Failure::RateLimited { retry_after } => format!(
                 "Troppe richieste in poco tempo: riprovi tra {retry_after} secondi."
@@ -150,6 +157,19 @@ pub(crate) struct KindOption {
     pub stamp_required: bool,
     pub fee_cents: Option<u32>,
 }
+
+/// The answer to a query string the handler cannot read (never the parser's English text).
+pub(crate) const BAD_QUERY: Failure = Failure::BadRequest {
+    code: "bad_query",
+    message:
+        "I parametri dell'indirizzo (dopo il «?») non sono validi: controlli l'indirizzo e riprovi.",
+};
+
+/// The answer to a path the handler cannot read (never the parser's English text).
+pub(crate) const BAD_PATH: Failure = Failure::BadRequest {
+    code: "bad_path",
+    message: "L'indirizzo richiesto non è valido: controlli l'indirizzo e riprovi.",
+};
 
 fn invalid(code: &'static str, message: impl Into<String>) -> Failure {
     Failure::Invalid {
