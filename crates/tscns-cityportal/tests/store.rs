@@ -340,3 +340,48 @@ fn bad_urls_are_refused() {
         }
     });
 }
+
+#[test]
+fn verification_reads_the_pdf_only_for_a_right_code_and_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let url = format!("sqlite://{}/verify.db", dir.path().display());
+        let store = Store::open(&url).await.unwrap();
+        store.import(&fixture()).await.unwrap();
+        // A stored PDF that does not match its hash: reading it is an error, so any read of
+        // the blob shows.
+        let mut c = sample_certificate(None, b"%PDF-1.7 original".to_vec());
+        c.pdf = b"%PDF-1.7 damaged".to_vec();
+        store.issue(&c, &issue_audit(&c)).await.unwrap();
+        assert!(matches!(
+            store.certificate(&c.id).await,
+            Err(StoreError::Corrupt { .. })
+        ));
+        // A wrong code (or an unknown id) never touches the blob.
+        for (id, code) in [(c.id.as_str(), "0000-0000-0000-0000"), ("H769-NONE", "X")] {
+            assert!(store.verify_certificate(id, code).await.unwrap().is_none());
+            assert!(store
+                .verify_certificate_metadata(id, code)
+                .await
+                .unwrap()
+                .is_none());
+        }
+        // The right code without the PDF: the metadata, the stored hash, no blob.
+        let m = store
+            .verify_certificate_metadata(&c.id, &c.verification_code)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (m.id.as_str(), m.sha256.as_str()),
+            (c.id.as_str(), c.sha256.as_str())
+        );
+        assert!(m.pdf.is_empty());
+        // The right code with the PDF: the blob is read (and here found damaged).
+        assert!(matches!(
+            store.verify_certificate(&c.id, &c.verification_code).await,
+            Err(StoreError::Corrupt { .. })
+        ));
+        store.close().await;
+    });
+}

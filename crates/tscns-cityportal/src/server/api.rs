@@ -802,15 +802,16 @@ async fn verify(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/json"));
+    let want_pdf = q.pdf.as_deref() == Some("1");
     let found = match p
-        .verify(&addr, &id, q.codice.as_deref().unwrap_or(""))
+        .verify(&addr, &id, q.codice.as_deref().unwrap_or(""), want_pdf)
         .await
     {
         Ok(f) => f,
         Err(f) if json || q.pdf.is_some() => return failure(&f),
         Err(f) => return super::pages::failure_page(&p, c.as_ref(), &f),
     };
-    if q.pdf.as_deref() == Some("1") {
+    if want_pdf {
         return match found {
             Some(k) => pdf_response(k.pdf, &format!("certificato-{}.pdf", k.id)),
             None => failure(&Failure::NotFound),

@@ -686,18 +686,27 @@ impl Portal {
         Ok(pdf)
     }
 
-    /// Public verification: the certificate if the code is its verification code.
+    /// Public verification: the certificate if the code is its verification code, with its
+    /// sealed PDF when `with_pdf` (else `pdf` is empty: the blob is not read).
     pub(crate) async fn verify(
         &self,
         remote: &str,
         id: &str,
         code: &str,
+        with_pdf: bool,
     ) -> Result<Option<StoredCertificate>, Failure> {
         self.limit("verify", self.inner.config.limits.verify, None, remote)
             .await?;
         let id: String = id.chars().take(64).collect();
         let code: String = code.chars().take(64).collect();
-        let found = self.inner.store.verify_certificate(&id, &code).await?;
+        let found = if with_pdf {
+            self.inner.store.verify_certificate(&id, &code).await?
+        } else {
+            self.inner
+                .store
+                .verify_certificate_metadata(&id, &code)
+                .await?
+        };
         let outcome = if found.is_some() {
             "valid"
         } else {

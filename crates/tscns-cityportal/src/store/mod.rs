@@ -508,19 +508,51 @@ impl Store {
         row.map(|r| certificate_from_row(&r)).transpose()
     }
 
-    /// The certificate with this id if `code` is its verification code (what the QR code's page
-    /// shows); constant-time comparison of the code.
+    /// The certificate with this id, its sealed PDF included, if `code` is its verification code
+    /// (the sealed original the QR code's page offers). The code is checked first (constant-time
+    /// comparison): the PDF is read only for a right code.
     pub async fn verify_certificate(
         &self,
         id: &str,
         code: &str,
     ) -> Result<Option<StoredCertificate>, StoreError> {
-        Ok(self.certificate(id).await?.filter(|c| {
-            let a = c.verification_code.as_bytes();
-            let b = code.trim().to_ascii_uppercase();
-            let b = b.as_bytes();
-            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-        }))
+        if !self.verification_code_matches(id, code).await? {
+            return Ok(None);
+        }
+        self.certificate(id).await
+    }
+
+    /// As [`Store::verify_certificate`] without reading the PDF (what the verification page
+    /// shows): the answer's `pdf` is empty, `sha256` is the stored hash of the original.
+    pub async fn verify_certificate_metadata(
+        &self,
+        id: &str,
+        code: &str,
+    ) -> Result<Option<StoredCertificate>, StoreError> {
+        if !self.verification_code_matches(id, code).await? {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT id, verification_code, municipality, kind, subject, requester, stamp, destination, issued_at, sha256 \
+             FROM certificates WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| certificate_fields(&r, Vec::new())).transpose()
+    }
+
+    async fn verification_code_matches(&self, id: &str, code: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT verification_code FROM certificates WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(false) };
+        let stored: String = row.try_get("verification_code")?;
+        let a = stored.as_bytes();
+        let b = code.trim().to_ascii_uppercase();
+        let b = b.as_bytes();
+        Ok(a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0)
     }
 
     /// Ids of the certificates stored, oldest first (for checks and audits).
@@ -723,6 +755,19 @@ where
 }
 
 fn certificate_from_row(r: &AnyRow) -> Result<StoredCertificate, StoreError> {
+    let pdf: Vec<u8> = r.try_get("pdf")?;
+    let sha256: String = r.try_get("sha256")?;
+    if hex(&Sha256::digest(&pdf)) != sha256 {
+        return Err(StoreError::Corrupt {
+            table: "certificates",
+            reason: "the PDF does not match its SHA-256".into(),
+        });
+    }
+    certificate_fields(r, pdf)
+}
+
+/// A certificate's row with `pdf` (read and checked by the caller, or empty).
+fn certificate_fields(r: &AnyRow, pdf: Vec<u8>) -> Result<StoredCertificate, StoreError> {
     let bad = |reason: String| StoreError::Corrupt {
         table: "certificates",
         reason,
@@ -730,11 +775,7 @@ fn certificate_from_row(r: &AnyRow) -> Result<StoredCertificate, StoreError> {
     let kind: i64 = r.try_get("kind")?;
     let destination: i64 = r.try_get("destination")?;
     let stamp: String = r.try_get("stamp")?;
-    let pdf: Vec<u8> = r.try_get("pdf")?;
     let sha256: String = r.try_get("sha256")?;
-    if hex(&Sha256::digest(&pdf)) != sha256 {
-        return Err(bad("the PDF does not match its SHA-256".into()));
-    }
     Ok(StoredCertificate {
         id: r.try_get("id")?,
         verification_code: r.try_get("verification_code")?,
