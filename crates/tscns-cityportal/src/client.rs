@@ -70,6 +70,10 @@ pub enum ClientError {
     /// A configuration value is unusable (URL, CA file).
     #[error("{0}")]
     Config(String),
+    /// A login over plain `http://` to a host that is not this machine: the session cookie and
+    /// everything the portal answers would cross the network in clear. Use `https://`.
+    #[error("{0} is plain http:// to a host other than this machine (loopback): use https://")]
+    InsecureUrl(String),
 }
 
 impl ClientError {
@@ -412,11 +416,7 @@ impl CityPortal {
     ) -> Result<CityPortal, ClientError> {
         let base = Url::parse(base_url.trim_end_matches('/'))
             .map_err(|e| ClientError::Config(format!("{base_url:?} is not a URL: {e}")))?;
-        if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
-            return Err(ClientError::Config(format!(
-                "{base_url:?} is not an http(s) URL of a portal"
-            )));
-        }
+        check_portal_url(&base, base_url)?;
         let seal_anchors = options
             .seal_ca_pem
             .as_deref()
@@ -641,6 +641,27 @@ impl CityPortal {
     }
 }
 
+/// A portal URL is `https://`, or `http://` to this machine only (`localhost`, 127.0.0.0/8,
+/// `::1`: tests and demos).
+fn check_portal_url(base: &Url, given: &str) -> Result<(), ClientError> {
+    if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
+        return Err(ClientError::Config(format!(
+            "{given:?} is not an http(s) URL of a portal"
+        )));
+    }
+    let host = base.host_str().unwrap_or_default();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if base.scheme() == "http" && !loopback {
+        return Err(ClientError::InsecureUrl(given.to_owned()));
+    }
+    Ok(())
+}
+
 fn base_str(u: &Url) -> String {
     u.as_str().trim_end_matches('/').to_owned()
 }
@@ -837,6 +858,33 @@ mod tests {
             serde_json::json!({"kind": 12, "subject": "BNCLRA82B41H769J", "destination": 2,
                 "stamp": {"exemption": 5, "description": null}})
         );
+    }
+
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        let check = |s: &str| check_portal_url(&Url::parse(s).unwrap(), s);
+        for ok in [
+            "https://portale.comune.example.it",
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3",
+            "http://localhost:9000/",
+            "http://LOCALHOST",
+            "http://[::1]:8080",
+        ] {
+            assert!(check(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://portale.comune.example.it",
+            "http://192.0.2.10:8080",
+            "http://[2001:db8::1]",
+            "http://localhost.example.com",
+        ] {
+            assert!(
+                matches!(check(bad), Err(ClientError::InsecureUrl(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(check("ftp://x"), Err(ClientError::Config(_))));
     }
 
     #[test]
