@@ -160,7 +160,7 @@ pub struct AuditEntry {
 /// A login session (used by the portal server).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
-    /// Session id (the cookie value; random).
+    /// Session id (the cookie value; random). The store keeps only its SHA-256.
     pub id: String,
     /// The citizen's codice fiscale.
     pub codice_fiscale: String,
@@ -634,13 +634,16 @@ impl Store {
     }
 
     // ---- sessions ----
+    //
+    // The table keeps the SHA-256 of each session id, never the id itself: whoever reads the
+    // table (a backup, a replica, an SQL injection elsewhere) cannot use the sessions.
 
-    /// Stores a new session.
+    /// Stores a new session (its id as SHA-256).
     pub async fn create_session(&self, s: &Session) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO sessions (id, codice_fiscale, auth_level, csrf_token, created_at, expires_at, data) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(s.id.as_str())
+        .bind(session_key(&s.id))
         .bind(s.codice_fiscale.as_str())
         .bind(s.auth_level)
         .bind(s.csrf_token.as_str())
@@ -659,15 +662,15 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, codice_fiscale, auth_level, csrf_token, created_at, expires_at, data FROM sessions WHERE id = $1 AND expires_at > $2",
+            "SELECT codice_fiscale, auth_level, csrf_token, created_at, expires_at, data FROM sessions WHERE id = $1 AND expires_at > $2",
         )
-        .bind(id)
+        .bind(session_key(id))
         .bind(unix(now))
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {
             Ok(Session {
-                id: r.try_get("id")?,
+                id: id.to_string(),
                 codice_fiscale: r.try_get("codice_fiscale")?,
                 auth_level: r.try_get("auth_level")?,
                 csrf_token: r.try_get("csrf_token")?,
@@ -682,7 +685,7 @@ impl Store {
     /// Ends a session.
     pub async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM sessions WHERE id = $1")
-            .bind(id)
+            .bind(session_key(id))
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -752,6 +755,11 @@ where
     .execute(exec)
     .await?;
     Ok(())
+}
+
+/// What the sessions table keeps of a session id: its SHA-256, hex.
+pub(crate) fn session_key(id: &str) -> String {
+    hex(&Sha256::digest(id.as_bytes()))
 }
 
 fn certificate_from_row(r: &AnyRow) -> Result<StoredCertificate, StoreError> {
