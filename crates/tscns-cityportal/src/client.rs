@@ -70,6 +70,10 @@ pub enum ClientError {
     /// A configuration value is unusable (URL, CA file).
     #[error("{0}")]
     Config(String),
+    /// A login over plain `http://` to a host that is not this machine: the session cookie and
+    /// everything the portal answers would cross the network in clear. Use `https://`.
+    #[error("{0} is plain http:// to a host other than this machine (loopback): use https://")]
+    InsecureUrl(String),
 }
 
 impl ClientError {
@@ -412,11 +416,7 @@ impl CityPortal {
     ) -> Result<CityPortal, ClientError> {
         let base = Url::parse(base_url.trim_end_matches('/'))
             .map_err(|e| ClientError::Config(format!("{base_url:?} is not a URL: {e}")))?;
-        if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
-            return Err(ClientError::Config(format!(
-                "{base_url:?} is not an http(s) URL of a portal"
-            )));
-        }
+        check_portal_url(&base, base_url)?;
         let seal_anchors = options
             .seal_ca_pem
             .as_deref()
@@ -624,11 +624,13 @@ impl CityPortal {
         Ok(pdf)
     }
 
-    /// Asks the public verification page what it says about a certificate (see [`verify`]).
+    /// Asks the public verification page what it says about a certificate. When the login
+    /// gave the seal CA ([`LoginOptions::seal_ca_pem`]), the sealed original is fetched and
+    /// checked as [`verify_with_seal`] does; without it, see [`verify`].
     pub async fn verify(&self, verification_url: &str) -> Result<Verification, ClientError> {
         let url = Url::parse(verification_url)
             .map_err(|e| ClientError::Config(format!("{verification_url:?}: {e}")))?;
-        verify_with(self.http(&url), url).await
+        verify_with(self.http(&url), url, self.seal_anchors.as_deref()).await
     }
 
     /// Signs out (`POST /api/v1/logout`: the portal ends the session and tells Cohesion). Later
@@ -639,16 +641,64 @@ impl CityPortal {
     }
 }
 
+/// A portal URL is `https://`, or `http://` to this machine only (`localhost`, 127.0.0.0/8,
+/// `::1`: tests and demos).
+fn check_portal_url(base: &Url, given: &str) -> Result<(), ClientError> {
+    if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
+        return Err(ClientError::Config(format!(
+            "{given:?} is not an http(s) URL of a portal"
+        )));
+    }
+    let host = base.host_str().unwrap_or_default();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if base.scheme() == "http" && !loopback {
+        return Err(ClientError::InsecureUrl(given.to_owned()));
+    }
+    Ok(())
+}
+
 fn base_str(u: &Url) -> String {
     u.as_str().trim_end_matches('/').to_owned()
 }
 
 /// Asks a portal's public verification page (`/verifica/{id}?codice=...`, JSON) what it says
 /// about a certificate, without logging in. An unknown id or a wrong code is `valid: false`.
+/// `ca_pem` are CAs for HTTPS (none: the system's).
+///
+/// The answer is only as trustworthy as the server at that URL: whoever controls it (or a QR
+/// code pointing elsewhere) can answer `valid: true` for anything. To check the certificate
+/// itself, use [`verify_with_seal`] with the seal's CA.
 pub async fn verify(
     verification_url: &str,
     ca_pem: &[Vec<u8>],
 ) -> Result<Verification, ClientError> {
+    let (client, url) = anonymous(verification_url, ca_pem)?;
+    verify_with(client.client_for(&url), url, None).await
+}
+
+/// As [`verify`], and then checks the sealed original the page serves (`&pdf=1`) against the
+/// seal's CA (`seal_ca_pem`, PEM): its SHA-256 must be the one the page answered, its seal must
+/// verify with [`documents::verify`], and the certificate id it seals must be the URL's. Any
+/// mismatch makes the answer `valid: false` (with no kind, date or hash), whatever the page said.
+pub async fn verify_with_seal(
+    verification_url: &str,
+    ca_pem: &[Vec<u8>],
+    seal_ca_pem: &[u8],
+) -> Result<Verification, ClientError> {
+    let anchors = pem_certificates(seal_ca_pem)?;
+    let (client, url) = anonymous(verification_url, ca_pem)?;
+    verify_with(client.client_for(&url), url, Some(&anchors)).await
+}
+
+fn anonymous(
+    verification_url: &str,
+    ca_pem: &[Vec<u8>],
+) -> Result<(tscns_tls::AuthClient, Url), ClientError> {
     let url = Url::parse(verification_url)
         .map_err(|e| ClientError::Config(format!("{verification_url:?} is not a URL: {e}")))?;
     let mut b = tscns_tls::AuthClientBuilder::anonymous().timeout(Duration::from_secs(30));
@@ -658,10 +708,71 @@ pub async fn verify(
             .map_err(|e| ClientError::Config(e.to_string()))?;
     }
     let client = b.build().map_err(|e| ClientError::Config(e.to_string()))?;
-    verify_with(client.client_for(&url), url).await
+    Ok((client, url))
 }
 
-async fn verify_with(client: &reqwest::Client, url: Url) -> Result<Verification, ClientError> {
+fn not_valid() -> Verification {
+    Verification {
+        valid: false,
+        kind: None,
+        issued_at: None,
+        sha256: None,
+    }
+}
+
+/// Whether the sealed original the verification page serves is the certificate it vouched for.
+async fn original_matches(
+    client: &reqwest::Client,
+    url: &Url,
+    v: &Verification,
+    anchors: &[Vec<u8>],
+) -> Result<bool, ClientError> {
+    let Some(id) = url
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .filter(|s| !s.is_empty())
+    else {
+        return Ok(false);
+    };
+    let Some(claimed) = v.sha256.as_deref() else {
+        return Ok(false);
+    };
+    let mut pdf_url = url.clone();
+    pdf_url.query_pairs_mut().append_pair("pdf", "1");
+    let r = client
+        .get(pdf_url)
+        .header(reqwest::header::ACCEPT, "application/pdf")
+        .send()
+        .await
+        .map_err(network)?;
+    if !r.status().is_success() {
+        return Ok(false);
+    }
+    let pdf = body_bytes(r).await?;
+    if !is_pdf(&pdf) || !hex(&Sha256::digest(&pdf)).eq_ignore_ascii_case(claimed.trim()) {
+        return Ok(false);
+    }
+    Ok(documents::verify(&pdf, anchors).is_ok_and(|s| s.certificate_id == id))
+}
+
+async fn verify_with(
+    client: &reqwest::Client,
+    url: Url,
+    seal: Option<&[Vec<u8>]>,
+) -> Result<Verification, ClientError> {
+    let v = verify_json(client, &url).await?;
+    match seal {
+        Some(anchors) if v.valid => Ok(if original_matches(client, &url, &v, anchors).await? {
+            v
+        } else {
+            not_valid()
+        }),
+        _ => Ok(v),
+    }
+}
+
+async fn verify_json(client: &reqwest::Client, url: &Url) -> Result<Verification, ClientError> {
+    let url = url.clone();
     if !url.path().contains("/verifica/") {
         return Err(ClientError::Config(format!(
             "{url} is not a verification URL (…/verifica/ID?codice=CODE)"
@@ -680,14 +791,7 @@ async fn verify_with(client: &reqwest::Client, url: Url) -> Result<Verification,
     if status == reqwest::StatusCode::NOT_FOUND {
         // Unknown id or wrong code: the page says "not valid", in JSON when it can.
         let bytes = body_bytes(r).await?;
-        return Ok(
-            serde_json::from_slice::<Verification>(&bytes).unwrap_or(Verification {
-                valid: false,
-                kind: None,
-                issued_at: None,
-                sha256: None,
-            }),
-        );
+        return Ok(serde_json::from_slice::<Verification>(&bytes).unwrap_or_else(|_| not_valid()));
     }
     Err(refusal(r).await)
 }
@@ -754,6 +858,33 @@ mod tests {
             serde_json::json!({"kind": 12, "subject": "BNCLRA82B41H769J", "destination": 2,
                 "stamp": {"exemption": 5, "description": null}})
         );
+    }
+
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        let check = |s: &str| check_portal_url(&Url::parse(s).unwrap(), s);
+        for ok in [
+            "https://portale.comune.example.it",
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3",
+            "http://localhost:9000/",
+            "http://LOCALHOST",
+            "http://[::1]:8080",
+        ] {
+            assert!(check(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://portale.comune.example.it",
+            "http://192.0.2.10:8080",
+            "http://[2001:db8::1]",
+            "http://localhost.example.com",
+        ] {
+            assert!(
+                matches!(check(bad), Err(ClientError::InsecureUrl(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(check("ftp://x"), Err(ClientError::Config(_))));
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub struct RegistryFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registry {
     file: RegistryFile,
-    /// Canonical codice fiscale -> index in `people`.
+    /// Codice fiscale, exactly as issued -> index in `people`.
     by_cf: HashMap<String, usize>,
     /// Family id -> index in `families`.
     by_family: HashMap<String, usize>,
@@ -73,7 +73,8 @@ impl Registry {
     }
 
     /// Validates an already parsed file: families exist and are unique, one head per family,
-    /// no person twice (omocodic variants of one code are the same person).
+    /// no person twice. Codes are compared exactly as issued: an omocodic code belongs to a
+    /// different person from the one holding the base code (that is why it was issued).
     pub fn from_file(file: RegistryFile) -> Result<Self, RegistryError> {
         let mut by_family = HashMap::new();
         for (i, f) in file.families.iter().enumerate() {
@@ -93,7 +94,7 @@ impl Registry {
         let mut by_cf = HashMap::new();
         let mut heads: HashMap<&str, usize> = HashMap::new();
         for (i, p) in file.people.iter().enumerate() {
-            let key = p.codice_fiscale.canonical().as_str().to_string();
+            let key = p.codice_fiscale.as_str().to_string();
             if let Some(j) = by_cf.insert(key, i) {
                 return Err(RegistryError::at(
                     format!("people[{i}].codice_fiscale"),
@@ -158,10 +159,10 @@ impl Registry {
         &self.file
     }
 
-    /// The person with this codice fiscale (or one of its omocodic variants).
+    /// The person with exactly this codice fiscale (an omocodic variant is another person).
     pub fn person(&self, cf: &CodiceFiscale) -> Option<&Person> {
         self.by_cf
-            .get(cf.canonical().as_str())
+            .get(cf.as_str())
             .and_then(|&i| self.file.people.get(i))
     }
 
@@ -200,13 +201,17 @@ impl Registry {
 
 /// Builds a record from a person, their family and the people of that family: members head
 /// first, then by relationship code (the person alone when they have no family).
+///
+/// The residents of a convivenza anagrafica (DPR 223/1989 art. 5: a barracks, a care home, a
+/// religious community) are not each other's family: for them the members are the person
+/// alone, so no resident sees or certifies another (the responsabile included).
 pub(crate) fn build_record(
     municipality: Municipality,
     person: Person,
     family: Option<Family>,
     family_people: &[Person],
 ) -> RegistryRecord {
-    let mut members: Vec<FamilyMember> = if family.is_some() {
+    let mut members: Vec<FamilyMember> = if family.as_ref().is_some_and(|f| !f.convivenza) {
         family_people.iter().map(FamilyMember::from).collect()
     } else {
         vec![FamilyMember::from(&person)]

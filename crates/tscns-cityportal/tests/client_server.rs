@@ -279,4 +279,11 @@ async fn an_unreachable_portal_is_a_network_error() {
             .unwrap_err(),
         ClientError::Config(_)
     ));
+    // Plain http:// to another machine: refused before anything is sent (no card signature).
+    let before = b.sim.counters().signatures;
+    let e = CityPortal::login("http://192.0.2.10:8080", b.key.clone(), options(&b, None))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ClientError::InsecureUrl(_)), "{e:?}");
+    assert_eq!(b.sim.counters().signatures, before);
 }

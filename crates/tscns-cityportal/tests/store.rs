@@ -51,13 +51,14 @@ fn open_import_issue_reopen_on_both_engines() {
             assert!(store.record("F205", &mario).await.unwrap().is_none());
             let stranger = CodiceFiscale::parse("VRDGPP80A41F205B").unwrap();
             assert!(store.record("H769", &stranger).await.unwrap().is_none());
-            // The omocodic person, found by the canonical form of her code.
+            // The omocodic person, found by her code as issued, never by its base code.
             let francesca = CodiceFiscale::parse("CLMFNC75T45F20RC").unwrap();
+            assert!(store.record("H769", &francesca).await.unwrap().is_some());
             assert!(store
                 .record("H769", &francesca.canonical())
                 .await
                 .unwrap()
-                .is_some());
+                .is_none());
 
             let c = sample_certificate(Some("01234567890123"), b"%PDF-1.7 sample".to_vec());
             store.issue(&c, &issue_audit(&c)).await.unwrap();
@@ -337,5 +338,115 @@ fn bad_urls_are_refused() {
                 "{url}"
             );
         }
+    });
+}
+
+#[test]
+fn verification_reads_the_pdf_only_for_a_right_code_and_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let url = format!("sqlite://{}/verify.db", dir.path().display());
+        let store = Store::open(&url).await.unwrap();
+        store.import(&fixture()).await.unwrap();
+        // A stored PDF that does not match its hash: reading it is an error, so any read of
+        // the blob shows.
+        let mut c = sample_certificate(None, b"%PDF-1.7 original".to_vec());
+        c.pdf = b"%PDF-1.7 damaged".to_vec();
+        store.issue(&c, &issue_audit(&c)).await.unwrap();
+        assert!(matches!(
+            store.certificate(&c.id).await,
+            Err(StoreError::Corrupt { .. })
+        ));
+        // A wrong code (or an unknown id) never touches the blob.
+        for (id, code) in [(c.id.as_str(), "0000-0000-0000-0000"), ("H769-NONE", "X")] {
+            assert!(store.verify_certificate(id, code).await.unwrap().is_none());
+            assert!(store
+                .verify_certificate_metadata(id, code)
+                .await
+                .unwrap()
+                .is_none());
+        }
+        // The right code without the PDF: the metadata, the stored hash, no blob.
+        let m = store
+            .verify_certificate_metadata(&c.id, &c.verification_code)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (m.id.as_str(), m.sha256.as_str()),
+            (c.id.as_str(), c.sha256.as_str())
+        );
+        assert!(m.pdf.is_empty());
+        // The right code with the PDF: the blob is read (and here found damaged).
+        assert!(matches!(
+            store.verify_certificate(&c.id, &c.verification_code).await,
+            Err(StoreError::Corrupt { .. })
+        ));
+        store.close().await;
+    });
+}
+
+#[test]
+fn sessions_are_stored_by_the_sha256_of_their_id() {
+    use sha2::Digest as _;
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let url = format!("sqlite://{}/sessions.db", dir.path().display());
+        // A store of the portal's first schema with a session kept by its raw id.
+        let store = Store::open(&url).await.unwrap();
+        let now = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp())
+            .unwrap();
+        sqlx::any::install_default_drivers();
+        let raw = sqlx::AnyPool::connect(&url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO sessions (id, codice_fiscale, auth_level, csrf_token, created_at, expires_at, data) VALUES ('OLD', 'RSSMRA80A01H501U', 2, 'T', $1, $2, '{}')",
+        )
+        .bind(now.unix_timestamp())
+        .bind(now.unix_timestamp() + 900)
+        .execute(&raw)
+        .await
+        .unwrap();
+        store.close().await;
+        // The portal's migration drops it.
+        let store = Store::open_portal(&url).await.unwrap();
+        assert!(store.session("OLD", now).await.unwrap().is_none());
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
+            .fetch_one(&raw)
+            .await
+            .unwrap();
+        assert_eq!(count, 0, "sessions of the old schema are dropped");
+
+        let id = "a".repeat(64);
+        let s = Session {
+            id: id.clone(),
+            codice_fiscale: "RSSMRA80A01H501U".into(),
+            auth_level: 2,
+            csrf_token: "T".into(),
+            created_at: now,
+            expires_at: now + time::Duration::minutes(15),
+            data: "{}".into(),
+        };
+        store.create_session(&s).await.unwrap();
+        let stored: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions")
+            .fetch_all(&raw)
+            .await
+            .unwrap();
+        assert_eq!(stored, vec![hex::encode(sha2::Sha256::digest(id.as_bytes()))]);
+        assert!(!stored.contains(&id));
+        // Found, renewed and ended by the id itself; the stored key is not a session id.
+        assert_eq!(store.session(&id, now).await.unwrap().unwrap(), s);
+        assert!(store.session(&stored[0], now).await.unwrap().is_none());
+        store
+            .touch_session(&id, now + time::Duration::minutes(30))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.session(&id, now).await.unwrap().unwrap().expires_at,
+            now + time::Duration::minutes(30)
+        );
+        store.delete_session(&id).await.unwrap();
+        assert!(store.session(&id, now).await.unwrap().is_none());
+        raw.close().await;
+        store.close().await;
     });
 }

@@ -138,8 +138,10 @@ pub struct VerifyArgs {
     /// Check this sealed PDF offline instead (needs --seal-ca).
     #[arg(long, value_name = "FILE", requires = "seal_ca")]
     pub pdf: Option<PathBuf>,
-    /// The seal's CA (PEM), with --pdf.
-    #[arg(long, value_name = "FILE", requires = "pdf")]
+    /// The seal's CA (PEM). With --pdf: check that file. With VERIFICATION_URL: also fetch the
+    /// sealed original the page serves and check its SHA-256, its seal and its id (without it,
+    /// the answer is only as trustworthy as the server at that URL).
+    #[arg(long, value_name = "FILE")]
     pub seal_ca: Option<PathBuf>,
     #[command(flatten)]
     common: Common,
@@ -494,7 +496,13 @@ async fn verify(a: &VerifyArgs) -> Result<u8, Fail> {
             "give a VERIFICATION_URL, or --pdf FILE --seal-ca FILE",
         )
     })?;
-    let v = client::verify(url, &read_cas(&a.common)?).await?;
+    let v = match &a.seal_ca {
+        Some(ca) => {
+            let ca = read(ca, "the seal CA")?;
+            client::verify_with_seal(url, &read_cas(&a.common)?, &ca).await?
+        }
+        None => client::verify(url, &read_cas(&a.common)?).await?,
+    };
     if a.common.json {
         print_json(&v)?;
     } else if v.valid {
@@ -505,7 +513,14 @@ async fn verify(a: &VerifyArgs) -> Result<u8, Fail> {
             v.sha256.as_deref().unwrap_or("-")
         );
     } else {
-        say!("NOT valid: the portal knows no certificate with this id and code");
+        say!(
+            "NOT valid: {}",
+            if a.seal_ca.is_some() {
+                "the portal knows no certificate with this id and code, or its sealed original does not match (hash, seal or id)"
+            } else {
+                "the portal knows no certificate with this id and code"
+            }
+        );
     }
     Ok(if v.valid { 0 } else { REFUSED })
 }

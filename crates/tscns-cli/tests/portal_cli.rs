@@ -215,6 +215,23 @@ fn every_subcommand_against_the_portal() {
     let r = Tscns::new(&["portal", "verify", &wrong, "--json"]).run();
     assert_eq!(r.code, Some(1), "{}", r.both());
     assert_eq!(json(&r)["valid"], false);
+    // With the seal CA the sealed original is fetched and checked too; a CA that did not seal
+    // it makes the certificate not valid (exit 1), whatever the page says.
+    let r = Tscns::new(&[
+        "portal",
+        "verify",
+        &url,
+        "--seal-ca",
+        s(&srv.seal_ca),
+        "--json",
+    ])
+    .run();
+    assert!(r.success(), "{}", r.both());
+    assert_eq!(json(&r)["valid"], true);
+    assert_eq!(json(&r)["sha256"], c["sha256"]);
+    let r = Tscns::new(&["portal", "verify", &url, "--seal-ca", s(&srv.ca), "--json"]).run();
+    assert_eq!(r.code, Some(1), "{}", r.both());
+    assert_eq!(json(&r)["valid"], false);
     // The PDF offline.
     let r = Tscns::new(&[
         "portal",

@@ -13,6 +13,23 @@ use tscns_cityportal::registry::Registry;
 use tscns_cityportal::server::{self, Portal, PortalConfig};
 use tscns_cityportal::store::Store;
 use tscns_cohesion::{ServiceProvider, Url};
+use zeroize::Zeroizing;
+
+/// The environment variable holding the seal token's PIN (`--seal-pkcs11`).
+const SEAL_PIN_VAR: &str = "CITYPORTAL_SEAL_PIN";
+
+/// Reads the seal token's PIN from [`SEAL_PIN_VAR`] into memory wiped on drop and removes the
+/// variable from the environment, so nothing that reads the environment later (a panic report,
+/// a child process, a debugger's `environ` dump of the live process) finds it. It runs first in
+/// `main`, before any other thread exists: changing the environment is sound only then. (The
+/// copy the kernel placed at exec, `/proc/PID/environ`, cannot be wiped from inside; keep the
+/// variable's scope to this process.)
+fn take_seal_pin() -> Option<Zeroizing<String>> {
+    let value = std::env::var_os(SEAL_PIN_VAR)?;
+    std::env::remove_var(SEAL_PIN_VAR);
+    // A valid UTF-8 OsString becomes a String without a copy.
+    Some(Zeroizing::new(value.into_string().unwrap_or_default()))
+}
 
 /// The reference portal of a municipality's registry services (Interrogazione Anagrafe,
 /// Certificazione, Autocertificazione), a Cohesion service provider.
@@ -98,7 +115,8 @@ struct ServeArgs {
         conflicts_with = "seal_pkcs11"
     )]
     seal_key: Option<PathBuf>,
-    /// A PKCS#11 module holding the seal key (PIN in CITYPORTAL_SEAL_PIN).
+    /// A PKCS#11 module holding the seal key (PIN in CITYPORTAL_SEAL_PIN, read at start and
+    /// removed from the environment).
     #[arg(long)]
     seal_pkcs11: Option<PathBuf>,
     /// Label of the seal key in the PKCS#11 token.
@@ -160,7 +178,7 @@ fn pem_chain(bytes: &[u8], path: &Path) -> Result<Vec<Vec<u8>>, String> {
     Ok(v)
 }
 
-fn seal_key(a: &ServeArgs) -> Result<Arc<dyn SealKey>, String> {
+fn seal_key(a: &ServeArgs, pin: Option<&Zeroizing<String>>) -> Result<Arc<dyn SealKey>, String> {
     if let Some(k) = &a.seal_key {
         let key = Pkcs8Key::new(&read(k)?, &read(&a.seal_cert)?)
             .map_err(|e| format!("{} / {}: {e}", k.display(), a.seal_cert.display()))?;
@@ -169,8 +187,8 @@ fn seal_key(a: &ServeArgs) -> Result<Arc<dyn SealKey>, String> {
     let Some(module) = &a.seal_pkcs11 else {
         return Err("give --seal-key FILE or --seal-pkcs11 MODULE".into());
     };
-    let pin = std::env::var("CITYPORTAL_SEAL_PIN").map_err(|_| {
-        "the seal token's PIN goes in the environment variable CITYPORTAL_SEAL_PIN".to_string()
+    let pin = pin.filter(|p| !p.is_empty()).ok_or_else(|| {
+        format!("the seal token's PIN goes in the environment variable {SEAL_PIN_VAR}")
     })?;
     let module = tscns_pkcs11::Module::open(module).map_err(|e| e.to_string())?;
     let key = tscns_pkcs11::Pkcs11Key::open(
@@ -178,13 +196,13 @@ fn seal_key(a: &ServeArgs) -> Result<Arc<dyn SealKey>, String> {
         &tscns_pkcs11::KeySelector::Label(a.seal_key_label.clone()),
     )
     .map_err(|e| e.to_string())?;
-    let pin = tscns_pkcs11::Pin::new(&pin).map_err(|e| e.to_string())?;
+    let pin = tscns_pkcs11::Pin::new(pin).map_err(|e| e.to_string())?;
     key.login(&pin).map_err(|e| e.to_string())?;
     let chain = pem_chain(&read(&a.seal_cert)?, &a.seal_cert)?;
     Ok(Arc::new(TokenSeal { key, chain }))
 }
 
-async fn serve(a: ServeArgs) -> Result<(), String> {
+async fn serve(a: ServeArgs, seal_pin: Option<Zeroizing<String>>) -> Result<(), String> {
     let registry = Registry::from_json(&read(&a.registry)?)
         .map_err(|e| format!("{}: {e}", a.registry.display()))?;
     let url = match &a.database {
@@ -209,7 +227,8 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?,
     )
     .map_err(|e| e.to_string())?;
-    let seal = seal_key(&a)?;
+    let seal = seal_key(&a, seal_pin.as_ref())?;
+    drop(seal_pin);
     let tls = match (&a.tls_cert, &a.tls_key) {
         (Some(c), Some(k)) => {
             Some(server::tls_config(&read(c)?, &read(k)?).map_err(|e| e.to_string())?)
@@ -221,7 +240,8 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
         &registry.municipality().cadastral_code,
     );
     config.min_level = a.min_level;
-    config.tls = tls.is_some();
+    // Behind a TLS-terminating proxy the listener is plain but the browser speaks HTTPS.
+    config.set_listener_tls(tls.is_some());
     let portal = Portal::new(store.clone(), sp, seal, config)
         .await
         .map_err(|e| e.to_string())?;
@@ -254,9 +274,9 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
     Ok(())
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+async fn run(cli: Cli, seal_pin: Option<Zeroizing<String>>) -> Result<(), String> {
     match cli.command {
-        Command::Serve(a) => serve(*a).await,
+        Command::Serve(a) => serve(*a, seal_pin).await,
         Command::Import { registry, database } => {
             let r = Registry::from_json(&read(&registry)?)
                 .map_err(|e| format!("{}: {e}", registry.display()))?;
@@ -287,7 +307,6 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Some(s) => Some(
                     tscns_cert::CodiceFiscale::parse(&s.trim().to_ascii_uppercase())
                         .map_err(|e| format!("--subject {s:?}: {e}"))?
-                        .canonical()
                         .as_str()
                         .to_string(),
                 ),
@@ -353,6 +372,8 @@ async fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    // First, while this is the only thread.
+    let seal_pin = take_seal_pin();
     let cli = Cli::parse();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -371,11 +392,26 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli)) {
+    match rt.block_on(run(cli, seal_pin)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("cityportal-server: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_seal_pin_is_taken_out_of_the_environment() {
+        std::env::set_var(SEAL_PIN_VAR, "12345678");
+        let pin = take_seal_pin().unwrap();
+        assert_eq!(pin.as_str(), "12345678");
+        assert!(std::env::var_os(SEAL_PIN_VAR).is_none());
+        assert!(take_seal_pin().is_none());
     }
 }

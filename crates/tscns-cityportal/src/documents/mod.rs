@@ -109,11 +109,10 @@ fn name_of(record: &RegistryRecord, cf: Option<&tscns_cert::CodiceFiscale>) -> S
     let Some(cf) = cf else {
         return String::new();
     };
-    let canonical = cf.canonical();
     record
         .members
         .iter()
-        .find(|m| m.codice_fiscale.canonical() == canonical)
+        .find(|m| m.codice_fiscale == *cf)
         .map(|m| {
             format!(
                 "{} {} (codice fiscale {})",

@@ -274,7 +274,7 @@ pub fn eligibility(
     let requester = requester.ok_or(Refusal::RequesterNotResident)?;
     let same = requester.is_same_person(subject);
     if !same
-        && (requester.family.is_none()
+        && (requester.family.as_ref().is_none_or(|f| f.convivenza)
             || requester.family.as_ref().map(|f| &f.id) != subject.family.as_ref().map(|f| &f.id)
             || !requester.family_has(&subject.person.codice_fiscale))
     {

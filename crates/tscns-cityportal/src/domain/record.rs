@@ -361,22 +361,20 @@ pub struct RegistryRecord {
     pub person: Person,
     /// Their family and address, if they belong to one.
     pub family: Option<Family>,
-    /// Members of that family (the person included), head first.
+    /// Members of that family (the person included), head first. For a convivenza anagrafica,
+    /// the person alone: its residents are not each other's family.
     pub members: Vec<FamilyMember>,
 }
 
 impl RegistryRecord {
-    /// Whether `cf` is a member of this record's family (the person included); omocodic
-    /// variants of one code count as the same person.
+    /// Whether `cf` is a member of this record's family (the person included). Codes are
+    /// compared exactly as issued: an omocodic code is a different person from its base code.
     pub fn family_has(&self, cf: &CodiceFiscale) -> bool {
-        let wanted = cf.canonical();
-        self.members
-            .iter()
-            .any(|m| m.codice_fiscale.canonical() == wanted)
+        self.members.iter().any(|m| m.codice_fiscale == *cf)
     }
 
     /// Whether `other` is the same person as this record's.
     pub fn is_same_person(&self, other: &RegistryRecord) -> bool {
-        self.person.codice_fiscale.canonical() == other.person.codice_fiscale.canonical()
+        self.person.codice_fiscale == other.person.codice_fiscale
     }
 }

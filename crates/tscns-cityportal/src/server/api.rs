@@ -4,7 +4,7 @@
 //! these types ([`ApiDoc`]) and served at `/api/v1/openapi.json`.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -60,14 +60,48 @@ pub(crate) fn failure(f: &Failure) -> Response {
     r
 }
 
-fn bad_body(e: &dyn std::fmt::Display) -> Response {
+/// A JSON body that cannot be read: 422 with a fixed Italian sentence (the parser's English
+/// text, which may quote the body, is logged at debug level only).
+fn bad_body(e: &JsonRejection) -> Response {
+    tracing::debug!("cityportal API: bad body: {}", e.body_text());
     failure(&Failure::Invalid {
         code: "bad_body",
-        message: format!(
-            "Richiesta non valida: {}",
-            e.to_string().chars().take(300).collect::<String>()
-        ),
+        message: "Richiesta non valida: il corpo deve essere un oggetto JSON (Content-Type: application/json) con i campi e i tipi indicati nella documentazione dell'API (/api/v1/openapi.json).".into(),
     })
+}
+
+/// [`Query`] whose rejection is a 400 `{error: "bad_query", message}` in Italian.
+pub(crate) struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(q)) => Ok(ApiQuery(q)),
+            Err(_) => Err(failure(&super::service::BAD_QUERY)),
+        }
+    }
+}
+
+/// [`Path`] whose rejection is a 400 `{error: "bad_path", message}` in Italian.
+pub(crate) struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(q)) => Ok(ApiPath(q)),
+            Err(_) => Err(failure(&super::service::BAD_PATH)),
+        }
+    }
 }
 
 /// An ANPR code with its Italian description.
@@ -647,7 +681,7 @@ pub(crate) struct OptionsQuery {
 async fn options(
     State(p): State<Portal>,
     MaybeCitizen(c): MaybeCitizen,
-    Query(q): Query<OptionsQuery>,
+    ApiQuery(q): ApiQuery<OptionsQuery>,
 ) -> Response {
     let c = citizen!(c);
     match p.options(&c, q.subject.as_deref()).await {
@@ -674,7 +708,7 @@ async fn request(
     }
     let body = match body {
         Ok(Json(b)) => b,
-        Err(e) => return bad_body(&e.body_text()),
+        Err(e) => return bad_body(&e),
     };
     match p.issue(&c, body.into()).await {
         Ok(k) => (
@@ -718,7 +752,7 @@ async fn list(State(p): State<Portal>, MaybeCitizen(c): MaybeCitizen) -> Respons
 async fn pdf(
     State(p): State<Portal>,
     MaybeCitizen(c): MaybeCitizen,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Response {
     let c = citizen!(c);
     match p.download(&c, &id).await {
@@ -743,7 +777,7 @@ async fn declaration(
     }
     let body = match body {
         Ok(Json(b)) => b,
-        Err(e) => return bad_body(&e.body_text()),
+        Err(e) => return bad_body(&e),
     };
     match p.declaration(&c, &body.facts).await {
         Ok(pdf) => pdf_response(pdf, "autocertificazione.pdf"),
@@ -761,22 +795,23 @@ async fn verify(
     super::ClientAddr(addr): super::ClientAddr,
     MaybeCitizen(c): MaybeCitizen,
     headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<VerifyQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<VerifyQuery>,
 ) -> Response {
     let json = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/json"));
+    let want_pdf = q.pdf.as_deref() == Some("1");
     let found = match p
-        .verify(&addr, &id, q.codice.as_deref().unwrap_or(""))
+        .verify(&addr, &id, q.codice.as_deref().unwrap_or(""), want_pdf)
         .await
     {
         Ok(f) => f,
         Err(f) if json || q.pdf.is_some() => return failure(&f),
         Err(f) => return super::pages::failure_page(&p, c.as_ref(), &f),
     };
-    if q.pdf.as_deref() == Some("1") {
+    if want_pdf {
         return match found {
             Some(k) => pdf_response(k.pdf, &format!("certificato-{}.pdf", k.id)),
             None => failure(&Failure::NotFound),

@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -94,6 +94,11 @@ impl FromRequestParts<Portal> for MaybeCitizen {
         let Ok(cf) = tscns_cert::CodiceFiscale::parse(&s.codice_fiscale) else {
             return Ok(MaybeCitizen(None));
         };
+        // Instances on one store may require different levels: a session opened at a lower
+        // level elsewhere is not a login here.
+        if s.auth_level < i64::from(p.config().min_level) {
+            return Ok(MaybeCitizen(None));
+        }
         // Idle renewal, never past the absolute end.
         let cfg = p.config();
         let absolute = s.created_at + cfg.session_absolute;
@@ -187,7 +192,11 @@ pub(crate) fn login_redirect(path: &str) -> Response {
     Redirect::to(&u).into_response()
 }
 
-async fn login(State(p): State<Portal>, jar: CookieJar, Query(q): Query<LoginQuery>) -> Response {
+async fn login(
+    State(p): State<Portal>,
+    jar: CookieJar,
+    pages::PageQuery(q): pages::PageQuery<LoginQuery>,
+) -> Response {
     let state = match random_token() {
         Ok(s) => s,
         Err(f) => return pages::failure_page(&p, None, &f),
@@ -245,9 +254,14 @@ async fn callback(
     State(p): State<Portal>,
     ClientAddr(addr): ClientAddr,
     jar: CookieJar,
-    Query(q): Query<CallbackQuery>,
+    pages::PageQuery(q): pages::PageQuery<CallbackQuery>,
     body: axum::body::Bytes,
 ) -> Response {
+    // First of all, a store-side limit per address: forged callbacks must not each cost an
+    // audit line (or a call to Cohesion) beyond it.
+    if let Err(f) = p.limit_callback(&addr).await {
+        return super::pages::failure_page(&p, None, &f);
+    }
     let expected = jar.get(STATE_COOKIE).map(|k| k.value().to_owned());
     let jar = jar.remove(state_cookie(String::new(), Duration::ZERO));
     let state_ok = match (&expected, &q.stato) {
@@ -370,7 +384,7 @@ async fn callback(
         )
             .into_response();
     }
-    let Some(cf) = user.profile.codice_fiscale().map(|c| c.canonical()) else {
+    let Some(cf) = user.profile.codice_fiscale().cloned() else {
         audit("refused no_codice_fiscale".into()).await;
         return (
             jar,

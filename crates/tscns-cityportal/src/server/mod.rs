@@ -110,7 +110,12 @@ pub struct RateLimits {
     pub download: Limit,
     /// Public verification (per address only): default 120 a minute.
     pub verify: Limit,
+    /// Cohesion callbacks (per address only, times `per_address_factor`; counted before anything
+    /// else is done or audited, so past it a forged callback costs one store write and no audit
+    /// line): default 30 in 10 minutes, so 600 per address with the default factor.
+    pub callback: Limit,
     /// Multiplier for the per-address limits (several citizens behind one address): default 20.
+    /// An IPv6 address counts by its /64.
     pub per_address_factor: u32,
 }
 
@@ -128,6 +133,10 @@ impl Default for RateLimits {
             verify: Limit {
                 limit: 120,
                 window_secs: 60,
+            },
+            callback: Limit {
+                limit: 30,
+                window_secs: 600,
             },
             per_address_factor: 20,
         }
@@ -165,6 +174,13 @@ impl PortalConfig {
             session_idle: Duration::from_secs(30 * 60),
             session_absolute: Duration::from_secs(8 * 60 * 60),
         }
+    }
+
+    /// Sets [`tls`](Self::tls) for a portal whose own listener does (`true`) or does not serve
+    /// TLS: an `https` public URL counts as TLS either way, as behind a TLS-terminating reverse
+    /// proxy the browser still speaks HTTPS (HSTS and the `Secure` `__Host-` cookie are kept).
+    pub fn set_listener_tls(&mut self, listener_tls: bool) {
+        self.tls = listener_tls || self.public_url.scheme() == "https";
     }
 
     /// The public URL without its trailing slash.

@@ -1,7 +1,7 @@
 //! The pages citizens see: Italian, server-rendered with maud (escaped by construction), no
 //! JavaScript, one stylesheet, landmarks and labels for WCAG 2.1 AA.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -126,6 +126,40 @@ pub(crate) fn message_page(
         }
     };
     page(status, layout(p, c, title, "", body))
+}
+
+/// [`Query`] whose rejection is the Italian error page (400), never the parser's English text.
+pub(crate) struct PageQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned> FromRequestParts<Portal> for PageQuery<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        p: &Portal,
+    ) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, p).await {
+            Ok(Query(q)) => Ok(PageQuery(q)),
+            Err(_) => Err(failure_page(p, None, &super::service::BAD_QUERY)),
+        }
+    }
+}
+
+/// [`Path`] whose rejection is the Italian error page (400), never the parser's English text.
+pub(crate) struct PagePath<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<Portal> for PagePath<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        p: &Portal,
+    ) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, p).await {
+            Ok(Path(q)) => Ok(PagePath(q)),
+            Err(_) => Err(failure_page(p, None, &super::service::BAD_PATH)),
+        }
+    }
 }
 
 /// The page of a failure: a missing session redirects to the login.
@@ -474,7 +508,7 @@ struct IssuedQuery {
 async fn certificati(
     State(p): State<Portal>,
     MaybeCitizen(c): MaybeCitizen,
-    Query(q): Query<IssuedQuery>,
+    PageQuery(q): PageQuery<IssuedQuery>,
 ) -> Response {
     let Some(c) = c else {
         return login_redirect("/certificati");
@@ -583,7 +617,7 @@ fn refusal_notice(message: &str) -> Markup {
 async fn download(
     State(p): State<Portal>,
     MaybeCitizen(c): MaybeCitizen,
-    Path(id): Path<String>,
+    PagePath(id): PagePath<String>,
 ) -> Response {
     let Some(c) = c else {
         return login_redirect("/certificati");

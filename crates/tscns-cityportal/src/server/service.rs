@@ -18,7 +18,7 @@ use crate::store::{
 /// The logged-in citizen of a request.
 #[derive(Debug, Clone)]
 pub(crate) struct Citizen {
-    /// Canonical codice fiscale.
+    /// Codice fiscale, exactly as issued (never folded to its base code).
     pub cf: CodiceFiscale,
     /// Login level 0..=2.
     pub level: i64,
@@ -48,6 +48,11 @@ pub(crate) enum Failure {
     NotFound,
     /// A bad request body or parameter.
     Invalid { code: &'static str, message: String },
+    /// A request whose query string or path cannot be read (400).
+    BadRequest {
+        code: &'static str,
+        message: &'static str,
+    },
     /// The marca da bollo was used already.
     MarcaUsed,
     /// Over a rate limit.
@@ -87,6 +92,7 @@ impl Failure {
             Failure::Refused(_) | Failure::Csrf => S::FORBIDDEN,
             Failure::NotFound => S::NOT_FOUND,
             Failure::Invalid { .. } => S::UNPROCESSABLE_ENTITY,
+            Failure::BadRequest { .. } => S::BAD_REQUEST,
             Failure::MarcaUsed => S::CONFLICT,
             Failure::RateLimited { .. } => S::TOO_MANY_REQUESTS,
             Failure::Internal(_) => S::INTERNAL_SERVER_ERROR,
@@ -98,7 +104,7 @@ impl Failure {
             Failure::NotLoggedIn => "not_logged_in".into(),
             Failure::Refused(r) => refusal_code(r),
             Failure::NotFound => "not_found".into(),
-            Failure::Invalid { code, .. } => (*code).into(),
+            Failure::Invalid { code, .. } | Failure::BadRequest { code, .. } => (*code).into(),
             Failure::MarcaUsed => "marca_already_used".into(),
             Failure::RateLimited { .. } => "rate_limited".into(),
             Failure::Csrf => "csrf".into(),
@@ -112,6 +118,7 @@ impl Failure {
             Failure::Refused(r) => r.to_string(),
             Failure::NotFound => "Documento non trovato, oppure non riguarda Lei né la Sua famiglia.".into(),
             Failure::Invalid { message, .. } => message.clone(),
+            Failure::BadRequest { message, .. } => (*message).into(),
             Failure::MarcaUsed => "Questa marca da bollo è già stata usata per un altro documento: ogni marca vale per un solo documento, ne indichi un'altra.".into(),
             Failure::RateLimited { retry_after } => format!(
                 "Troppe richieste in poco tempo: riprovi tra {retry_after} secondi."
@@ -151,6 +158,19 @@ pub(crate) struct KindOption {
     pub fee_cents: Option<u32>,
 }
 
+/// The answer to a query string the handler cannot read (never the parser's English text).
+pub(crate) const BAD_QUERY: Failure = Failure::BadRequest {
+    code: "bad_query",
+    message:
+        "I parametri dell'indirizzo (dopo il «?») non sono validi: controlli l'indirizzo e riprovi.",
+};
+
+/// The answer to a path the handler cannot read (never the parser's English text).
+pub(crate) const BAD_PATH: Failure = Failure::BadRequest {
+    code: "bad_path",
+    message: "L'indirizzo richiesto non è valido: controlli l'indirizzo e riprovi.",
+};
+
 fn invalid(code: &'static str, message: impl Into<String>) -> Failure {
     Failure::Invalid {
         code,
@@ -175,14 +195,30 @@ pub(crate) fn parse_kind(s: &str) -> Result<CertificateKind, Failure> {
 
 /// Parses a codice fiscale from a request.
 pub(crate) fn parse_cf(s: &str) -> Result<CodiceFiscale, Failure> {
-    CodiceFiscale::parse(&s.trim().to_ascii_uppercase())
-        .map(|c| c.canonical())
-        .map_err(|_| {
-            invalid(
-                "bad_codice_fiscale",
-                "Il codice fiscale indicato non è valido: controlli i 16 caratteri.",
-            )
-        })
+    CodiceFiscale::parse(&s.trim().to_ascii_uppercase()).map_err(|_| {
+        invalid(
+            "bad_codice_fiscale",
+            "Il codice fiscale indicato non è valido: controlli i 16 caratteri.",
+        )
+    })
+}
+
+/// The per-address rate-limit key of a client address: an IPv4 address (an IPv4-mapped IPv6
+/// one included) as itself, an IPv6 address by its /64 (one subscriber's whole prefix: rotating
+/// addresses inside it is free), anything else as given.
+pub(crate) fn address_bucket(remote: &str) -> String {
+    match remote.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let prefix = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{prefix}/64")
+            }
+        },
+        Ok(ip) => ip.to_string(),
+        Err(_) => remote.to_string(),
+    }
 }
 
 impl Portal {
@@ -213,6 +249,21 @@ impl Portal {
         Ok(())
     }
 
+    /// Counts a Cohesion callback from `remote` (per address, see [`address_bucket`]); over
+    /// [`RateLimits::callback`](super::RateLimits::callback) times the per-address factor: 429,
+    /// before anything is audited.
+    pub(crate) async fn limit_callback(&self, remote: &str) -> Result<(), Failure> {
+        let limits = &self.inner.config.limits;
+        let limit = Limit {
+            limit: limits
+                .callback
+                .limit
+                .saturating_mul(limits.per_address_factor.max(1)),
+            window_secs: limits.callback.window_secs,
+        };
+        self.limit("callback", limit, None, remote).await
+    }
+
     /// Counts a hit per citizen (if any) and per address; over either limit: 429.
     async fn limit(
         &self,
@@ -225,7 +276,7 @@ impl Portal {
         let now = self.now();
         let factor = self.inner.config.limits.per_address_factor.max(1);
         let mut checks = vec![(
-            format!("{what}:ip:{remote}"),
+            format!("{what}:ip:{}", address_bucket(remote)),
             limit.limit.saturating_mul(factor),
         )];
         if let Some(c) = who {
@@ -485,12 +536,7 @@ impl Portal {
         .map_err(|e| Failure::Internal(format!("issuing task: {e}")))?
         .map_err(|e| Failure::Internal(format!("certificate PDF: {e}")))?;
         let sha256 = crate::store::hex(&Sha256::digest(&pdf));
-        let subject_cf = subject
-            .person
-            .codice_fiscale
-            .canonical()
-            .as_str()
-            .to_string();
+        let subject_cf = subject.person.codice_fiscale.as_str().to_string();
         let certificate = StoredCertificate {
             id: ids.id.clone(),
             verification_code: ids.verification_code.clone(),
@@ -640,18 +686,27 @@ impl Portal {
         Ok(pdf)
     }
 
-    /// Public verification: the certificate if the code is its verification code.
+    /// Public verification: the certificate if the code is its verification code, with its
+    /// sealed PDF when `with_pdf` (else `pdf` is empty: the blob is not read).
     pub(crate) async fn verify(
         &self,
         remote: &str,
         id: &str,
         code: &str,
+        with_pdf: bool,
     ) -> Result<Option<StoredCertificate>, Failure> {
         self.limit("verify", self.inner.config.limits.verify, None, remote)
             .await?;
         let id: String = id.chars().take(64).collect();
         let code: String = code.chars().take(64).collect();
-        let found = self.inner.store.verify_certificate(&id, &code).await?;
+        let found = if with_pdf {
+            self.inner.store.verify_certificate(&id, &code).await?
+        } else {
+            self.inner
+                .store
+                .verify_certificate_metadata(&id, &code)
+                .await?
+        };
         let outcome = if found.is_some() {
             "valid"
         } else {
@@ -683,5 +738,29 @@ impl Portal {
     pub(crate) async fn audit_logout(&self, c: &Citizen) -> Result<(), Failure> {
         self.audit(Some(c), &c.remote, "logout", Some(c.cf.as_str()), "ok")
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::address_bucket;
+
+    #[test]
+    fn ipv6_addresses_share_a_bucket_per_64() {
+        assert_eq!(
+            address_bucket("2001:db8:1:2:aaaa:bbbb:cccc:dddd"),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            address_bucket("2001:db8:1:2::1"),
+            address_bucket("2001:db8:1:2:ffff::9")
+        );
+        assert_ne!(
+            address_bucket("2001:db8:1:2::1"),
+            address_bucket("2001:db8:1:3::1")
+        );
+        assert_eq!(address_bucket("192.0.2.7"), "192.0.2.7");
+        assert_eq!(address_bucket("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(address_bucket("-"), "-");
     }
 }

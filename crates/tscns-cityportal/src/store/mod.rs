@@ -160,7 +160,7 @@ pub struct AuditEntry {
 /// A login session (used by the portal server).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
-    /// Session id (the cookie value; random).
+    /// Session id (the cookie value; random). The store keeps only its SHA-256.
     pub id: String,
     /// The citizen's codice fiscale.
     pub codice_fiscale: String,
@@ -344,7 +344,7 @@ impl Store {
                 "INSERT INTO people (municipality, codice_fiscale, family_id, data) VALUES ($1, $2, $3, $4)",
             )
             .bind(code)
-            .bind(p.codice_fiscale.canonical().as_str().to_string())
+            .bind(p.codice_fiscale.as_str().to_string())
             .bind(p.family.clone())
             .bind(serde_json::to_string(p).map_err(corrupt("people"))?)
             .execute(&mut *tx)
@@ -381,7 +381,7 @@ impl Store {
              WHERE p.municipality = $1 AND p.codice_fiscale = $2",
         )
         .bind(code)
-        .bind(cf.canonical().as_str().to_string())
+        .bind(cf.as_str().to_string())
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
@@ -395,6 +395,8 @@ impl Store {
             .map(|f| serde_json::from_str(&f).map_err(corrupt("families")))
             .transpose()?;
         let members = match &family {
+            // A convivenza's residents are not each other's family (see `build_record`).
+            Some(f) if f.convivenza => Vec::new(),
             Some(f) => {
                 let rows = sqlx::query(
                     "SELECT data FROM people WHERE municipality = $1 AND family_id = $2 ORDER BY codice_fiscale",
@@ -506,19 +508,51 @@ impl Store {
         row.map(|r| certificate_from_row(&r)).transpose()
     }
 
-    /// The certificate with this id if `code` is its verification code (what the QR code's page
-    /// shows); constant-time comparison of the code.
+    /// The certificate with this id, its sealed PDF included, if `code` is its verification code
+    /// (the sealed original the QR code's page offers). The code is checked first (constant-time
+    /// comparison): the PDF is read only for a right code.
     pub async fn verify_certificate(
         &self,
         id: &str,
         code: &str,
     ) -> Result<Option<StoredCertificate>, StoreError> {
-        Ok(self.certificate(id).await?.filter(|c| {
-            let a = c.verification_code.as_bytes();
-            let b = code.trim().to_ascii_uppercase();
-            let b = b.as_bytes();
-            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-        }))
+        if !self.verification_code_matches(id, code).await? {
+            return Ok(None);
+        }
+        self.certificate(id).await
+    }
+
+    /// As [`Store::verify_certificate`] without reading the PDF (what the verification page
+    /// shows): the answer's `pdf` is empty, `sha256` is the stored hash of the original.
+    pub async fn verify_certificate_metadata(
+        &self,
+        id: &str,
+        code: &str,
+    ) -> Result<Option<StoredCertificate>, StoreError> {
+        if !self.verification_code_matches(id, code).await? {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT id, verification_code, municipality, kind, subject, requester, stamp, destination, issued_at, sha256 \
+             FROM certificates WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| certificate_fields(&r, Vec::new())).transpose()
+    }
+
+    async fn verification_code_matches(&self, id: &str, code: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT verification_code FROM certificates WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(false) };
+        let stored: String = row.try_get("verification_code")?;
+        let a = stored.as_bytes();
+        let b = code.trim().to_ascii_uppercase();
+        let b = b.as_bytes();
+        Ok(a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0)
     }
 
     /// Ids of the certificates stored, oldest first (for checks and audits).
@@ -600,13 +634,16 @@ impl Store {
     }
 
     // ---- sessions ----
+    //
+    // The table keeps the SHA-256 of each session id, never the id itself: whoever reads the
+    // table (a backup, a replica, an SQL injection elsewhere) cannot use the sessions.
 
-    /// Stores a new session.
+    /// Stores a new session (its id as SHA-256).
     pub async fn create_session(&self, s: &Session) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO sessions (id, codice_fiscale, auth_level, csrf_token, created_at, expires_at, data) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(s.id.as_str())
+        .bind(session_key(&s.id))
         .bind(s.codice_fiscale.as_str())
         .bind(s.auth_level)
         .bind(s.csrf_token.as_str())
@@ -625,15 +662,15 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, codice_fiscale, auth_level, csrf_token, created_at, expires_at, data FROM sessions WHERE id = $1 AND expires_at > $2",
+            "SELECT codice_fiscale, auth_level, csrf_token, created_at, expires_at, data FROM sessions WHERE id = $1 AND expires_at > $2",
         )
-        .bind(id)
+        .bind(session_key(id))
         .bind(unix(now))
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {
             Ok(Session {
-                id: r.try_get("id")?,
+                id: id.to_string(),
                 codice_fiscale: r.try_get("codice_fiscale")?,
                 auth_level: r.try_get("auth_level")?,
                 csrf_token: r.try_get("csrf_token")?,
@@ -648,7 +685,7 @@ impl Store {
     /// Ends a session.
     pub async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM sessions WHERE id = $1")
-            .bind(id)
+            .bind(session_key(id))
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -720,7 +757,25 @@ where
     Ok(())
 }
 
+/// What the sessions table keeps of a session id: its SHA-256, hex.
+pub(crate) fn session_key(id: &str) -> String {
+    hex(&Sha256::digest(id.as_bytes()))
+}
+
 fn certificate_from_row(r: &AnyRow) -> Result<StoredCertificate, StoreError> {
+    let pdf: Vec<u8> = r.try_get("pdf")?;
+    let sha256: String = r.try_get("sha256")?;
+    if hex(&Sha256::digest(&pdf)) != sha256 {
+        return Err(StoreError::Corrupt {
+            table: "certificates",
+            reason: "the PDF does not match its SHA-256".into(),
+        });
+    }
+    certificate_fields(r, pdf)
+}
+
+/// A certificate's row with `pdf` (read and checked by the caller, or empty).
+fn certificate_fields(r: &AnyRow, pdf: Vec<u8>) -> Result<StoredCertificate, StoreError> {
     let bad = |reason: String| StoreError::Corrupt {
         table: "certificates",
         reason,
@@ -728,11 +783,7 @@ fn certificate_from_row(r: &AnyRow) -> Result<StoredCertificate, StoreError> {
     let kind: i64 = r.try_get("kind")?;
     let destination: i64 = r.try_get("destination")?;
     let stamp: String = r.try_get("stamp")?;
-    let pdf: Vec<u8> = r.try_get("pdf")?;
     let sha256: String = r.try_get("sha256")?;
-    if hex(&Sha256::digest(&pdf)) != sha256 {
-        return Err(bad("the PDF does not match its SHA-256".into()));
-    }
     Ok(StoredCertificate {
         id: r.try_get("id")?,
         verification_code: r.try_get("verification_code")?,

@@ -37,6 +37,11 @@ const PORTAL_MIGRATIONS: &[PortalMigration] = &[(
         "CREATE INDEX audit_log_subject ON audit_log (subject)",
         "CREATE INDEX audit_log_actor ON audit_log (actor)",
     ],
+), (
+    2,
+    "sessions keyed by the SHA-256 of their id (sessions stored before are dropped)",
+    &["DELETE FROM sessions"],
+    &["DELETE FROM sessions"],
 )];
 
 /// The answer of [`super::Store::hit_rate_limit`].
@@ -177,7 +182,7 @@ impl super::Store {
     ) -> Result<(), StoreError> {
         sqlx::query("UPDATE sessions SET expires_at = $1 WHERE id = $2")
             .bind(unix(expires_at))
-            .bind(id)
+            .bind(super::session_key(id))
             .execute(&self.pool)
             .await?;
         Ok(())

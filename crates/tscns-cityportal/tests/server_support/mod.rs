@@ -34,6 +34,11 @@ pub fn seal() -> &'static TestSeal {
 /// The fixture's residents as a `--users` TOML file, all with [`PASSWORD`] and PIN 12345678.
 pub fn users_toml() -> String {
     let r = Registry::from_json(tscns_cityportal::SAN_BENEDETTO_FIXTURE.as_bytes()).unwrap();
+    users_toml_of(&r)
+}
+
+/// The residents of `r` as a `--users` TOML file, all with [`PASSWORD`] and PIN 12345678.
+pub fn users_toml_of(r: &Registry) -> String {
     let mut s = String::new();
     for p in r.people() {
         s.push_str(&format!(
@@ -47,10 +52,28 @@ pub fn users_toml() -> String {
 }
 
 pub async fn emulator() -> Emulator {
+    emulator_with_users(&users_toml()).await
+}
+
+/// An emulator whose password users are the residents of `r`.
+pub async fn emulator_of(r: &Registry) -> Emulator {
+    emulator_with_users(&users_toml_of(r)).await
+}
+
+async fn emulator_with_users(toml: &str) -> Emulator {
     let ca = rustls_pki_types::CertificateDer::from_pem_slice(seal().ca_pem.as_bytes()).unwrap();
     let mut cfg = EmulatorConfig::loopback(vec![ca]);
-    cfg.users = TestUser::from_toml(&users_toml()).unwrap();
+    cfg.users = TestUser::from_toml(toml).unwrap();
     Emulator::start(cfg).await.unwrap()
+}
+
+/// A store URL in `dir` with the registry `r` imported.
+pub async fn sqlite_store_of(dir: &tempfile::TempDir, r: &Registry) -> String {
+    let url = format!("sqlite://{}/portal.db", dir.path().display());
+    let store = Store::open_portal(&url).await.unwrap();
+    store.import(r).await.unwrap();
+    store.close().await;
+    url
 }
 
 /// A running portal.
