@@ -31,6 +31,23 @@ static STATE: Mutex<Option<Module>> = Mutex::new(None);
 
 type R = Result<(), CK_RV>;
 
+/// When the process exits (or the module is unloaded) without `C_Finalize` — browsers and curl
+/// through libp11 often do — every PC/SC connection to which a PIN was presented resets its card
+/// ([`tscns_apdu::pcsc::close_all`], bounded), as `C_Finalize` would have. Without this, pcscd
+/// would leave the card verified for any other client already connected. The loader runs this
+/// entry of `.fini_array` before it unloads libpcsclite, which this module depends on.
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".fini_array"]
+static RESET_AT_EXIT: extern "C" fn() = reset_at_exit;
+
+#[cfg(target_os = "linux")]
+extern "C" fn reset_at_exit() {
+    let _ = catch_unwind(|| {
+        tscns_apdu::pcsc::close_all(std::time::Duration::from_secs(5));
+    });
+}
+
 /// Runs one entry point: panics become `CKR_GENERAL_ERROR`, and the call is traced.
 fn entry(name: &'static str, f: impl FnOnce() -> R) -> CK_RV {
     let rv = match catch_unwind(AssertUnwindSafe(f)) {
