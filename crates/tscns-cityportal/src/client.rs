@@ -35,7 +35,6 @@ use tscns_tls::reqwest;
 use tscns_tls::SigningKey;
 
 use crate::documents::{self, DocumentError, Sealed};
-use crate::store::hex;
 
 /// Bound on one answer's body (a certificate PDF is well under this).
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -548,7 +547,7 @@ impl CityPortal {
             )));
         }
         let pdf = body_bytes(self.get(pdf_url).await?).await?;
-        let sha256 = hex(&Sha256::digest(&pdf));
+        let sha256 = hex::encode(Sha256::digest(&pdf));
         if !sha256.eq_ignore_ascii_case(&a.sha256) {
             return Err(ClientError::Protocol(format!(
                 "the PDF received has SHA-256 {sha256}, the portal announced {}",
@@ -749,7 +748,7 @@ async fn original_matches(
         return Ok(false);
     }
     let pdf = body_bytes(r).await?;
-    if !is_pdf(&pdf) || !hex(&Sha256::digest(&pdf)).eq_ignore_ascii_case(claimed.trim()) {
+    if !is_pdf(&pdf) || !hex::encode(Sha256::digest(&pdf)).eq_ignore_ascii_case(claimed.trim()) {
         return Ok(false);
     }
     Ok(documents::verify(&pdf, anchors).is_ok_and(|s| s.certificate_id == id))

@@ -10,7 +10,7 @@ use crate::documents::{
     certificate_pdf, seal, CertificateContent, DocumentError, SealInfo, SealKey,
 };
 use crate::domain::{eligibility, CertificateKind, DomainError, Purpose, Refusal, Stamp};
-use crate::store::{hex, AuditEntry, Store, StoreError, StoredCertificate};
+use crate::store::{AuditEntry, Store, StoreError, StoredCertificate};
 
 /// Why a certificate was not issued.
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +126,7 @@ pub async fn issue_certificate(
         stamp: req.stamp.cloned(),
         destination: req.purpose.destination,
         issued_at: OffsetDateTime::from_unix_timestamp(req.now.unix_timestamp()).unwrap_or(req.now),
-        sha256: hex(&Sha256::digest(&pdf)),
+        sha256: hex::encode(Sha256::digest(&pdf)),
         pdf,
     };
     store

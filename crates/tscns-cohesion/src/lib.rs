@@ -50,6 +50,7 @@ mod error;
 mod pem;
 mod profile;
 mod ratelimit;
+pub use ratelimit::client_prefix;
 mod redirect;
 mod replay;
 #[cfg(any(test, feature = "emulator"))]

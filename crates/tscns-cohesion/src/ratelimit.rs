@@ -39,6 +39,19 @@ impl ClientKey {
     }
 }
 
+/// How a client address is counted by rate limits: an IPv4 address (an IPv4-mapped IPv6 one
+/// included) as itself, an IPv6 address by its /64 (`2001:db8:1:2::/64`: what one subscriber
+/// usually holds, so rotating addresses inside it gains nothing). The same key as the buckets of
+/// [`ServiceProvider::redeem_from`](crate::ServiceProvider::redeem_from), as text, for limits an
+/// application keeps elsewhere (a portal's store).
+pub fn client_prefix(addr: IpAddr) -> String {
+    match ClientKey::of(Some(addr)) {
+        ClientKey::V4(a) => std::net::Ipv4Addr::from(a).to_string(),
+        ClientKey::V6(p) => format!("{}/64", std::net::Ipv6Addr::from(u128::from(p) << 64)),
+        ClientKey::Unknown => addr.to_string(),
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     tokens: f64,

@@ -305,7 +305,7 @@ pub fn seal(pdf: &[u8], key: &dyn SealKey, info: &SealInfo) -> Result<Vec<u8>, D
             let hexs: Vec<String> = ids
                 .iter()
                 .filter_map(|o| o.as_str().ok())
-                .map(|b| format!("<{}>", crate::store::hex(b)))
+                .map(|b| format!("<{}>", hex::encode(b)))
                 .collect();
             format!("/ID [{}]", hexs.join(" "))
         }
@@ -421,7 +421,7 @@ pub fn seal(pdf: &[u8], key: &dyn SealKey, info: &SealInfo) -> Result<Vec<u8>, D
             cms.len()
         )));
     }
-    let hexed = crate::store::hex(&cms);
+    let hexed = hex::encode(&cms);
     out[contents_start + 1..contents_start + 1 + hexed.len()].copy_from_slice(hexed.as_bytes());
     Ok(out)
 }

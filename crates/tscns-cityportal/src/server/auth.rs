@@ -46,7 +46,7 @@ pub(super) fn routes() -> Router<Portal> {
 /// 32 random bytes, hex.
 pub(crate) fn random_token() -> Result<String, Failure> {
     let b: [u8; 32] = crate::store::random_bytes().map_err(|e| Failure::Internal(e.to_string()))?;
-    Ok(crate::store::hex(&b))
+    Ok(hex::encode(b))
 }
 
 /// Constant-time equality.
@@ -247,7 +247,7 @@ fn callback_digest(cb: &UntrustedCallback) -> String {
         h.update((id.len() as u64).to_be_bytes());
         h.update(id.as_bytes());
     }
-    crate::store::hex(&h.finalize())
+    hex::encode(h.finalize())
 }
 
 async fn callback(

@@ -207,18 +207,9 @@ pub(crate) fn parse_cf(s: &str) -> Result<CodiceFiscale, Failure> {
 /// one included) as itself, an IPv6 address by its /64 (one subscriber's whole prefix: rotating
 /// addresses inside it is free), anything else as given.
 pub(crate) fn address_bucket(remote: &str) -> String {
-    match remote.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                let prefix = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
-                format!("{prefix}/64")
-            }
-        },
-        Ok(ip) => ip.to_string(),
-        Err(_) => remote.to_string(),
-    }
+    remote
+        .parse::<std::net::IpAddr>()
+        .map_or_else(|_| remote.to_string(), tscns_cohesion::client_prefix)
 }
 
 impl Portal {
@@ -535,7 +526,7 @@ impl Portal {
         .await
         .map_err(|e| Failure::Internal(format!("issuing task: {e}")))?
         .map_err(|e| Failure::Internal(format!("certificate PDF: {e}")))?;
-        let sha256 = crate::store::hex(&Sha256::digest(&pdf));
+        let sha256 = hex::encode(Sha256::digest(&pdf));
         let subject_cf = subject.person.codice_fiscale.as_str().to_string();
         let certificate = StoredCertificate {
             id: ids.id.clone(),
@@ -668,7 +659,7 @@ impl Portal {
             declarant: c.cf_str(),
             facts: chosen.iter().map(|f| f.slug().to_string()).collect(),
             issued_at: now,
-            sha256: crate::store::hex(&Sha256::digest(&pdf)),
+            sha256: hex::encode(Sha256::digest(&pdf)),
         };
         let audit = AuditEntry {
             actor: c.cf_str(),

@@ -183,11 +183,6 @@ pub struct Store {
     engine: Engine,
 }
 
-/// Lower-case hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    hex::encode(bytes)
-}
-
 /// `n` random bytes from the operating system.
 pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
     let mut b = [0u8; N];
@@ -759,13 +754,13 @@ where
 
 /// What the sessions table keeps of a session id: its SHA-256, hex.
 pub(crate) fn session_key(id: &str) -> String {
-    hex(&Sha256::digest(id.as_bytes()))
+    hex::encode(Sha256::digest(id.as_bytes()))
 }
 
 fn certificate_from_row(r: &AnyRow) -> Result<StoredCertificate, StoreError> {
     let pdf: Vec<u8> = r.try_get("pdf")?;
     let sha256: String = r.try_get("sha256")?;
-    if hex(&Sha256::digest(&pdf)) != sha256 {
+    if hex::encode(Sha256::digest(&pdf)) != sha256 {
         return Err(StoreError::Corrupt {
             table: "certificates",
             reason: "the PDF does not match its SHA-256".into(),
