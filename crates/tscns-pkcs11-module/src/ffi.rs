@@ -41,8 +41,16 @@ type R = Result<(), CK_RV>;
 #[link_section = ".fini_array"]
 static RESET_AT_EXIT: extern "C" fn() = reset_at_exit;
 
+/// The process that called `C_Initialize`: a child forked from it without exec has copies of the
+/// parent's connection list but none of its worker threads, and must leave the parent's cards
+/// alone (waiting for threads it does not have would stall, or hang, its exit).
+static INITIALIZED_BY: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 #[cfg(target_os = "linux")]
 extern "C" fn reset_at_exit() {
+    if INITIALIZED_BY.load(std::sync::atomic::Ordering::SeqCst) != std::process::id() {
+        return;
+    }
     let _ = catch_unwind(|| {
         tscns_apdu::pcsc::close_all(std::time::Duration::from_secs(5));
     });
@@ -244,6 +252,7 @@ unsafe extern "C" fn C_Initialize(args: *mut c_void) -> CK_RV {
             config.reader
         ));
         *g = Some(Module::new(config));
+        INITIALIZED_BY.store(std::process::id(), std::sync::atomic::Ordering::SeqCst);
         Ok(())
     })
 }
