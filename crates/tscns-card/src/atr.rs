@@ -283,6 +283,49 @@ pub struct Recognition {
     /// Key sets to try, in order: the generation's own, then the others of the table; the first
     /// whose certificate file exists is used.
     pub key_sets: Vec<KeySet>,
+    /// How the generation was found.
+    pub method: RecognitionMethod,
+    /// The read-only probes sent to find it, in order (empty when the ATR told).
+    pub probes: Vec<Probe>,
+}
+
+/// How recognition found a card's generation (the order in which it tries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RecognitionMethod {
+    /// The CNS marker of the historical bytes matched a known generation.
+    Atr,
+    /// The SELECT of a known application's AID (and its check) answered.
+    Application,
+    /// The CNS marker of an unknown generation: the fallback for its CNS version.
+    CnsMarker,
+    /// The classic path (SELECT 3F00/1000/1003) answered.
+    Path,
+}
+
+impl RecognitionMethod {
+    /// A short name (`atr`, `application`, `cns-marker`, `path`) for reports and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            RecognitionMethod::Atr => "atr",
+            RecognitionMethod::Application => "application",
+            RecognitionMethod::CnsMarker => "cns-marker",
+            RecognitionMethod::Path => "path",
+        }
+    }
+}
+
+/// One read-only probe recognition sent: what it was for, the command, the status word and
+/// the FCI (or other answer data) the card gave. No probe carries a PIN or reads a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// What the probe looks for, e.g. `application of actalis-ace2025`.
+    pub purpose: String,
+    /// The C-APDU bytes.
+    pub command: Vec<u8>,
+    /// The status word of the answer (0 when the card gave no answer).
+    pub sw: u16,
+    /// The answer's data (an FCI for a SELECT).
+    pub data: Vec<u8>,
 }
 
 impl Recognition {
@@ -306,12 +349,38 @@ impl Recognition {
             atr,
             atr_bytes: raw.to_vec(),
             info,
+            method: if info.is_some() && !generation.is_fallback() {
+                RecognitionMethod::Atr
+            } else if info.is_some() {
+                RecognitionMethod::CnsMarker
+            } else {
+                RecognitionMethod::Path
+            },
+            probes: Vec::new(),
         }
     }
 
-    /// True when the ATR carried no CNS marker.
+    /// True when the ATR carried no CNS marker: the file system must confirm it is a CNS.
     pub fn needs_probe(&self) -> bool {
         self.info.is_none()
+    }
+
+    /// True when the ATR alone did not name a known generation: recognition probes the known
+    /// applications by AID (and, without a CNS marker, the classic path).
+    pub fn needs_application_probe(&self) -> bool {
+        self.info.is_none() || self.generation.is_fallback()
+    }
+
+    /// Takes `generation`, found by the SELECT of its application, with the key sets of
+    /// `table` that go with it.
+    pub fn found_application(
+        &mut self,
+        generation: &'static CardGeneration,
+        table: &[&'static CardGeneration],
+    ) {
+        self.generation = generation;
+        self.key_sets = tscns_generations::key_sets_to_try(generation, table.iter().copied());
+        self.method = RecognitionMethod::Application;
     }
 
     /// P2 of VERIFY / CHANGE REFERENCE DATA / RESET RETRY COUNTER for the PIN.

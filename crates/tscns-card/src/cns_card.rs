@@ -16,7 +16,7 @@ use crate::personal_data::PersonalData;
 use crate::pin::{Pin, Puk};
 use crate::Error;
 
-use tscns_generations::{path_text, CardGeneration, SelectMode};
+use tscns_generations::{path_text, CardGeneration, SelectMode, SignPath, TriesQuery, GENERATIONS};
 pub use tscns_generations::{FilePath, EF_DATI_PERSONALI, EF_ID_CARTA};
 
 /// How many times an identity read is started again after the card was reset under it.
@@ -62,8 +62,44 @@ pub struct Identity {
     pub key_set: KeySet,
     /// Cross-checks between the files.
     pub checks: IdentityChecks,
+    /// Where each part was read.
+    pub origins: IdentityOrigins,
     /// APDUs the identity read took (recognition probe and re-reads after a reset included).
     pub apdus: u64,
+}
+
+/// Where the card id of an [`Identity`] came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CardIdOrigin {
+    /// EF_ID_Carta.
+    EfIdCarta,
+    /// The certificate's CN (`<CF>/<card id>.<hash>`): the card has no EF_ID_Carta (ACe 2025).
+    CertificateCn,
+}
+
+impl CardIdOrigin {
+    /// A short name (`EF_ID_Carta`, `certificate CN`) for people and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            CardIdOrigin::EfIdCarta => "EF_ID_Carta",
+            CardIdOrigin::CertificateCn => "certificate CN",
+        }
+    }
+}
+
+/// Where each part of an [`Identity`] was read (paths as text from the MF or the application).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityOrigins {
+    /// The card id's source.
+    pub card_id: CardIdOrigin,
+    /// The path of EF_ID_Carta when the card id came from it.
+    pub card_id_file: Option<String>,
+    /// The path of EF_Dati_personali.
+    pub personal_data_file: String,
+    /// The path of the certificate file.
+    pub certificate_file: String,
+    /// The AID of the application the files were read under, in hex, if any.
+    pub application: Option<String>,
 }
 
 /// What a PIN callback is asked for.
@@ -99,6 +135,10 @@ struct State {
     tries_left: Option<u8>,
     chaining_refused: bool,
     extended_refused: bool,
+    /// The card application (AID) is the current one (cleared by a reset or a failed command).
+    app_selected: bool,
+    /// The signing path that worked on this card (kept across resets: it is the card's).
+    sign_path: Option<SignPath>,
 }
 
 /// The card and the state, borrowed together for the length of one operation.
@@ -115,22 +155,37 @@ impl<T: Transport> CnsCard<T> {
         Self::from_card(Card::new(transport))
     }
 
+    /// The known generations as a table (what [`CnsCard::open`] recognises among).
+    fn known_table() -> Vec<&'static CardGeneration> {
+        GENERATIONS.iter().collect()
+    }
+
     /// Like [`CnsCard::open`] among another table of generations (a test's, with a generation
     /// not yet in [`tscns_generations::GENERATIONS`]).
     pub fn open_among(transport: T, table: &[&'static CardGeneration]) -> Result<Self, Error> {
         let card = Card::new(transport);
         let recognition = Recognition::from_atr_among(card.atr(), table);
-        Self::from_recognised_card(card, recognition)
+        Self::from_recognised_card(card, recognition, table)
     }
 
     /// Like [`CnsCard::open`] over an existing [`Card`] (its options are replaced by the
     /// generation's).
     pub fn from_card(card: Card<T>) -> Result<Self, Error> {
-        let recognition = Recognition::from_atr(card.atr());
-        Self::from_recognised_card(card, recognition)
+        let table = Self::known_table();
+        let recognition = Recognition::from_atr_among(card.atr(), &table);
+        Self::from_recognised_card(card, recognition, &table)
     }
 
-    fn from_recognised_card(mut card: Card<T>, recognition: Recognition) -> Result<Self, Error> {
+    /// Recognition in the order of the issue of card generations: the CNS marker of the ATR
+    /// (done by the caller); when it names no known generation, the known applications by
+    /// AID with their checks; without a marker, the classic path; else [`Error::NotCns`] with
+    /// what was tried. Every probe is a read-only SELECT or GET DATA, at most two per
+    /// application and one path.
+    fn from_recognised_card(
+        mut card: Card<T>,
+        recognition: Recognition,
+        table: &[&'static CardGeneration],
+    ) -> Result<Self, Error> {
         card.set_options(CardOptions {
             max_read_chunk: recognition.generation.lengths.max_read,
             // Commands choose their length form themselves (see `transmit_long`).
@@ -148,25 +203,46 @@ impl<T: Transport> CnsCard<T> {
                 tries_left: None,
                 chaining_refused: false,
                 extended_refused: false,
+                app_selected: false,
+                sign_path: None,
             },
             identity: None,
             public_key: None,
             probe_apdus: 0,
         };
-        if this.st.recognition.needs_probe() {
+        if this.st.recognition.needs_application_probe() {
             let before = this.card.apdu_count();
-            let id_carta = this.st.recognition.generation.layout.id_carta;
-            let r =
-                this.with_reset_retry(|c| c.in_transaction(|l| l.select(id_carta, "EF_ID_Carta")));
+            let found = this.with_reset_retry(|c| c.in_transaction(|l| l.probe(table)));
             this.probe_apdus = this.card.apdu_count() - before;
-            match r {
-                Ok(()) => {}
-                Err(Error::FileNotFound { .. }) | Err(Error::Status { .. }) => {
+            match found? {
+                Some(generation) => {
+                    this.st.recognition.found_application(generation, table);
+                    this.card.set_options(CardOptions {
+                        max_read_chunk: generation.lengths.max_read,
+                        ..*this.card.options()
+                    });
+                }
+                None if this.st.recognition.info.is_some() => {}
+                None if this
+                    .st
+                    .recognition
+                    .probes
+                    .last()
+                    .is_some_and(|p| p.sw == 0x9000) => {}
+                None => {
                     return Err(Error::NotCns {
-                        reason: format!("SELECT {} failed", path_text(id_carta)),
+                        reason: format!(
+                            "tried {}",
+                            this.st
+                                .recognition
+                                .probes
+                                .iter()
+                                .map(|p| format!("{} ({:04X})", p.purpose, p.sw))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
                     })
                 }
-                Err(e) => return Err(e),
             }
         }
         Ok(this)
@@ -207,6 +283,7 @@ impl<T: Transport> CnsCard<T> {
     fn note_reset(&mut self) -> Result<(), Error> {
         let st = &mut self.st;
         st.selected = None;
+        st.app_selected = false;
         st.security_env_set = false;
         if st.pin_verified {
             st.pin_verified = false;
@@ -322,7 +399,10 @@ impl<T: Transport> CnsCard<T> {
 
     /// Sends a PIN-bearing command once; a reset during it is reported, never retried.
     fn transmit_secret(&mut self, cmd: &Command) -> Result<Response, Error> {
-        match self.in_transaction(|l| l.transmit(cmd)) {
+        match self.in_transaction(|l| {
+            l.ensure_application()?;
+            l.transmit(cmd)
+        }) {
             Err(e) if e.is_reset() => {
                 let lost = self.st.pin_verified;
                 self.note_reset()?;
@@ -469,7 +549,16 @@ impl<T: Transport> CnsCard<T> {
     ///
     /// Whether every CNS card answers this without consuming a try is not confirmed publicly:
     /// call it only where the user asked for it (the PKCS#11 module's `query_pin_tries`).
+    ///
+    /// A generation whose answer is not known ([`TriesQuery::Never`]: ACe 2025, ST2022 over
+    /// NFC, any unknown card) gets nothing: [`Error::TriesQueryUnconfirmed`].
     pub fn query_pin_tries(&mut self) -> Result<Option<u8>, Error> {
+        let generation = self.st.recognition.generation;
+        if generation.tries_query == TriesQuery::Never {
+            return Err(Error::TriesQueryUnconfirmed {
+                generation: generation.name,
+            });
+        }
         let cmd = Command::new(0x00, 0x20, 0x00, self.st.recognition.pin_reference());
         let r = self.transmit_secret(&cmd)?;
         let sw = r.status().to_u16();
@@ -493,6 +582,7 @@ impl<T: Transport> CnsCard<T> {
         reset: impl FnOnce(&mut T) -> Result<(), tscns_apdu::Error>,
     ) -> Result<(), Error> {
         self.st.selected = None;
+        self.st.app_selected = false;
         self.st.security_env_set = false;
         self.st.pin_verified = false;
         self.st.pin_state_lost = false;
@@ -507,9 +597,90 @@ impl<T: Transport> Link<'_, T> {
             Ok(r) => Ok(r),
             Err(e) => {
                 self.st.selected = None;
+                self.st.app_selected = false;
                 Err(e.into())
             }
         }
+    }
+
+    /// The probes of recognition (see [`CnsCard::from_recognised_card`]): each application of
+    /// `table` with an AID, then (without a CNS marker) the classic path. Returns the
+    /// generation an application answered for; the probes are kept in the recognition.
+    fn probe(
+        &mut self,
+        table: &[&'static CardGeneration],
+    ) -> Result<Option<&'static CardGeneration>, Error> {
+        self.st.recognition.probes.clear();
+        for generation in tscns_generations::by_application(table.iter().copied()) {
+            let Some(aid) = generation.layout.aid else {
+                continue;
+            };
+            let cmd = select_aid(aid);
+            let r = self.probe_one(format!("application of {}", generation.name), &cmd)?;
+            if !r.is_success() || !fci_names(r.data(), aid) {
+                continue;
+            }
+            if let Some(check) = generation.confirm {
+                let [p1, p2] = check.p1p2;
+                let cmd = Command::new(0x00, 0xCA, p1, p2).with_le(256);
+                let r = self.probe_one(format!("GET DATA of {}", generation.name), &cmd)?;
+                if !r.is_success() || r.data() != check.expect {
+                    self.st.app_selected = false;
+                    continue;
+                }
+            }
+            self.st.app_selected = true;
+            self.st.selected = None;
+            return Ok(Some(generation));
+        }
+        self.st.app_selected = false;
+        if self.st.recognition.info.is_none() {
+            // The classic path from the MF, as every CNS without an application has it.
+            let id_carta = self.st.recognition.generation.layout.id_carta;
+            let data: Vec<u8> = id_carta.iter().flatten().copied().collect();
+            let cmd = Command::new(0x00, 0xA4, 0x08, 0x00).with_data(data);
+            let r = self.probe_one(format!("EF_ID_Carta {}", path_text(id_carta)), &cmd)?;
+            self.st.selected = r.is_success().then_some(id_carta);
+        }
+        Ok(None)
+    }
+
+    /// Selects the generation's application (AID) unless it is the current one: the PIN and
+    /// the key live in it, and a reset by another application makes the card forget it.
+    fn ensure_application(&mut self) -> Result<(), Error> {
+        let Some(aid) = self.st.recognition.generation.layout.aid else {
+            return Ok(());
+        };
+        if self.st.app_selected {
+            return Ok(());
+        }
+        let r = self.transmit(&select_aid(aid))?;
+        self.st.selected = None;
+        match r.status() {
+            StatusWord::SUCCESS => {
+                self.st.app_selected = true;
+                Ok(())
+            }
+            StatusWord::FILE_NOT_FOUND => Err(Error::FileNotFound {
+                file: format!("card application {}", hex::encode_upper(aid)),
+            }),
+            sw => Err(Error::Status {
+                operation: "SELECT",
+                sw,
+            }),
+        }
+    }
+
+    /// Sends one probe and records it.
+    fn probe_one(&mut self, purpose: String, cmd: &Command) -> Result<Response, Error> {
+        let r = self.transmit(cmd)?;
+        self.st.recognition.probes.push(crate::atr::Probe {
+            purpose,
+            command: cmd.encode().unwrap_or_default(),
+            sw: r.status().to_u16(),
+            data: r.data().to_vec(),
+        });
+        Ok(r)
     }
 
     /// SELECT by path as the generation's layout says (`00 A4 08 00 Lc path` from the MF,
@@ -523,12 +694,20 @@ impl<T: Transport> Link<'_, T> {
         let not_found = || Error::FileNotFound {
             file: format!("{name} ({})", path_text(path)),
         };
-        if layout.select == SelectMode::FromCurrentDf {
-            let app = match layout.aid {
-                Some(aid) => Command::new(0x00, 0xA4, 0x04, 0x0C).with_data(aid.to_vec()),
-                None => Command::new(0x00, 0xA4, 0x00, 0x0C).with_data(vec![0x3F, 0x00]),
-            };
+        // An application selected by AID stays the current one: it is selected again before a
+        // path from the current DF (the EF selected last moved the current DF), and after a
+        // reset. Without an AID, paths from the current DF start at the MF.
+        let app = match (layout.aid, layout.select) {
+            (Some(aid), SelectMode::FromCurrentDf) => Some(select_aid(aid)),
+            (Some(aid), SelectMode::FromMf) if !self.st.app_selected => Some(select_aid(aid)),
+            (None, SelectMode::FromCurrentDf) => {
+                Some(Command::new(0x00, 0xA4, 0x00, 0x0C).with_data(vec![0x3F, 0x00]))
+            }
+            _ => None,
+        };
+        if let Some(app) = app {
             let r = self.transmit(&app)?;
+            self.st.app_selected = r.is_success() && layout.aid.is_some();
             if !r.is_success() {
                 self.st.selected = None;
                 return Err(match r.status() {
@@ -605,7 +784,7 @@ impl<T: Transport> Link<'_, T> {
         let cap = self.st.recognition.generation.lengths.max_read;
         while have.len() < total {
             let want = total - have.len();
-            let use_ext = self.st.recognition.generation.lengths.extended
+            let use_ext = self.st.recognition.generation.lengths.extended_reads
                 && !self.st.extended_refused
                 && want > cap;
             let le = if use_ext { want } else { want.min(cap) };
@@ -634,18 +813,25 @@ impl<T: Transport> Link<'_, T> {
 
     fn read_identity(&mut self) -> Result<Identity, Error> {
         let layout = self.st.recognition.generation.layout;
-        // EF_ID_Carta: 16 ASCII digits, read exactly.
-        self.select(layout.id_carta, "EF_ID_Carta")?;
-        let (raw_id, _) = self.read_chunk(0, 16, false)?;
-        let id_text = std::str::from_utf8(&raw_id).map_err(|_| Error::CardId {
-            reason: "not ASCII digits".into(),
-        })?;
-        let card_id =
-            CardId::parse(id_text.trim_end_matches(['\0', ' ', '\u{FF}'])).map_err(|e| {
-                Error::CardId {
-                    reason: e.to_string(),
-                }
-            })?;
+        // EF_ID_Carta: 16 ASCII digits, read exactly. A card that may lack it (ACe 2025) gives
+        // its card id in the certificate's CN instead.
+        let card_id = match self.select(layout.id_carta, "EF_ID_Carta") {
+            Ok(()) => {
+                let (raw_id, _) = self.read_chunk(0, 16, false)?;
+                let id_text = std::str::from_utf8(&raw_id).map_err(|_| Error::CardId {
+                    reason: "not ASCII digits".into(),
+                })?;
+                Some(
+                    CardId::parse(id_text.trim_end_matches(['\0', ' ', '\u{FF}'])).map_err(
+                        |e| Error::CardId {
+                            reason: e.to_string(),
+                        },
+                    )?,
+                )
+            }
+            Err(Error::FileNotFound { .. }) if layout.card_id_from_certificate => None,
+            Err(e) => return Err(e),
+        };
 
         // EF_Dati_personali: one READ of the cap usually holds it all; the header says how much.
         self.select(layout.dati_personali, "EF_Dati_personali")?;
@@ -715,8 +901,32 @@ impl<T: Transport> Link<'_, T> {
         let certificate = CnsCertificate::from_der(&der).map_err(|e| Error::Certificate {
             reason: e.to_string(),
         })?;
+        let (card_id, card_id_origin) = match card_id {
+            Some(id) => (id, CardIdOrigin::EfIdCarta),
+            None => {
+                let parts = certificate.cn_parts().map_err(|e| Error::CardId {
+                    reason: format!("the card has no EF_ID_Carta and its certificate CN: {e}"),
+                })?;
+                let id = CardId::parse(&parts.card_id).map_err(|e| Error::CardId {
+                    reason: format!(
+                        "the card has no EF_ID_Carta and the card id in its certificate CN is \
+                         invalid: {e}"
+                    ),
+                })?;
+                (id, CardIdOrigin::CertificateCn)
+            }
+        };
         let checks = cross_check(&personal_data, &pd_bytes, &certificate);
+        let origins = IdentityOrigins {
+            card_id: card_id_origin,
+            card_id_file: (card_id_origin == CardIdOrigin::EfIdCarta)
+                .then(|| path_text(layout.id_carta)),
+            personal_data_file: path_text(layout.dati_personali),
+            certificate_file: key_set.path_text(),
+            application: layout.aid.map(hex::encode_upper),
+        };
         Ok(Identity {
+            origins,
             card_id,
             personal_data,
             personal_data_bytes: pd_bytes,
@@ -765,58 +975,111 @@ impl<T: Transport> Link<'_, T> {
         }
     }
 
+    /// Signs `block` with the key: along the path that worked before on this connection, else
+    /// along the generation's [`CardGeneration::sign_paths`] in order, each once (no PIN is
+    /// sent: the caller verified it once before). A path the card refuses
+    /// ([`SignPath::is_refusal`]) gives way to the next; any other answer ends the attempt.
     fn pso_sign(&mut self, key_ref: u8, block: &[u8]) -> Result<Vec<u8>, Error> {
-        let cached = self.st.security_env_set;
-        match self.pso_sign_once(key_ref, block) {
-            // 6985 with a security environment set in an earlier call: another application may
-            // have changed it. Set it again and try once more (no PIN is sent).
-            Err(Error::Status {
-                sw: StatusWord::CONDITIONS_NOT_SATISFIED,
-                ..
-            }) if cached => self.pso_sign_once(key_ref, block),
-            other => other,
+        self.ensure_application()?;
+        if let Some(path) = self.st.sign_path {
+            let cached = self.st.security_env_set;
+            return match self.sign_along(path, key_ref, block) {
+                // 6985 with a security environment set in an earlier call: another application
+                // may have changed it. Set it again and try once more (no PIN is sent).
+                Err(SignFailure::Other(Error::Status {
+                    sw: StatusWord::CONDITIONS_NOT_SATISFIED,
+                    ..
+                })) if cached => self.sign_along(path, key_ref, block),
+                other => other,
+            }
+            .map_err(SignFailure::into_error);
         }
+        let paths = self.st.recognition.generation.sign_paths;
+        let mut tried = Vec::new();
+        for &path in paths {
+            match self.sign_along(path, key_ref, block) {
+                Ok(signature) => {
+                    self.st.sign_path = Some(path);
+                    return Ok(signature);
+                }
+                Err(SignFailure::Refused { operation, sw }) if paths.len() > 1 => {
+                    tried.push(format!("{path}: {operation} {sw}"));
+                }
+                Err(e) => return Err(e.into_error()),
+            }
+        }
+        Err(Error::SigningUnsupported {
+            tried: tried.join("; "),
+        })
     }
 
-    fn pso_sign_once(&mut self, key_ref: u8, block: &[u8]) -> Result<Vec<u8>, Error> {
+    /// One signing path: its MSE commands (unless the environment is set already), then PSO.
+    fn sign_along(
+        &mut self,
+        path: SignPath,
+        key_ref: u8,
+        block: &[u8],
+    ) -> Result<Vec<u8>, SignFailure> {
         let signing = self.st.recognition.generation.signing;
         if !self.st.security_env_set {
-            // MSE RESTORE SE 03 with the trailing 00 the CNS wants (Functional Specification
-            // 1.1.5 §13.14, cns-card spec "Signing" step 1): encoded as a short Le of 00.
-            if let Some([p1, p2]) = signing.restore {
-                let r = self.transmit(&Command::new(0x00, 0x22, p1, p2).with_le(256))?;
-                if !r.is_success() {
-                    return Err(Error::Status {
-                        operation: "MSE RESTORE",
-                        sw: r.status(),
-                    });
+            if path == SignPath::Cns {
+                // MSE RESTORE SE 03 with the trailing 00 the CNS wants (Functional
+                // Specification 1.1.5 §13.14, cns-card spec "Signing" step 1): a short Le of 00.
+                if let Some([p1, p2]) = signing.restore {
+                    let r = self.transmit(&Command::new(0x00, 0x22, p1, p2).with_le(256))?;
+                    check_step("MSE RESTORE", &r)?;
                 }
             }
-            // MSE SET digital signature template: 83 01 <key ref> (cns-card spec "Signing" 2).
-            let [p1, p2] = signing.set;
-            let r = self
-                .transmit(&Command::new(0x00, 0x22, p1, p2).with_data(vec![0x83, 0x01, key_ref]))?;
-            if !r.is_success() {
-                return Err(Error::Status {
-                    operation: "MSE SET",
-                    sw: r.status(),
-                });
-            }
+            // MSE SET: the CNS digital signature template `F1 B6 83 01 <key>` (cns-card spec
+            // "Signing" 2); ISO 7816-8 with the private-key tag 84 (`41 B6 84 01 <key>`, as
+            // OpenSC's ISO layer); the confidentiality template for DECIPHER (MOCCA,
+            // `F1 B8 83 01 <key>`).
+            let (p1p2, tag) = match path {
+                SignPath::Cns => (signing.set, 0x83),
+                SignPath::Mse84 => ([0x41, 0xB6], 0x84),
+                SignPath::Decipher => ([0xF1, 0xB8], 0x83),
+            };
+            let cmd =
+                Command::new(0x00, 0x22, p1p2[0], p1p2[1]).with_data(vec![tag, 0x01, key_ref]);
+            let r = self.transmit(&cmd)?;
+            check_step("MSE SET", &r)?;
             self.st.security_env_set = true;
         }
-        // PSO COMPUTE DIGITAL SIGNATURE 00 2A 9E 9A Lc block 00 (cns-card spec "Signing" 3).
-        let [p1, p2] = signing.pso;
-        let r = self.transmit_long(0x2A, p1, p2, block, block.len())?;
+        // PSO COMPUTE DIGITAL SIGNATURE `00 2A 9E 9A Lc block 00` (cns-card spec "Signing" 3),
+        // or PSO DECIPHER `00 2A 80 86 Lc 00||block 00` (the padding indicator 00 first).
+        let (r, operation) = match path {
+            SignPath::Cns | SignPath::Mse84 => {
+                let [p1, p2] = match path {
+                    SignPath::Cns => signing.pso,
+                    _ => [0x9E, 0x9A],
+                };
+                (
+                    self.transmit_long(0x2A, p1, p2, block, block.len())?,
+                    "PSO COMPUTE DIGITAL SIGNATURE",
+                )
+            }
+            SignPath::Decipher => {
+                let mut data = Vec::with_capacity(block.len() + 1);
+                data.push(0x00);
+                data.extend_from_slice(block);
+                (
+                    self.transmit_long(0x2A, 0x80, 0x86, &data, block.len())?,
+                    "PSO DECIPHER",
+                )
+            }
+        };
         match r.status() {
             StatusWord::SUCCESS => Ok(r.into_data()),
             sw => {
                 self.st.security_env_set = false;
                 Err(match sw {
-                    StatusWord::SECURITY_STATUS_NOT_SATISFIED => Error::PinRequired,
-                    _ => Error::Status {
-                        operation: "PSO COMPUTE DIGITAL SIGNATURE",
-                        sw,
-                    },
+                    StatusWord::SECURITY_STATUS_NOT_SATISFIED => {
+                        SignFailure::Other(Error::PinRequired)
+                    }
+                    sw if SignPath::is_refusal(sw.to_u16()) => {
+                        SignFailure::Refused { operation, sw }
+                    }
+                    sw => SignFailure::Other(Error::Status { operation, sw }),
                 })
             }
         }
@@ -839,13 +1102,16 @@ impl<T: Transport> Link<'_, T> {
         if data.len() <= 255 && le <= 256 {
             return self.transmit(&base);
         }
-        let prefer_ext = self.st.recognition.generation.lengths.extended;
-        let mut order = if prefer_ext {
+        let lengths = self.st.recognition.generation.lengths;
+        let mut order = if lengths.extended {
             [true, false]
         } else {
             [false, true]
         };
-        if self.st.extended_refused {
+        if lengths.never_chain {
+            // ST2021: a chained block gets 6E00; extended length only.
+            order = [true, true];
+        } else if self.st.extended_refused {
             order = [false, false];
         } else if self.st.chaining_refused {
             order = [true, true];
@@ -878,6 +1144,88 @@ impl<T: Transport> Link<'_, T> {
             sw: StatusWord::WRONG_LENGTH,
         })
     }
+}
+
+/// Why one signing path did not give a signature.
+enum SignFailure {
+    /// The card does not sign this way ([`SignPath::is_refusal`]): the next path may.
+    Refused {
+        operation: &'static str,
+        sw: StatusWord,
+    },
+    /// Anything else: no other path is tried.
+    Other(Error),
+}
+
+impl SignFailure {
+    fn into_error(self) -> Error {
+        match self {
+            SignFailure::Refused { operation, sw } => Error::Status { operation, sw },
+            SignFailure::Other(e) => e,
+        }
+    }
+}
+
+impl From<Error> for SignFailure {
+    fn from(e: Error) -> Self {
+        SignFailure::Other(e)
+    }
+}
+
+/// The outcome of an MSE step of a signing path.
+fn check_step(operation: &'static str, r: &Response) -> Result<(), SignFailure> {
+    match r.status() {
+        StatusWord::SUCCESS => Ok(()),
+        sw if SignPath::is_refusal(sw.to_u16()) => Err(SignFailure::Refused { operation, sw }),
+        sw => Err(SignFailure::Other(Error::Status { operation, sw })),
+    }
+}
+
+/// SELECT of an application by AID, asking for its FCI (`00 A4 04 00 Lc AID 00`, as ISO
+/// 7816-4 §12.2.5.2 and ACe 2025's own middleware send it).
+fn select_aid(aid: &[u8]) -> Command {
+    Command::new(0x00, 0xA4, 0x04, 0x00)
+        .with_data(aid.to_vec())
+        .with_le(256)
+}
+
+/// Whether the answer to a SELECT by AID is the application asked for: no FCI at all, or an
+/// FCI template (6F) whose DF name (tag 84), when present, is the AID (so that a card answering
+/// 9000 to any SELECT is not taken for it).
+fn fci_names(fci: &[u8], aid: &[u8]) -> bool {
+    if fci.is_empty() {
+        return true;
+    }
+    let Some(body) = tlv_value(fci, 0x6F) else {
+        return false;
+    };
+    match tlv_value(body, 0x84) {
+        Some(name) => name == aid,
+        None => true,
+    }
+}
+
+/// The value of the first simple-TLV element with one-byte tag `tag` in `bytes` (one-byte or
+/// `81`/`82` lengths); `None` when absent or malformed.
+pub(crate) fn tlv_value(bytes: &[u8], tag: u8) -> Option<&[u8]> {
+    let mut rest = bytes;
+    while let [t, l0, tail @ ..] = rest {
+        let (len, tail) = match *l0 {
+            l if l < 0x80 => (usize::from(l), tail),
+            0x81 => (usize::from(*tail.first()?), tail.get(1..)?),
+            0x82 => (
+                usize::from(u16::from_be_bytes([*tail.first()?, *tail.get(1)?])),
+                tail.get(2..)?,
+            ),
+            _ => return None,
+        };
+        let value = tail.get(..len)?;
+        if *t == tag {
+            return Some(value);
+        }
+        rest = &tail[len..];
+    }
+    None
 }
 
 /// Total length (header included) of the DER element starting `bytes`, for a SEQUENCE.

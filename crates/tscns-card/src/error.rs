@@ -49,7 +49,7 @@ pub enum Error {
         reason: String,
     },
     /// The card is not a TS-CNS (recognition by ATR and by probing its files both failed).
-    #[error("this card is not a TS-CNS (no CNS marker in its ATR and no EF_ID_Carta at 3F00/1000/1003): {reason}")]
+    #[error("this card is not a TS-CNS (no CNS marker in its ATR, no known CNS application and no EF_ID_Carta at 3F00/1000/1003): {reason}")]
     NotCns {
         /// What was tried.
         reason: String,
@@ -167,6 +167,20 @@ pub enum Error {
     /// The operating system's random generator failed (PSS salt).
     #[error("no randomness from the operating system for the PSS salt: {0}")]
     Random(String),
+    /// The card refused every signing sequence the driver knows for it; `tried` lists each
+    /// sequence with the command refused and the card's status word. No PIN was sent again.
+    #[error("the card refused every signing sequence tscns knows for it ({tried}): please report this card with `tscns card report`")]
+    SigningUnsupported {
+        /// Each path tried, e.g. `cns: MSE RESTORE 6A88; mse-84: MSE SET 6A80`.
+        tried: String,
+    },
+    /// The tries left cannot be asked of this card: nothing public says what it does with a
+    /// data-less VERIFY (it might count a wrong PIN), so nothing was sent.
+    #[error("the {generation} card is not known to report the PIN tries left safely: nothing was sent (a wrong PIN reports them)")]
+    TriesQueryUnconfirmed {
+        /// The card generation.
+        generation: &'static str,
+    },
     /// A transport error (PC/SC, simulator, protocol).
     #[error(transparent)]
     Apdu(tscns_apdu::Error),

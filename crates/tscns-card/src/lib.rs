@@ -56,14 +56,14 @@ pub mod pin;
 #[cfg(feature = "tls")]
 pub mod tls;
 
-pub use atr::{Atr, CnsAtrInfo, KeySet, MaskMaker, Recognition};
+pub use atr::{Atr, CnsAtrInfo, KeySet, MaskMaker, Probe, Recognition, RecognitionMethod};
 #[allow(deprecated)]
 pub use atr::{Profile, Quirks};
 #[allow(deprecated)]
 pub use cns_card::Checks;
 pub use cns_card::{
-    cross_check, der_length, CnsCard, FilePath, Identity, IdentityChecks, PinPrompt,
-    EF_DATI_PERSONALI, EF_ID_CARTA,
+    cross_check, der_length, CardIdOrigin, CnsCard, FilePath, Identity, IdentityChecks,
+    IdentityOrigins, PinPrompt, EF_DATI_PERSONALI, EF_ID_CARTA,
 };
 pub use emsa::HashAlg;
 pub use error::{Error, SecretKind};

@@ -6,8 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use tscns_card::generations::{
-    AtrTest, CardGeneration, CnsTest, KeySet, Layout, Lengths, PinRules, SelectMode, Signing,
-    EF_DATI_PERSONALI, EF_ID_CARTA,
+    AtrTest, CardGeneration, CnsTest, FciStyle, KeySet, Layout, Lengths, PinRules, SelectMode,
+    SignPath, Signing, TriesQuery, EF_DATI_PERSONALI, EF_ID_CARTA,
 };
 use tscns_card::{CnsCard, Error, HashAlg, Pin, GENERATIONS};
 use tscns_sim::{ApduRecord, Maker, SimCard, SimProfile, BUILTIN_PROFILES};
@@ -79,14 +79,36 @@ fn check(generation: &CardGeneration, profile: &SimProfile, table: &[&'static Ca
         .filter(|r| r.ins == INS_MSE)
         .map(|r| (r.p1, r.p2, r.sw))
         .collect();
+    // The driver walks the generation's signing paths in order up to the one the card takes
+    // (the profile's guess): each refused path leaves its first refused MSE in the log.
+    let taken = profile.guesses.signing;
     let mut want = Vec::new();
-    if let Some([p1, p2]) = generation.signing.restore {
-        want.push((p1, p2, 0x9000));
+    for path in generation.sign_paths {
+        let ok = *path == taken;
+        match path {
+            SignPath::Cns => {
+                if let Some([p1, p2]) = generation.signing.restore {
+                    want.push((p1, p2, if ok { 0x9000 } else { 0x6A88 }));
+                }
+                if ok {
+                    want.push((generation.signing.set[0], generation.signing.set[1], 0x9000));
+                }
+            }
+            SignPath::Mse84 => want.push((0x41, 0xB6, if ok { 0x9000 } else { 0x6A80 })),
+            SignPath::Decipher => want.push((0xF1, 0xB8, if ok { 0x9000 } else { 0x6A80 })),
+        }
+        if ok {
+            break;
+        }
     }
-    want.push((generation.signing.set[0], generation.signing.set[1], 0x9000));
     assert_eq!(mse, want, "{name}");
     let pso = log.iter().rfind(|r| r.ins == INS_PSO).unwrap();
-    assert_eq!([pso.p1, pso.p2], generation.signing.pso, "{name}");
+    let pso_p1p2 = match taken {
+        SignPath::Decipher => [0x80, 0x86],
+        SignPath::Mse84 => [0x9E, 0x9A],
+        SignPath::Cns => generation.signing.pso,
+    };
+    assert_eq!([pso.p1, pso.p2], pso_p1p2, "{name}");
     assert_eq!(pso.sw, 0x9000, "{name}");
     assert_eq!(handle.counters().signatures, 1, "{name}");
 }
@@ -143,6 +165,12 @@ static EXAMPLE: CardGeneration = CardGeneration {
             key_reference: 0x03,
         },
         key_file: Some(&[[0x15, 0x00], [0x15, 0x02]]),
+        card_id_from_certificate: false,
+        select_by_fid: true,
+        aid_fci: &[],
+        fci: FciStyle::Classic,
+        cert_file_padded: true,
+        other_files: &[],
     },
     pin: PinRules::STANDARD,
     lengths: Lengths {
@@ -150,8 +178,13 @@ static EXAMPLE: CardGeneration = CardGeneration {
         chaining: false,
         max_read: 0xFF,
         max_challenge: 0x100,
+        never_chain: false,
+        extended_reads: true,
     },
     signing: Signing::CNS,
+    sign_paths: &[SignPath::Cns],
+    tries_query: TriesQuery::OnRequest,
+    confirm: None,
     key_bits: 2048,
 };
 
@@ -203,19 +236,30 @@ fn adding_a_generation_is_one_entry_and_one_profile() {
         return;
     }
     // Without the entry the simulator does not know the maker, and the driver takes the card for
-    // another CNS 1.1 card and looks for the certificate where the known generations keep it;
-    // the error names those paths (from the table, not from the driver's code).
+    // another CNS 1.1 card: it probes the applications it knows (not this one), then looks for
+    // the files where the classic generations keep them, outside the card's application, and
+    // the error names the path (from the table, not from the driver's code).
     let err = SimProfile::from_toml(EXAMPLE_PROFILE)
         .unwrap_err()
         .to_string();
     assert!(err.contains("\"example-2025\" is not a maker"), "{err}");
     let mut cns = CnsCard::open(SimCard::new(&profile).unwrap()).unwrap();
     assert_eq!(cns.recognition().generation.name, "standard");
+    let probed: Vec<&str> = cns
+        .recognition()
+        .probes
+        .iter()
+        .map(|p| p.purpose.as_str())
+        .collect();
+    assert_eq!(
+        probed,
+        [
+            "application of actalis-ace2025",
+            "application of st2022-nfc"
+        ]
+    );
     match cns.identity() {
-        Err(Error::FileNotFound { file }) => assert_eq!(
-            file,
-            "authentication certificate (3F00/1100/1101 or 3F00/1400/9001/2002)"
-        ),
+        Err(Error::FileNotFound { file }) => assert_eq!(file, "EF_ID_Carta (3F00/1000/1003)"),
         other => panic!("{other:?}"),
     }
 }

@@ -4,14 +4,17 @@
 //! health-and-services card (Tessera Sanitaria – Carta Nazionale dei Servizi):
 //!
 //! - how it is recognised: the [`AtrTest`] on its answer to reset, the application's AID (if it
-//!   has one) and, for an ATR without the CNS marker, the probe of EF_ID_Carta;
+//!   has one) with the [`GetDataCheck`] that confirms it and, for an ATR without the CNS marker,
+//!   the probe of EF_ID_Carta;
 //! - its file [`Layout`]: the paths of EF_ID_Carta, EF_Dati_personali and the authentication
 //!   certificate, and the [`SelectMode`] (by path from the MF, `P1 = 08`, or from the current DF,
 //!   `P1 = 09`);
 //! - the PIN and PUK references and the PIN padding ([`PinRules`]), and the key reference
 //!   ([`KeySet`]);
 //! - the length handling: short, extended or chaining, the largest read ([`Lengths`]);
-//! - the signing sequence ([`Signing`]).
+//! - the signing sequence ([`Signing`]) and, where the card's own is not public, the
+//!   alternatives the driver tries ([`SignPath`]); whether a data-less VERIFY may ask the tries
+//!   left ([`TriesQuery`]).
 //!
 //! Both sides read the same table: the driver (`tscns-card`) recognises a card with
 //! [`recognise`] and talks to it with the facts of the generation found; the simulator
@@ -28,8 +31,9 @@
 //! let generation = recognise(&[], Some(&fields));
 //! assert_eq!(generation.name, "stincard");
 //! assert_eq!(generation.pin.pin_reference, 0x90);
-//! // Every known generation is recognised from its own ATR.
-//! for g in GENERATIONS {
+//! // Every known generation but the one told by its application alone is recognised from its
+//! // own ATR (the driver finds `st2022-nfc` by SELECTing its AID).
+//! for g in GENERATIONS.iter().filter(|g| g.atr_test != tscns_generations::AtrTest::Application) {
 //!     assert_eq!(recognise(g.atr, g.atr_fields().as_ref()).name, g.name);
 //! }
 //! ```
@@ -155,6 +159,10 @@ pub enum AtrTest {
     Exact(&'static [u8]),
     /// Any ATR (the last fallback): confirmed by probing EF_ID_Carta.
     Any,
+    /// Nothing in the ATR tells this generation (the bare NFC ATR `3B 80 80 01 01` is shared):
+    /// the driver finds it only by SELECTing its application by AID ([`Layout::aid`]) and the
+    /// generation's [`CardGeneration::confirm`] check.
+    Application,
 }
 
 impl AtrTest {
@@ -164,6 +172,7 @@ impl AtrTest {
             AtrTest::Cns(t) => fields.is_some_and(|f| t.matches(f)),
             AtrTest::Exact(bytes) => fields.is_none() && atr == *bytes,
             AtrTest::Any => true,
+            AtrTest::Application => false,
         }
     }
 }
@@ -208,6 +217,12 @@ impl KeySet {
         cert_path: &[[0x14, 0x00], [0x90, 0x01], [0x20, 0x02]],
         key_reference: 0x02,
     };
+    /// ACTALIS ACe 2025: `DA01/C001` below the application (selected from the current DF),
+    /// key 0x01, 2048 bits (cns-card spec "Card generations since 2021").
+    pub const ACE_2025: KeySet = KeySet {
+        cert_path: &[[0xDA, 0x01], [0xC0, 0x01]],
+        key_reference: 0x01,
+    };
 
     /// The certificate path as text, e.g. `3F00/1100/1101`.
     pub fn path_text(&self) -> String {
@@ -239,6 +254,33 @@ pub struct Layout {
     pub key_set: KeySet,
     /// The internal EF of the key, if the card shows one (selectable, never readable).
     pub key_file: Option<FilePath>,
+    /// Whether the card may lack EF_ID_Carta (ACe 2025: not seen in any public trace); the
+    /// driver then takes the card id from the certificate's CN (`<CF>/<card id>.<hash>`).
+    pub card_id_from_certificate: bool,
+    /// Whether the card selects files step by step by FID (`00 A4 00/01/02 ..`); ACe 2025
+    /// answers 6A82 to them and wants paths.
+    pub select_by_fid: bool,
+    /// The FCI the card answers to the SELECT of its application, byte for byte, when a public
+    /// trace shows it (empty: the simulator builds one from the tree).
+    pub aid_fci: &'static [u8],
+    /// How the card describes an EF in its FCI.
+    pub fci: FciStyle,
+    /// Whether the certificate file is allocated bigger than the DER and padded (classic cards
+    /// reserve 2048 bytes) or exactly as long as the DER (ACe 2025: reading past it gives 6B00).
+    pub cert_file_padded: bool,
+    /// Other transparent EFs the card shows, with their sizes (read by nobody; the simulator
+    /// has them so that a report of the card lists them as the real card does).
+    pub other_files: &'static [(FilePath, u16)],
+}
+
+/// How a card describes a transparent EF in the FCI of its SELECT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FciStyle {
+    /// `80 02 <size>`, `82 01 01`, `83 02 <FID>` (what OpenSC's ISO layer reads).
+    Classic,
+    /// `80 02 <size>`, `82 03 01 00 00`, `83 02 <FID>`: the ACe 2025 trace's descriptor with its
+    /// two extra bytes (cns-card spec "Card generations since 2021").
+    Descriptor3,
 }
 
 impl Layout {
@@ -251,6 +293,12 @@ impl Layout {
         dati_personali: EF_DATI_PERSONALI,
         key_set: KeySet::CNS0,
         key_file: None,
+        card_id_from_certificate: false,
+        select_by_fid: true,
+        aid_fci: &[],
+        fci: FciStyle::Classic,
+        cert_file_padded: true,
+        other_files: &[],
     };
 }
 
@@ -296,6 +344,12 @@ pub struct Lengths {
     pub max_read: usize,
     /// Largest GET CHALLENGE the card answers.
     pub max_challenge: usize,
+    /// The card refuses a chained modulus-sized block (ST2021 answers 6E00 to a 257-byte PSO
+    /// sent by chaining): the driver never chains on it.
+    pub never_chain: bool,
+    /// Whether the driver reads long files with one extended-length READ BINARY (else in
+    /// blocks of [`Lengths::max_read`], as ACe 2025's own middleware reads its 256-byte blocks).
+    pub extended_reads: bool,
 }
 
 /// The signing sequence: MSE RESTORE (optional), MSE SET with the key reference, PSO.
@@ -316,6 +370,78 @@ impl Signing {
         set: [0xF1, 0xB6],
         pso: [0x9E, 0x9A],
     };
+}
+
+/// One way of getting a signature out of the card's authentication key. The driver tries a
+/// generation's [`CardGeneration::sign_paths`] in order, each once, after one successful
+/// VERIFY, and keeps the first that works for the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SignPath {
+    /// The CNS sequence of [`CardGeneration::signing`]: MSE RESTORE, MSE SET
+    /// `F1 B6 03 83 01 <key>`, PSO COMPUTE DIGITAL SIGNATURE `9E 9A` (cns-card spec "Signing").
+    Cns,
+    /// ISO 7816-8 as OpenSC's ISO layer sends it for a private key: MSE SET
+    /// `00 22 41 B6 03 84 01 <key>` (tag 84: reference of a private key), then PSO COMPUTE
+    /// DIGITAL SIGNATURE `00 2A 9E 9A`.
+    Mse84,
+    /// PSO DECIPHER of the host-built block: MSE SET `00 22 F1 B8 03 83 01 <key>` then
+    /// `00 2A 80 86 <00 || block>` (the MOCCA path of cns-card spec "Signing").
+    Decipher,
+}
+
+impl SignPath {
+    /// Every path, in the order the driver tries them.
+    pub const ALL: [SignPath; 3] = [SignPath::Cns, SignPath::Mse84, SignPath::Decipher];
+
+    /// The path's name (`cns`, `mse-84`, `decipher`: the simulator profiles' `signing`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SignPath::Cns => "cns",
+            SignPath::Mse84 => "mse-84",
+            SignPath::Decipher => "decipher",
+        }
+    }
+
+    /// The path of a name.
+    pub fn from_name(name: &str) -> Option<SignPath> {
+        SignPath::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Whether a status word means "this card does not do it this way" (the driver then tries
+    /// the next path): 6A88 referenced data not found, 6A80 incorrect data, 6A86 incorrect
+    /// P1-P2, 6D00 instruction not supported, 6E00 class not supported.
+    pub fn is_refusal(sw: u16) -> bool {
+        matches!(sw, 0x6A88 | 0x6A80 | 0x6A86 | 0x6D00 | 0x6E00)
+    }
+}
+
+impl fmt::Display for SignPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Whether the driver may ask the card for the PIN's tries left with a data-less VERIFY
+/// (`00 20 00 <ref>`, ISO 7816-4 §11.5.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TriesQuery {
+    /// Only where the user asked for it (the PKCS#11 module's `query_pin_tries`): the classic
+    /// CNS cards, whose answer is the ISO one in every report but not confirmed by a
+    /// specification (cns-card spec "PIN").
+    OnRequest,
+    /// Never: nothing public says what the card does with it (it might count a wrong PIN).
+    /// The tries left are known only from the `63Cx` of a wrong VERIFY.
+    Never,
+}
+
+/// A check that confirms the application a SELECT by AID found: GET DATA `00 CA <P1> <P2> 00`
+/// must answer exactly `expect` (ST2022 over NFC: `00 CA 01 80` answers "JSign4").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct GetDataCheck {
+    /// P1 P2 of GET DATA.
+    pub p1p2: [u8; 2],
+    /// The answer wanted.
+    pub expect: &'static [u8],
 }
 
 /// One card generation: everything the driver and the simulator need to know about it.
@@ -340,6 +466,13 @@ pub struct CardGeneration {
     pub lengths: Lengths,
     /// The signing sequence.
     pub signing: Signing,
+    /// The signing paths the driver tries, in order (the first is the card's own; the others
+    /// only when it refuses, see [`SignPath::is_refusal`]).
+    pub sign_paths: &'static [SignPath],
+    /// Whether a data-less VERIFY may be sent to ask the tries left.
+    pub tries_query: TriesQuery,
+    /// The check after the SELECT by AID that confirms the application is this generation's.
+    pub confirm: Option<GetDataCheck>,
     /// The usual size of the authentication key in bits (the simulator's default).
     pub key_bits: u16,
 }
@@ -372,16 +505,148 @@ const CLASSIC_SHORT: Lengths = Lengths {
     chaining: false,
     max_read: 0xFF,
     max_challenge: 0x100,
+    never_chain: false,
+    extended_reads: false,
 };
 
 const CLASSIC_EXTENDED: Lengths = Lengths {
     extended: true,
+    extended_reads: true,
     ..CLASSIC_SHORT
+};
+
+/// The CNS sequence only (the confirmed cards).
+const CNS_ONLY: &[SignPath] = &[SignPath::Cns];
+
+/// The AID of the ACTALIS ACe 2025 CNS application (cns-card spec "Card generations since 2021").
+pub const ACE_2025_AID: &[u8] = &[
+    0xA0, 0x00, 0x00, 0x05, 0x30, 0x00, 0x0B, 0x10, 0x40, 0x01, 0x02, 0x1A,
+];
+
+/// The AID of the JSign application of the ST2022 card over NFC (OpenSC PR #3806).
+pub const ST2022_AID: &[u8] = &[0xA0, 0x00, 0x00, 0x00, 0x95, 0x01, 0x00, 0x4D];
+
+/// The FCI ACe 2025 answers to the SELECT of its application, as the public trace shows it:
+/// `81 02 70 2C`, `82 03 38 00 00` (a DF), `84` the AID, `83 02 3F 00` (it reports FID 3F00),
+/// `85 01 01`, `86 09 FF..`, `8A 01 05` (operational, activated), `CB 18 FF..`.
+pub const ACE_2025_FCI: &[u8] = &[
+    0x6F, 0x46, 0x81, 0x02, 0x70, 0x2C, 0x82, 0x03, 0x38, 0x00, 0x00, 0x84, 0x0C, 0xA0, 0x00, 0x00,
+    0x05, 0x30, 0x00, 0x0B, 0x10, 0x40, 0x01, 0x02, 0x1A, 0x83, 0x02, 0x3F, 0x00, 0x85, 0x01, 0x01,
+    0x86, 0x09, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x8A, 0x01, 0x05, 0xCB, 0x18,
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+];
+
+/// ST2021 (CNS 1.1): an entry of [`GENERATIONS`].
+pub const ST2021: CardGeneration = CardGeneration {
+    name: "st2021",
+    summary: "ST2021, CNS 1.1 on an ST chip with the STIncard mask: RSA-2048 with extended \
+              length and never chaining (a chained 257-byte block gets 6E00), PIN \
+              references with bit 0x80",
+    // ST chip (02), STIncard mask (09), firmware 16 17, CNS 1.1 (cns-card spec "Card
+    // generations since 2021"; OpenSC #2370 / PR #2371).
+    atr: &[
+        0x3B, 0xFF, 0x18, 0x00, 0xFF, 0x81, 0x31, 0xFE, 0x55, 0x00, 0x6B, 0x02, 0x09, 0x16, 0x17,
+        0x01, 0x11, 0x01, 0x43, 0x4E, 0x53, 0x11, 0x31, 0x80, 0x8D,
+    ],
+    // Before `stincard`: the same chip and mask, CNS 1.1 and later.
+    atr_test: AtrTest::Cns(CnsTest {
+        chip_maker: Some(0x02),
+        mask_maker: Some(0x09),
+        cns_versions: (0x11, 0xFF),
+        ..CnsTest::ANY
+    }),
+    layout: Layout::CLASSIC,
+    pin: PinRules::STINCARD,
+    lengths: Lengths {
+        never_chain: true,
+        ..CLASSIC_EXTENDED
+    },
+    signing: Signing::CNS,
+    sign_paths: CNS_ONLY,
+    tries_query: TriesQuery::OnRequest,
+    confirm: None,
+    key_bits: 2048,
+};
+
+/// ACTALIS ACe 2025: an entry of [`GENERATIONS`].
+pub const ACTALIS_ACE_2025: CardGeneration = CardGeneration {
+    name: "actalis-ace2025",
+    summary: "ACTALIS ACe 2025 (NXP chip): the CNS application selected by AID, files by \
+              path from the current DF (P1 = 09), certificate at DA01/C001, no EF_ID_Carta \
+              seen, RSA-2048 although the version byte says 1.0; signing bytes unpublished",
+    // NXP chip (04), mask 04, firmware B8 5B, version byte 1.0 (cns-card spec "Card
+    // generations since 2021"; OpenSC #3804).
+    atr: &[
+        0x3B, 0xFF, 0x18, 0x00, 0xFF, 0x81, 0x31, 0xFE, 0x4D, 0x00, 0x6B, 0x04, 0x04, 0xB8, 0x5B,
+        0x01, 0xF1, 0x01, 0x43, 0x4E, 0x53, 0x10, 0x31, 0x80, 0x9D,
+    ],
+    atr_test: AtrTest::Cns(CnsTest {
+        chip_maker: Some(0x04),
+        mask_maker: Some(0x04),
+        ..CnsTest::ANY
+    }),
+    layout: Layout {
+        aid: Some(ACE_2025_AID),
+        select: SelectMode::FromCurrentDf,
+        id_carta: EF_ID_CARTA,
+        dati_personali: EF_DATI_PERSONALI,
+        key_set: KeySet::ACE_2025,
+        key_file: None,
+        card_id_from_certificate: true,
+        select_by_fid: false,
+        aid_fci: ACE_2025_FCI,
+        fci: FciStyle::Descriptor3,
+        cert_file_padded: false,
+        other_files: &[(&[[0xD0, 0x03]], 10)],
+    },
+    pin: PinRules::STANDARD,
+    // Its middleware reads 256-byte blocks (Le 00) and the 2048-bit block needs an
+    // extended PSO.
+    lengths: Lengths {
+        max_read: 0x100,
+        extended_reads: false,
+        ..CLASSIC_EXTENDED
+    },
+    signing: Signing::CNS,
+    // The signing bytes are not public: the CNS sequence, then the ISO alternatives.
+    sign_paths: &SignPath::ALL,
+    tries_query: TriesQuery::Never,
+    confirm: None,
+    key_bits: 2048,
+};
+
+/// ST2022 over NFC: an entry of [`GENERATIONS`].
+pub const ST2022_NFC: CardGeneration = CardGeneration {
+    name: "st2022-nfc",
+    summary: "ST2022 read over NFC: the bare ATR 3B 80 80 01 01, the CNS files under the \
+              JSign application (AID A0 00 00 00 95 01 00 4D, kept selected; GET DATA 01 80 \
+              answers \"JSign4\"), RSA-2048 with extended length",
+    atr: &[0x3B, 0x80, 0x80, 0x01, 0x01],
+    // The bare ATR is shared with other cards: only the application tells (OpenSC PR #3806).
+    atr_test: AtrTest::Application,
+    layout: Layout {
+        aid: Some(ST2022_AID),
+        ..Layout::CLASSIC
+    },
+    // Over NFC there are no historical bytes, so no STIncard bit (OpenSC PR #3806 changes
+    // the PIN with the plain reference).
+    pin: PinRules::STANDARD,
+    lengths: CLASSIC_EXTENDED,
+    signing: Signing::CNS,
+    sign_paths: CNS_ONLY,
+    tries_query: TriesQuery::Never,
+    confirm: Some(GetDataCheck {
+        p1p2: [0x01, 0x80],
+        expect: b"JSign4",
+    }),
+    key_bits: 2048,
 };
 
 /// The known generations, in the order the driver tries their ATR tests (first match wins:
 /// the IDEMIA 2021 card before the other IDEMIA masks).
 pub const GENERATIONS: &[CardGeneration] = &[
+    ST2021,
     CardGeneration {
         name: "stincard",
         summary: "CNS 1.0, ST chip with the STIncard mask: PIN references with bit 0x80",
@@ -398,6 +663,9 @@ pub const GENERATIONS: &[CardGeneration] = &[
         pin: PinRules::STINCARD,
         lengths: CLASSIC_SHORT,
         signing: Signing::CNS,
+        sign_paths: CNS_ONLY,
+        tries_query: TriesQuery::OnRequest,
+        confirm: None,
         key_bits: 1024,
     },
     CardGeneration {
@@ -417,6 +685,9 @@ pub const GENERATIONS: &[CardGeneration] = &[
         pin: PinRules::STANDARD,
         lengths: CLASSIC_SHORT,
         signing: Signing::CNS,
+        sign_paths: CNS_ONLY,
+        tries_query: TriesQuery::OnRequest,
+        confirm: None,
         key_bits: 1024,
     },
     CardGeneration {
@@ -448,8 +719,13 @@ pub const GENERATIONS: &[CardGeneration] = &[
             chaining: true,
             max_read: 0xFF,
             max_challenge: 0x20,
+            never_chain: false,
+            extended_reads: true,
         },
         signing: Signing::CNS,
+        sign_paths: CNS_ONLY,
+        tries_query: TriesQuery::OnRequest,
+        confirm: None,
         key_bits: 2048,
     },
     CardGeneration {
@@ -469,6 +745,9 @@ pub const GENERATIONS: &[CardGeneration] = &[
         pin: PinRules::STANDARD,
         lengths: CLASSIC_EXTENDED,
         signing: Signing::CNS,
+        sign_paths: CNS_ONLY,
+        tries_query: TriesQuery::OnRequest,
+        confirm: None,
         key_bits: 2048,
     },
     CardGeneration {
@@ -481,8 +760,13 @@ pub const GENERATIONS: &[CardGeneration] = &[
         pin: PinRules::STANDARD,
         lengths: CLASSIC_EXTENDED,
         signing: Signing::CNS,
+        sign_paths: CNS_ONLY,
+        tries_query: TriesQuery::OnRequest,
+        confirm: None,
         key_bits: 2048,
     },
+    ACTALIS_ACE_2025,
+    ST2022_NFC,
 ];
 
 /// What the driver assumes of a card no known generation matches: `standard` for a CNS
@@ -502,6 +786,10 @@ pub const FALLBACKS: &[CardGeneration] = &[
         pin: PinRules::STANDARD,
         lengths: CLASSIC_EXTENDED,
         signing: Signing::CNS,
+        // An unknown card: the CNS sequence, then the ISO alternatives; no tries query.
+        sign_paths: &SignPath::ALL,
+        tries_query: TriesQuery::Never,
+        confirm: None,
         key_bits: 2048,
     },
     CardGeneration {
@@ -513,6 +801,10 @@ pub const FALLBACKS: &[CardGeneration] = &[
         pin: PinRules::STANDARD,
         lengths: CLASSIC_SHORT,
         signing: Signing::CNS,
+        // An unknown card: the CNS sequence, then the ISO alternatives; no tries query.
+        sign_paths: &SignPath::ALL,
+        tries_query: TriesQuery::Never,
+        confirm: None,
         key_bits: 1024,
     },
     CardGeneration {
@@ -524,6 +816,10 @@ pub const FALLBACKS: &[CardGeneration] = &[
         pin: PinRules::STANDARD,
         lengths: CLASSIC_SHORT,
         signing: Signing::CNS,
+        // An unknown card: the CNS sequence, then the ISO alternatives; no tries query.
+        sign_paths: &SignPath::ALL,
+        tries_query: TriesQuery::Never,
+        confirm: None,
         key_bits: 1024,
     },
 ];
@@ -558,20 +854,39 @@ fn fallback(atr: &[u8], fields: Option<&CnsFields>) -> &'static CardGeneration {
         .unwrap_or(&FALLBACKS[FALLBACKS.len() - 1])
 }
 
+/// The generations of `table` found by the SELECT of their application's AID, in the order the
+/// driver probes them (table order).
+pub fn by_application<'a>(
+    table: impl IntoIterator<Item = &'a CardGeneration>,
+) -> Vec<&'a CardGeneration> {
+    table
+        .into_iter()
+        .filter(|g| g.layout.aid.is_some())
+        .collect()
+}
+
+impl CardGeneration {
+    /// Whether this is one of the [`FALLBACKS`] (no particular card).
+    pub fn is_fallback(&self) -> bool {
+        self.atr.is_empty()
+    }
+}
+
 /// The known generation of a simulator profile's `maker` name.
 pub fn by_name(name: &str) -> Option<&'static CardGeneration> {
     GENERATIONS.iter().find(|g| g.name == name)
 }
 
 /// The key sets the driver tries on a card of `generation`, in order: its own first, then every
-/// other one a generation of `table` uses (a card may carry another generation's layout).
+/// other one a generation of `table` with the same application (AID, or none) uses (a card may
+/// carry another generation's layout; paths below another application mean nothing here).
 pub fn key_sets_to_try<'a>(
     generation: &CardGeneration,
     table: impl IntoIterator<Item = &'a CardGeneration>,
 ) -> Vec<KeySet> {
     let mut out = vec![generation.layout.key_set];
     for g in table {
-        if !out.contains(&g.layout.key_set) {
+        if g.layout.aid == generation.layout.aid && !out.contains(&g.layout.key_set) {
             out.push(g.layout.key_set);
         }
     }
@@ -595,8 +910,41 @@ mod tests {
     fn every_known_generation_is_recognised_from_its_own_atr() {
         for g in GENERATIONS {
             assert!(g.is_simulated(), "{g}");
-            assert_eq!(recognise(g.atr, g.atr_fields().as_ref()).name, g.name);
+            assert!(!g.is_fallback(), "{g}");
             assert_eq!(by_name(g.name), Some(g));
+            if g.atr_test == AtrTest::Application {
+                // Only its application tells it: the ATR alone gives the card that shares it.
+                assert_ne!(recognise(g.atr, g.atr_fields().as_ref()).name, g.name);
+                assert!(g.layout.aid.is_some() && g.confirm.is_some(), "{g}");
+            } else {
+                assert_eq!(recognise(g.atr, g.atr_fields().as_ref()).name, g.name);
+            }
+        }
+    }
+
+    #[test]
+    fn the_new_generations() {
+        let st = CnsFields::from_atr(by_name("st2021").map_or(&[][..], |g| g.atr));
+        assert_eq!(st.map(|f| f.cns_version), Some(0x11));
+        let ace = by_name("actalis-ace2025").map(|g| (g.atr_fields(), g.layout.aid));
+        let Some((Some(fields), Some(aid))) = ace else {
+            panic!("actalis-ace2025 has a CNS ATR and an AID");
+        };
+        // Version byte 1.0 and still a 2048-bit card.
+        assert_eq!(fields.cns_version, 0x10);
+        assert_eq!(recognise(&[], Some(&fields)).key_bits, 2048);
+        assert_eq!(aid, ACE_2025_AID);
+        // The FCI is a 6F template of the length it announces, with the AID under tag 84.
+        assert_eq!(ACE_2025_FCI.len(), 2 + usize::from(ACE_2025_FCI[1]));
+        assert_eq!(&ACE_2025_FCI[13..25], ACE_2025_AID);
+        let apps: Vec<&str> = by_application(GENERATIONS).iter().map(|g| g.name).collect();
+        assert_eq!(apps, ["actalis-ace2025", "st2022-nfc"]);
+        assert_eq!(SignPath::from_name("mse-84"), Some(SignPath::Mse84));
+        assert!(SignPath::is_refusal(0x6A88) && !SignPath::is_refusal(0x6982));
+        for f in FALLBACKS {
+            assert!(f.is_fallback());
+            assert_eq!(f.tries_query, TriesQuery::Never);
+            assert_eq!(f.sign_paths, &SignPath::ALL);
         }
     }
 
@@ -607,7 +955,11 @@ mod tests {
                 assert_ne!(a.name, b.name);
             }
         }
-        assert_eq!(names(), "stincard, athena, idemia2021, idemia-v2, nfc-bare");
+        assert_eq!(
+            names(),
+            "st2021, stincard, athena, idemia2021, idemia-v2, nfc-bare, actalis-ace2025, \
+             st2022-nfc"
+        );
     }
 
     #[test]
@@ -657,6 +1009,8 @@ mod tests {
         assert_eq!(st, Some(vec![KeySet::CNS0, KeySet::IDEMIA_2021]));
         let id = by_name("idemia2021").map(|g| key_sets_to_try(g, GENERATIONS));
         assert_eq!(id, Some(vec![KeySet::IDEMIA_2021, KeySet::CNS0]));
+        let ace = by_name("actalis-ace2025").map(|g| key_sets_to_try(g, GENERATIONS));
+        assert_eq!(ace, Some(vec![KeySet::ACE_2025]));
         assert_eq!(KeySet::IDEMIA_2021.path_text(), "3F00/1400/9001/2002");
     }
 

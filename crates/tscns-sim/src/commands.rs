@@ -17,11 +17,11 @@ use tscns_apdu::{
 };
 use zeroize::Zeroizing;
 
-use tscns_generations::PIN_BLOCK_LEN;
+use tscns_generations::{SignPath, PIN_BLOCK_LEN};
 
 use crate::fs::{FileSystem, Kind};
 use crate::pki::{rng, Stream, TestPki};
-use crate::profile::{Maker, SimProfile};
+use crate::profile::{DatalessVerify, Guesses, Maker, SimProfile};
 
 // Instructions (ISO/IEC 7816-4 §11, §12.6; PSO from ISO/IEC 7816-8) that tscns-apdu does not
 // name; VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER, READ BINARY, GET RESPONSE and the
@@ -30,6 +30,7 @@ const INS_SELECT: u8 = 0xA4;
 const INS_MSE: u8 = 0x22;
 const INS_PSO: u8 = 0x2A;
 const INS_GET_CHALLENGE: u8 = 0x84;
+const INS_GET_DATA: u8 = 0xCA;
 
 // The PIN and PUK references, the PIN padding, the key reference, the security environment and
 // the PSO parameters come from the card's generation (`tscns_generations`), as the driver's do.
@@ -137,6 +138,9 @@ pub(crate) struct Engine {
     key_len: usize,
     challenge: ChaCha20Rng,
     signatures: u64,
+    guesses: Guesses,
+    /// The generation's application (AID) is selected: its files are visible.
+    app_selected: bool,
 }
 
 impl Engine {
@@ -158,6 +162,8 @@ impl Engine {
             key,
             challenge: rng(profile.seed, Stream::Challenge),
             signatures: 0,
+            guesses: profile.guesses,
+            app_selected: false,
         }
     }
 
@@ -170,6 +176,7 @@ impl Engine {
         self.puk.verified = false;
         self.env = SecurityEnv::default();
         self.chain = None;
+        self.app_selected = false;
     }
 
     pub(crate) fn signatures(&self) -> u64 {
@@ -217,6 +224,21 @@ impl Engine {
             .chain
             .take()
             .filter(|c| (c.ins, c.p1, c.p2) == (cmd.ins(), cmd.p1(), cmd.p2()));
+        // The PIN and the key of a card with an application live in it: outside it, they are
+        // not found.
+        let in_app = self.app_selected || self.maker.generation().layout.aid.is_none();
+        if !in_app
+            && matches!(
+                cmd.ins(),
+                INS_VERIFY
+                    | INS_CHANGE_REFERENCE_DATA
+                    | INS_RESET_RETRY_COUNTER
+                    | INS_MSE
+                    | INS_PSO
+            )
+        {
+            return status(StatusWord::REFERENCED_DATA_NOT_FOUND);
+        }
         match cmd.ins() {
             INS_SELECT => self.select(cmd),
             INS_READ_BINARY => self.read_binary(cmd),
@@ -235,6 +257,7 @@ impl Engine {
                 self.pso(cmd, &data)
             }
             INS_GET_CHALLENGE => self.get_challenge(cmd),
+            INS_GET_DATA => self.get_data(cmd),
             // Answers never leave data pending (no 61xx), so there is nothing to get.
             INS_GET_RESPONSE => status(StatusWord::CONDITIONS_NOT_SATISFIED),
             _ => status(StatusWord::INS_NOT_SUPPORTED),
@@ -242,6 +265,12 @@ impl Engine {
     }
 
     fn chain_part(&mut self, cmd: &Command) -> Response {
+        if self.maker.generation().lengths.never_chain {
+            // ST2021 answers a chained 257-byte block with 6E00 (cns-card spec "Card
+            // generations since 2021").
+            self.chain = None;
+            return status(StatusWord::CLA_NOT_SUPPORTED);
+        }
         if !self.command_chaining {
             return status(StatusWord::CHAINING_NOT_SUPPORTED);
         }
@@ -277,6 +306,16 @@ impl Engine {
             _ => return status(StatusWord::INCORRECT_P1P2),
         };
         let even_path = !data.is_empty() && data.len().is_multiple_of(2);
+        let layout = self.maker.generation().layout;
+        if cmd.p1() != 0x04 {
+            // The files of a card with an application are visible only while it is selected;
+            // ACe 2025 refuses step-by-step selects (the public trace: 6A82).
+            let hidden = layout.aid.is_some() && !self.app_selected;
+            let by_fid = matches!(cmd.p1(), 0x00..=0x02);
+            if hidden || (by_fid && !layout.select_by_fid) {
+                return status(StatusWord::FILE_NOT_FOUND);
+            }
+        }
         let target = match cmd.p1() {
             // By FID; no data = the MF.
             0x00 => match data.len() {
@@ -309,7 +348,23 @@ impl Engine {
                 if data.is_empty() {
                     return status(StatusWord::WRONG_LENGTH);
                 }
-                (self.maker.generation().layout.aid == Some(data)).then_some(0)
+                if layout.aid != Some(data) {
+                    return status(StatusWord::FILE_NOT_FOUND);
+                }
+                self.app_selected = true;
+                self.current_df = 0;
+                self.current_ef = None;
+                if !layout.aid_fci.is_empty() && p2_template == Some(0x6F) {
+                    // The FCI of the public trace, byte for byte.
+                    let fci = layout.aid_fci.to_vec();
+                    return match cmd.le() {
+                        Some(le) if le < fci.len() => {
+                            Response::new(fci[..le].to_vec(), StatusWord::END_OF_FILE)
+                        }
+                        _ => Response::new(fci, StatusWord::SUCCESS),
+                    };
+                }
+                Some(0)
             }
             // Path from the MF (without 3F00) or from the current DF.
             0x08 | 0x09 => {
@@ -415,9 +470,18 @@ impl Engine {
             return status(StatusWord::WRONG_LENGTH);
         }
         let data = cmd.data();
+        let dataless = self.guesses.dataless_verify;
         let cred = self.credential(which);
         if data.is_empty() {
-            return status(cred.state());
+            return match dataless {
+                DatalessVerify::State => status(cred.state()),
+                DatalessVerify::Refused => status(StatusWord::WRONG_LENGTH),
+                // The worst guess: taken for a wrong PIN.
+                DatalessVerify::Consumes => match cred.check(&[]) {
+                    Ok(()) => status(StatusWord::SUCCESS),
+                    Err(s) => status(s),
+                },
+            };
         }
         if data.len() != PIN_BLOCK {
             return status(StatusWord::WRONG_LENGTH);
@@ -525,6 +589,9 @@ impl Engine {
     // ---- MSE / PSO -----------------------------------------------------------------------------
 
     fn mse(&mut self, cmd: &Command) -> Response {
+        // The one signing sequence this card takes (`[guesses] signing`); the others are
+        // refused the way a card that does not know them answers.
+        let signing = self.guesses.signing;
         match (cmd.p1(), cmd.p2()) {
             // RESTORE: the CNS wants a trailing 00 byte (Functional Specification 1.1.5 §13.14,
             // as OpenSC card-itacns.c sends it), which decodes as a short Le.
@@ -532,24 +599,37 @@ impl Engine {
                 if !cmd.data().is_empty() || cmd.le().is_none() {
                     return status(StatusWord::WRONG_LENGTH);
                 }
-                if self.maker.generation().signing.restore != Some([0xF3, se]) {
+                if signing != SignPath::Cns
+                    || self.maker.generation().signing.restore != Some([0xF3, se])
+                {
                     return status(StatusWord::REFERENCED_DATA_NOT_FOUND);
                 }
                 self.env = SecurityEnv::default();
                 status(StatusWord::SUCCESS)
             }
             // SET for computation (B6: digital signature template, B8: confidentiality).
-            (0xF1, template @ (0xB6 | 0xB8))
-                if template == 0xB8 || [0xF1, template] == self.maker.generation().signing.set =>
-            {
+            (p1 @ (0xF1 | 0x41), template @ (0xB6 | 0xB8)) => {
+                if signing == SignPath::Cns && p1 != 0xF1 {
+                    return status(StatusWord::INCORRECT_P1P2);
+                }
                 if cmd.le().is_some() {
                     return status(StatusWord::WRONG_LENGTH);
                 }
-                let key_ref = match cmd.data() {
-                    [0x83 | 0x84, 0x01, r] => *r,
+                let (tag, key_ref) = match cmd.data() {
+                    [t @ (0x83 | 0x84), 0x01, r] => (*t, *r),
                     [] => return status(StatusWord::WRONG_LENGTH),
                     _ => return status(StatusWord::INCORRECT_DATA),
                 };
+                let accepted = match signing {
+                    SignPath::Cns => {
+                        template == 0xB8 || [p1, template] == self.maker.generation().signing.set
+                    }
+                    SignPath::Mse84 => (p1, template, tag) == (0x41, 0xB6, 0x84),
+                    SignPath::Decipher => template == 0xB8,
+                };
+                if !accepted {
+                    return status(StatusWord::INCORRECT_DATA);
+                }
                 if key_ref != self.maker.key_reference() {
                     return status(StatusWord::REFERENCED_DATA_NOT_FOUND);
                 }
@@ -611,6 +691,28 @@ impl Engine {
             }
             // Cannot happen for m < n; a real card would report a memory/processing failure.
             Err(_) => status(StatusWord::NO_PRECISE_DIAGNOSIS),
+        }
+    }
+
+    // ---- GET DATA ------------------------------------------------------------------------------
+
+    /// GET DATA `00 CA P1 P2 Le`: the generation's confirmation data (ST2022 over NFC answers
+    /// `01 80` with "JSign4" while its application is selected); other cards know no GET DATA.
+    fn get_data(&mut self, cmd: &Command) -> Response {
+        let Some(check) = self.maker.generation().confirm else {
+            return status(StatusWord::INS_NOT_SUPPORTED);
+        };
+        if !cmd.data().is_empty() {
+            return status(StatusWord::WRONG_LENGTH);
+        }
+        if [cmd.p1(), cmd.p2()] != check.p1p2 || !self.app_selected {
+            return status(StatusWord::REFERENCED_DATA_NOT_FOUND);
+        }
+        match cmd.le() {
+            Some(le) if le < check.expect.len() => {
+                Response::new(check.expect[..le].to_vec(), StatusWord::END_OF_FILE)
+            }
+            _ => Response::new(check.expect.to_vec(), StatusWord::SUCCESS),
         }
     }
 

@@ -1,7 +1,7 @@
 //! The card's file system: MF, DFs and transparent EFs with the real FIDs (CNS functional specification (CNIPA/AgID); OpenSC's itacns driver,
 //! "File system"; OpenSC `pkcs15-itacns.c` for the IDEMIA 2021 paths).
 
-use tscns_generations::FilePath;
+use tscns_generations::{FciStyle, FilePath};
 
 use crate::pki::TestPki;
 use crate::profile::SimProfile;
@@ -37,6 +37,7 @@ pub(crate) struct Node {
 #[derive(Debug, Clone)]
 pub(crate) struct FileSystem {
     nodes: Vec<Node>,
+    fci_style: FciStyle,
 }
 
 /// `data` followed by zero bytes up to `size` (files are allocated bigger than their content).
@@ -63,19 +64,33 @@ fn bcd(digits: &str) -> Vec<u8> {
 impl FileSystem {
     /// The file system of the card of `profile` with the certificate of `pki`.
     pub(crate) fn build(profile: &SimProfile, pki: &TestPki) -> FileSystem {
+        let layout = profile.maker.generation().layout;
         let mut fs = FileSystem {
             nodes: vec![Node {
                 fid: MF,
                 parent: None,
                 kind: Kind::Df,
             }],
+            fci_style: layout.fci,
         };
-        let cert_file = padded(
-            pki.card_cert_der().to_vec(),
-            CERT_FILE_SIZE.max(pki.card_cert_der().len().div_ceil(256) * 256),
-        );
+        let cert_file = if layout.cert_file_padded {
+            padded(
+                pki.card_cert_der().to_vec(),
+                CERT_FILE_SIZE.max(pki.card_cert_der().len().div_ceil(256) * 256),
+            )
+        } else {
+            pki.card_cert_der().to_vec()
+        };
         let atr = profile.maker.atr();
         let hist = atr.get(10..16).unwrap_or(&[]);
+        if layout.card_id_from_certificate {
+            // ACe 2025: the public trace shows only its own files (no DF 1000, no EF_ID_Carta).
+            fs.put_cns_files(profile, cert_file);
+            for (path, size) in layout.other_files {
+                fs.put(path, Kind::Ef(vec![0; usize::from(*size)]));
+            }
+            return fs;
+        }
 
         // The DFs of every CNS and their filler files.
         // DF 1000: card identification.
@@ -97,15 +112,24 @@ impl FileSystem {
         gdo.extend(bcd(&profile.card_id));
         fs.add(0, 0x2F02, Kind::Ef(gdo));
 
-        // The files the driver reads, where the generation's layout puts them (the classic
-        // 3F00/1000/1003, 3F00/1100/1102, EF_C_Carta 3F00/1100/1101; the IDEMIA 2021
-        // certificate 3F00/1400/9001/2002 with its key file 3F00/1400/9002).
-        let layout = profile.maker.generation().layout;
         // EF_ID_Carta: 16 ASCII digits.
         fs.put(
             layout.id_carta,
             Kind::Ef(profile.card_id.as_bytes().to_vec()),
         );
+        fs.put_cns_files(profile, cert_file);
+        for (path, size) in layout.other_files {
+            fs.put(path, Kind::Ef(vec![0; usize::from(*size)]));
+        }
+        fs
+    }
+
+    /// EF_Dati_personali, the certificate and the key file where the generation's layout puts
+    /// them (the classic 3F00/1100/1102, EF_C_Carta 3F00/1100/1101; the IDEMIA 2021
+    /// certificate 3F00/1400/9001/2002 with its key file 3F00/1400/9002; ACe 2025's DA01/C001).
+    fn put_cns_files(&mut self, profile: &SimProfile, cert_file: Vec<u8>) {
+        let fs = self;
+        let layout = profile.maker.generation().layout;
         // EF_Dati_personali, allocated at the 400 bytes OpenSC reads at most.
         let dati = crate::personal::encode(&profile.personal_data);
         fs.put(
@@ -117,7 +141,6 @@ impl FileSystem {
         if let Some(key_file) = layout.key_file {
             fs.put(key_file, Kind::InternalEf);
         }
-        fs
     }
 
     /// Adds the file at `path` below the MF, creating the DFs on the way that are missing.
@@ -201,8 +224,13 @@ impl FileSystem {
             Kind::Ef(data) => {
                 let size = u16::try_from(data.len()).unwrap_or(u16::MAX).to_be_bytes();
                 body.extend_from_slice(&[0x80, 0x02, size[0], size[1]]);
-                // Working EF, transparent.
-                body.extend_from_slice(&[0x82, 0x01, 0x01]);
+                // Working EF, transparent (ACe 2025 adds two bytes: `82 03 01 00 00`).
+                match self.fci_style {
+                    FciStyle::Classic => body.extend_from_slice(&[0x82, 0x01, 0x01]),
+                    FciStyle::Descriptor3 => {
+                        body.extend_from_slice(&[0x82, 0x03, 0x01, 0x00, 0x00])
+                    }
+                }
             }
             Kind::InternalEf => {
                 // Internal EF (bits 6-4 = 001), transparent.

@@ -90,6 +90,12 @@
 //! truncate_after = 10         # one answer comes back without its last byte
 //! mute_after = 20             # the card stops answering (bounded: see mute_timeout_ms)
 //! mute_timeout_ms = 200       # how long a mute card keeps the host waiting
+//!
+//! [guesses]                   # where the public record is silent (see `Guesses`)
+//! signing = "cns"             # cns | mse-84 | decipher: the one signing sequence the card takes
+//!                             # (default cns; mse-84 for actalis-ace2025)
+//! dataless_verify = "state"   # state (63Cx, nothing consumed) | consumes (counts as a wrong
+//!                             # PIN) | refused (6700)
 //! ```
 //!
 //! The certificate subject is `C=IT, O=<organization>, OU=<issuing_administration>,
@@ -105,10 +111,17 @@
 //! | VERIFY `00 20 00 <ref>` 8 bytes (PIN in ASCII, 0xFF padded); no data = tries left | 9000, 63Cx, 6983 blocked, 6A88 wrong reference, 6700 |
 //! | CHANGE REFERENCE DATA `00 24 00/01 <ref>` | 9000, 63Cx, 6983, 6A80 bad new PIN, 6982 |
 //! | RESET RETRY COUNTER `00 2C 00..03 <PIN ref>` (PUK + new PIN / PUK / new PIN / none) | 9000, 63Cx (PUK tries), 6983, 6982 |
-//! | MSE `00 22 F3 03` + `00` (RESTORE), `00 22 F1 B6/B8 03 83 01 <key>` (SET) | 9000, 6A88 unknown SE/key, 6A80, 6700 |
+//! | MSE `00 22 F3 03` + `00` (RESTORE), `00 22 F1 B6/B8 03 83 01 <key>` (SET); with `[guesses] signing = "mse-84"` only `00 22 41 B6 03 84 01 <key>`, with `"decipher"` only `00 22 F1/41 B8 03 83/84 01 <key>` | 9000, 6A88 unknown SE/key, 6A80, 6700 |
 //! | PSO `00 2A 9E 9A` (CDS), `00 2A 80 86` + `00` (DECIPHER): raw RSA of a modulus-sized block | signature 9000; 6982 PIN not verified; 6985 no MSE SET; 6700; 6A80 block ≥ modulus |
+//! | GET DATA `00 CA 01 80` (st2022-nfc, its application selected) | `JSign4` 9000 |
 //! | GET CHALLENGE `00 84 00 00 Le` | Le random bytes (at most 32 on idemia2021) |
-//! | other INS / CLA / chaining where unsupported / extended length where unsupported | 6D00 / 6E00 / 6884 / 6700 |
+//! | other INS / CLA / chaining where unsupported (6E00 on st2021) / extended length where unsupported | 6D00 / 6E00 / 6884 / 6700 |
+//!
+//! A generation with an AID (`actalis-ace2025`, `st2022-nfc`) shows its files only while its
+//! application is selected (after power-up or reset every SELECT of a file answers 6A82);
+//! `actalis-ace2025` answers the AID with the FCI of the public trace, refuses step-by-step
+//! selects (P1 00/01/02) with 6A82, has no EF_ID_Carta, a certificate file exactly as long as
+//! the DER and the 10-byte EF D003.
 //!
 //! PIN reference 0x10, PUK 0x11; STIncard cards accept them only with bit 0x80 set
 //! (0x90/0x91) and the other makers only without it (OpenSC `card-itacns.c`). Key reference
@@ -133,8 +146,8 @@ pub use error::Error;
 pub use faults::Faults;
 pub use pki::{cn_hash, ServerCertificate, TestPki};
 pub use profile::{
-    CertificateSettings, KeyBits, Maker, PersonalData, Profile, Secret, SimProfile,
-    BUILTIN_PROFILES, CNS_AUTHENTICATION_POLICY,
+    CertificateSettings, DatalessVerify, Guesses, KeyBits, Maker, PersonalData, Profile, Secret,
+    SimProfile, BUILTIN_PROFILES, CNS_AUTHENTICATION_POLICY,
 };
 pub use sim_card::{ApduRecord, Counters, SimCard, SimHandle};
 pub use vpcd::{run_vpcd, serve_vpcd, vpcd_reader_name, VpcdServer, DEFAULT_VPCD_PORT};

@@ -11,7 +11,7 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime};
 use zeroize::Zeroizing;
 
-use tscns_generations::{CardGeneration, GENERATIONS};
+use tscns_generations::{CardGeneration, SignPath, GENERATIONS};
 
 use crate::faults::Faults;
 use crate::Error;
@@ -22,8 +22,9 @@ pub const CNS_AUTHENTICATION_POLICY: &str = "1.3.76.16.2.1";
 
 /// Who built the card: one generation of [`tscns_generations::GENERATIONS`], which decides the
 /// ATR, the file layout, the PIN and key references, the lengths and the signing sequence. The
-/// profile's `maker = "..."` is the generation's name: `stincard`, `athena`, `idemia2021`,
-/// `idemia-v2`, `nfc-bare` (a contract: these names stay).
+/// profile's `maker = "..."` is the generation's name: `st2021`, `stincard`, `athena`,
+/// `idemia2021`, `idemia-v2`, `nfc-bare`, `actalis-ace2025`, `st2022-nfc` (a contract: these
+/// names stay).
 #[derive(Clone, Copy)]
 pub struct Maker(&'static CardGeneration);
 
@@ -95,6 +96,15 @@ impl Maker {
     /// A card seen over NFC with the bare ATR `3B 80 80 01 01` and no CNS marker (`nfc-bare`);
     /// inside it is an IDEMIA ID-One CNS v2 (classic file layout, extended length).
     pub const NFC_BARE: Maker = known("nfc-bare");
+    /// ST2021, CNS 1.1 on an ST chip with the STIncard mask (`st2021`): RSA-2048, extended
+    /// length, never chaining.
+    pub const ST2021: Maker = known("st2021");
+    /// ST2022 read over NFC (`st2022-nfc`): the bare ATR, the CNS files under the JSign
+    /// application, GET DATA `01 80` = "JSign4".
+    pub const ST2022_NFC: Maker = known("st2022-nfc");
+    /// ACTALIS ACe 2025 (`actalis-ace2025`): the application selected by AID, files by path from
+    /// the current DF, no EF_ID_Carta, RSA-2048 under a 1.0 version byte.
+    pub const ACTALIS_ACE_2025: Maker = known("actalis-ace2025");
 
     /// The old enum variant name of [`Maker::STINCARD`].
     #[deprecated(
@@ -185,6 +195,66 @@ impl Maker {
 impl fmt::Display for Maker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// What the card does with a data-less VERIFY (`00 20 00 <ref>`, no data): not public for the
+/// newest cards, so a profile chooses (`[guesses] dataless_verify`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DatalessVerify {
+    /// `state`: ISO 7816-4 §11.5.6: 63Cx with the tries left (9000 when verified), nothing
+    /// consumed.
+    State,
+    /// `consumes`: the card takes it for a wrong PIN (one try lost, 63Cx): the worst case the
+    /// driver must never trigger on a card whose behaviour is not confirmed.
+    Consumes,
+    /// `refused`: 6700 (wrong length).
+    Refused,
+}
+
+impl DatalessVerify {
+    /// Every choice.
+    pub const ALL: [DatalessVerify; 3] = [
+        DatalessVerify::State,
+        DatalessVerify::Consumes,
+        DatalessVerify::Refused,
+    ];
+
+    /// The profile name (`state`, `consumes`, `refused`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DatalessVerify::State => "state",
+            DatalessVerify::Consumes => "consumes",
+            DatalessVerify::Refused => "refused",
+        }
+    }
+}
+
+/// Where the public record of a card is silent, what the simulated card does: a documented
+/// guess per generation, which a profile can switch to each alternative the driver supports
+/// (`[guesses]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Guesses {
+    /// The one signing sequence the card takes (the others are refused with 6A88 / 6A80, as a
+    /// card that does not know them would). Default: `cns`, except `actalis-ace2025`, whose
+    /// signing bytes are unpublished: `mse-84`, the ISO 7816-8 form OpenSC's ISO layer sends to
+    /// NXP cards (so the driver's first try, the CNS sequence, is refused).
+    pub signing: SignPath,
+    /// The answer to a data-less VERIFY. Default: `state` (ISO 7816-4).
+    pub dataless_verify: DatalessVerify,
+}
+
+impl Guesses {
+    /// The documented guesses for a generation.
+    pub fn for_generation(generation: &CardGeneration) -> Guesses {
+        Guesses {
+            signing: if generation.name == "actalis-ace2025" {
+                SignPath::Mse84
+            } else {
+                SignPath::Cns
+            },
+            dataless_verify: DatalessVerify::State,
+        }
     }
 }
 
@@ -318,6 +388,8 @@ pub struct SimProfile {
     pub certificate: CertificateSettings,
     /// Faults, all off by default.
     pub faults: Faults,
+    /// The card's behaviour where the public record is silent.
+    pub guesses: Guesses,
 }
 
 /// The old name of [`SimProfile`] (the simulator's card profile; `tscns_card` and
@@ -572,6 +644,14 @@ struct RawProfile {
     personal_data: Option<RawPersonalData>,
     certificate: Option<RawCertificate>,
     faults: Option<RawFaults>,
+    guesses: Option<RawGuesses>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGuesses {
+    signing: Option<String>,
+    dataless_verify: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -780,7 +860,35 @@ impl RawProfile {
                 None => Faults::default().mute_timeout,
             },
         };
+        let raw_guesses = self.guesses.unwrap_or_default();
+        let mut guesses = Guesses::for_generation(maker.generation());
+        if let Some(name) = raw_guesses.signing {
+            guesses.signing = SignPath::from_name(&name).ok_or_else(|| {
+                Error::value(
+                    "guesses.signing",
+                    format!(
+                        "{name:?} is not a signing sequence: choose one of {}",
+                        SignPath::ALL.map(SignPath::name).join(", ")
+                    ),
+                )
+            })?;
+        }
+        if let Some(name) = raw_guesses.dataless_verify {
+            guesses.dataless_verify = DatalessVerify::ALL
+                .into_iter()
+                .find(|d| d.name() == name)
+                .ok_or_else(|| {
+                    Error::value(
+                        "guesses.dataless_verify",
+                        format!(
+                            "{name:?} is not an answer: choose one of {}",
+                            DatalessVerify::ALL.map(DatalessVerify::name).join(", ")
+                        ),
+                    )
+                })?;
+        }
         Ok(SimProfile {
+            guesses,
             seed: int_in("seed", self.seed.unwrap_or(1), "0 or more")?,
             maker,
             key_bits,
