@@ -22,6 +22,22 @@ pub enum Command {
     Cert(CertArgs),
     /// Sign a file's hash with the card's authentication key (raw RSA signature out).
     Sign(SignArgs),
+    /// A diagnostic of the card to attach to a bug report: read-only (no PIN), without any
+    /// personal data (lengths and structure only), with what tscns concluded.
+    Report(ReportArgs),
+}
+
+/// Arguments of `tscns card report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    source: Source,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Which card to talk to.
@@ -123,6 +139,7 @@ pub fn run(cmd: Command) -> ExitCode {
         Command::Pin(p) => pin(p),
         Command::Cert(a) => cert(a),
         Command::Sign(a) => sign(a),
+        Command::Report(a) => report(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -143,6 +160,54 @@ fn fail(e: impl std::fmt::Display) -> Fail {
 struct Opened {
     card: CnsCard<Box<dyn Transport>>,
     reader: String,
+}
+
+/// The card's transport without the driver (for the report's own sequence).
+fn open_transport(source: &Source) -> Result<(Box<dyn Transport>, String), Fail> {
+    if let Some(profile_name) = &source.simulated {
+        let transport: Box<dyn Transport> = crate::simulated::transport(profile_name)?;
+        return Ok((transport, format!("simulated ({profile_name})")));
+    }
+    open_pcsc_transport(source.reader.as_deref())
+}
+
+#[cfg(feature = "pcsc")]
+fn open_pcsc_transport(reader: Option<&str>) -> Result<(Box<dyn Transport>, String), Fail> {
+    use tscns_apdu::pcsc::PcscTransport;
+    let t = match reader {
+        Some(r) => PcscTransport::connect(r),
+        None => PcscTransport::connect_first(),
+    }
+    .map_err(fail)?;
+    let name = t.reader().to_owned();
+    Ok((Box::new(t), name))
+}
+
+#[cfg(not(feature = "pcsc"))]
+fn open_pcsc_transport(_reader: Option<&str>) -> Result<(Box<dyn Transport>, String), Fail> {
+    Err("this tscns was built without PC/SC support: use --simulated".into())
+}
+
+fn report(args: ReportArgs) -> Result<(), Fail> {
+    let (transport, reader) = open_transport(&args.source)?;
+    let spinner = Spinner::start("examining the card (read-only)...");
+    let report = crate::report::collect(transport, reader);
+    drop(spinner);
+    let out = if args.json {
+        let mut s = serde_json::to_string_pretty(&report).map_err(fail)?;
+        s.push('\n');
+        s
+    } else {
+        crate::report::text(&report)
+    };
+    match &args.out {
+        Some(path) => std::fs::write(path, out)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+        None => {
+            let _ = std::io::stdout().lock().write_all(out.as_bytes());
+        }
+    }
+    Ok(())
 }
 
 fn open(source: &Source) -> Result<Opened, Fail> {

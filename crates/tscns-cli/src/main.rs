@@ -32,6 +32,7 @@ mod key_source;
 mod middleware;
 mod portal;
 mod readers;
+mod report;
 mod simulated;
 
 /// Use the Italian TS-CNS smart card (Tessera Sanitaria – Carta Nazionale dei Servizi).
