@@ -1196,36 +1196,13 @@ fn fci_names(fci: &[u8], aid: &[u8]) -> bool {
     if fci.is_empty() {
         return true;
     }
-    let Some(body) = tlv_value(fci, 0x6F) else {
+    let Some(body) = crate::tlv::find(fci, 0x6F) else {
         return false;
     };
-    match tlv_value(body, 0x84) {
+    match crate::tlv::find(body, 0x84) {
         Some(name) => name == aid,
         None => true,
     }
-}
-
-/// The value of the first simple-TLV element with one-byte tag `tag` in `bytes` (one-byte or
-/// `81`/`82` lengths); `None` when absent or malformed.
-pub(crate) fn tlv_value(bytes: &[u8], tag: u8) -> Option<&[u8]> {
-    let mut rest = bytes;
-    while let [t, l0, tail @ ..] = rest {
-        let (len, tail) = match *l0 {
-            l if l < 0x80 => (usize::from(l), tail),
-            0x81 => (usize::from(*tail.first()?), tail.get(1..)?),
-            0x82 => (
-                usize::from(u16::from_be_bytes([*tail.first()?, *tail.get(1)?])),
-                tail.get(2..)?,
-            ),
-            _ => return None,
-        };
-        let value = tail.get(..len)?;
-        if *t == tag {
-            return Some(value);
-        }
-        rest = &tail[len..];
-    }
-    None
 }
 
 /// Total length (header included) of the DER element starting `bytes`, for a SEQUENCE.

@@ -55,6 +55,7 @@ pub mod personal_data;
 pub mod pin;
 #[cfg(feature = "tls")]
 pub mod tls;
+pub mod tlv;
 
 pub use atr::{Atr, CnsAtrInfo, KeySet, MaskMaker, Probe, Recognition, RecognitionMethod};
 #[allow(deprecated)]

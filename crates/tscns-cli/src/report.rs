@@ -15,6 +15,7 @@ use tscns_apdu::{Card, Command, Response, Transport};
 use tscns_card::generations::{
     path_text, AtrTest, CardGeneration, FilePath, SelectMode, FALLBACKS, GENERATIONS,
 };
+use tscns_card::tlv::{self, Element};
 use tscns_card::{Atr, CnsCard, Error};
 
 /// Largest file the report reads, per kind (a certificate is below 2 KiB on every known card).
@@ -236,13 +237,14 @@ fn status_text(r: &Response) -> String {
 fn tlvs(mut bytes: &[u8], depth: u8) -> Vec<Tlv> {
     let mut out = Vec::new();
     while !bytes.is_empty() {
-        let Some(Element {
-            tag,
-            constructed,
-            len,
-            value,
+        let Some((
+            Element {
+                tag,
+                constructed,
+                value,
+            },
             rest,
-        }) = one_tlv(bytes)
+        )) = tlv::first(bytes)
         else {
             out.push(Tlv {
                 tag: String::new(),
@@ -263,7 +265,7 @@ fn tlvs(mut bytes: &[u8], depth: u8) -> Vec<Tlv> {
         };
         out.push(Tlv {
             tag: format!("{tag:02X}"),
-            length: len,
+            length: value.len(),
             value: (!constructed && shown).then(|| spaced(value)),
             children,
             unparsed: None,
@@ -273,65 +275,18 @@ fn tlvs(mut bytes: &[u8], depth: u8) -> Vec<Tlv> {
     out
 }
 
-/// One TLV element and the bytes after it.
-struct Element<'a> {
-    tag: u32,
-    constructed: bool,
-    len: usize,
-    value: &'a [u8],
-    rest: &'a [u8],
-}
-
-/// The first TLV element of `b`.
-fn one_tlv(b: &[u8]) -> Option<Element<'_>> {
-    let first = *b.first()?;
-    let mut i = 1;
-    let mut tag = u32::from(first);
-    if first & 0x1F == 0x1F {
-        loop {
-            let next = *b.get(i)?;
-            tag = (tag << 8) | u32::from(next);
-            i += 1;
-            if next & 0x80 == 0 || i > 3 {
-                break;
-            }
-        }
-    }
-    let l0 = *b.get(i)?;
-    i += 1;
-    let len = match l0 {
-        l if l < 0x80 => usize::from(l),
-        0x81 => {
-            i += 1;
-            usize::from(*b.get(i - 1)?)
-        }
-        0x82 => {
-            i += 2;
-            usize::from(u16::from_be_bytes([*b.get(i - 2)?, *b.get(i - 1)?]))
-        }
-        _ => return None,
-    };
-    let value = b.get(i..i + len)?;
-    Some(Element {
-        tag,
-        constructed: first & 0x20 != 0,
-        len,
-        value,
-        rest: &b[i + len..],
-    })
-}
-
 /// The size an FCI gives (tag 80 or 81 at any depth).
 fn fci_size(items: &[Tlv], raw: &[u8]) -> Option<usize> {
     let _ = items;
     fn find(mut b: &[u8], depth: u8) -> Option<usize> {
-        while let Some(Element {
-            tag,
-            constructed,
-            value,
+        while let Some((
+            Element {
+                tag,
+                constructed,
+                value,
+            },
             rest,
-            ..
-        }) = one_tlv(b)
+        )) = tlv::first(b)
         {
             if (tag == 0x80 || tag == 0x81) && !value.is_empty() && value.len() <= 4 {
                 return Some(value.iter().fold(0usize, |a, x| (a << 8) | usize::from(*x)));
@@ -1034,6 +989,38 @@ mod tests {
             }
             assert_eq!(handle.pin_tries_left(), profile.pin_tries, "{name}");
             assert_eq!(report.apdus, log.len() as u64, "{name}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever a card answers, the shapes and the FCI rendering end without a panic, and
+        /// a proprietary value is never shown unless it is all 00 or all FF.
+        #[test]
+        fn hostile_answers_give_shapes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            let place = Place {
+                name: "x",
+                aid: None,
+                mode: SelectMode::FromMf,
+                path: tscns_card::EF_DATI_PERSONALI,
+            };
+            let _ = personal_shape(&place, &bytes);
+            let _ = id_shape(&place, &bytes);
+            let _ = cert_shape(&place, &bytes);
+            let items = tlvs(&bytes, 0);
+            let _ = tlv_text(&items);
+            let _ = fci_size(&items, &bytes);
+            fn check(items: &[Tlv]) -> bool {
+                items.iter().all(|t| {
+                    check(&t.children)
+                        && match (&t.value, u32::from_str_radix(&t.tag, 16)) {
+                            (Some(v), Ok(tag)) if !DESCRIPTIVE_TAGS.contains(&tag) => {
+                                v.split(' ').all(|b| b == "FF") || v.split(' ').all(|b| b == "00") || v.is_empty()
+                            }
+                            _ => true,
+                        }
+                })
+            }
+            proptest::prop_assert!(check(&items));
         }
     }
 
