@@ -216,9 +216,9 @@ residence_address = "VIA NAZIONALE 25"
 /// `git diff --stat`:
 ///
 /// ```text
-///  crates/tscns-generations/src/lib.rs              | 28 ++++++++++++++++++++++++
-///  crates/tscns-sim/profiles/example-2025-2048.toml | 17 ++++++++++++++
-///  2 files changed, 45 insertions(+)
+///  crates/tscns-generations/src/lib.rs              | 31 ++++++++++++++++++++++++
+///  crates/tscns-sim/profiles/example-2025-2048.toml | 17 +++++++++++++
+///  2 files changed, 48 insertions(+)
 /// ```
 ///
 /// and with them `every_generation_is_recognised_and_read_from_its_simulator` walks the new
