@@ -7,8 +7,11 @@
 //!   card-OS ("mask") maker and firmware, and from them the card's [`CardGeneration`] in the
 //!   one table the simulator reads too ([`tscns_generations::GENERATIONS`]: STIncard PIN
 //!   reference `0x90`, the IDEMIA 2021 key set under 3F00/1400/9001, extended length or
-//!   chaining, the file layout and select mode). A bare or unknown ATR is recognised by probing
-//!   EF_ID_Carta instead.
+//!   chaining, the file layout and select mode). When the ATR names no known generation (the
+//!   bare NFC ATR, an unknown CNS), a short, ordered, read-only probe follows: the known
+//!   applications by AID with their checks (ACTALIS ACe 2025, ST2022's JSign with GET DATA
+//!   "JSign4"), then the classic path 3F00/1000/1003; every probe is kept in the
+//!   [`Recognition`]. A card found by its AID keeps its application selected.
 //! - **Identity** ([`CnsCard::identity`]): card id, [`PersonalData`] (EF_Dati_personali, parsed
 //!   and serialised exactly) and the authentication certificate, read in one transaction with
 //!   the fewest APDUs (no needless SELECT, the certificate length taken from its DER header),
@@ -20,7 +23,10 @@
 //!   caller opted in to keeping it unlocked.
 //! - **Signing**: MSE RESTORE / SET and PSO COMPUTE DIGITAL SIGNATURE of host-built
 //!   EMSA-PKCS1-v1_5 or EMSA-PSS blocks ([`emsa`]); each signature is checked with the
-//!   certificate's public key before it is returned.
+//!   certificate's public key before it is returned. On a card whose signing bytes are not
+//!   public (ACe 2025, unknown cards) the [`generations::SignPath`]s are tried once each, in
+//!   order, after the one VERIFY: a refusal moves on, anything else stops, and none working
+//!   gives [`Error::SigningUnsupported`] with the card's answers.
 //! - **Resets and removal**: a reset during a read re-reads transparently; a reset after the PIN
 //!   was verified gives [`Error::PinStateLost`]; removal gives [`Error::CardRemoved`].
 //!
