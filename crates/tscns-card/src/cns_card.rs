@@ -30,6 +30,18 @@ fn is_length_refusal(sw: StatusWord) -> bool {
     matches!(sw.to_u16(), 0x6700 | 0x6883 | 0x6884 | 0x6E00 | 0x6D00)
 }
 
+/// Like [`is_length_refusal`] for a long PSO: 6700 refuses the extended form; a chained one is
+/// refused with 6883 / 6884 or, on ST2021, 6E00 (the class with the chaining bit). 6D00 and an
+/// unchained 6E00 say "not this signing path" ([`SignPath::is_refusal`]) and must not mark a
+/// length form refused for the rest of the connection.
+fn is_pso_length_refusal(sw: StatusWord, chained: bool) -> bool {
+    match sw.to_u16() {
+        0x6700 => true,
+        0x6883 | 0x6884 | 0x6E00 => chained,
+        _ => false,
+    }
+}
+
 /// The old name of [`IdentityChecks`] (tscns-cohesion has a `Checks` of its own).
 #[deprecated(since = "0.1.0", note = "renamed to IdentityChecks")]
 pub type Checks = IdentityChecks;
@@ -131,7 +143,9 @@ struct State {
     selected: Option<FilePath>,
     pin_verified: bool,
     pin_state_lost: bool,
-    security_env_set: bool,
+    /// The signing path whose MSE commands the card holds now (cleared by a reset, an
+    /// application select and any failed signing attempt).
+    security_env: Option<SignPath>,
     tries_left: Option<u8>,
     chaining_refused: bool,
     extended_refused: bool,
@@ -199,7 +213,7 @@ impl<T: Transport> CnsCard<T> {
                 selected: None,
                 pin_verified: false,
                 pin_state_lost: false,
-                security_env_set: false,
+                security_env: None,
                 tries_left: None,
                 chaining_refused: false,
                 extended_refused: false,
@@ -284,7 +298,7 @@ impl<T: Transport> CnsCard<T> {
         let st = &mut self.st;
         st.selected = None;
         st.app_selected = false;
-        st.security_env_set = false;
+        st.security_env = None;
         if st.pin_verified {
             st.pin_verified = false;
             st.pin_state_lost = true;
@@ -400,6 +414,9 @@ impl<T: Transport> CnsCard<T> {
     /// Sends a PIN-bearing command once; a reset during it is reported, never retried.
     fn transmit_secret(&mut self, cmd: &Command) -> Result<Response, Error> {
         match self.in_transaction(|l| {
+            // The PIN goes to the card's own application: selected again in this transaction,
+            // whatever another PC/SC client selected in between.
+            l.st.app_selected = false;
             l.ensure_application()?;
             l.transmit(cmd)
         }) {
@@ -583,7 +600,7 @@ impl<T: Transport> CnsCard<T> {
     ) -> Result<(), Error> {
         self.st.selected = None;
         self.st.app_selected = false;
-        self.st.security_env_set = false;
+        self.st.security_env = None;
         self.st.pin_verified = false;
         self.st.pin_state_lost = false;
         reset(self.card.transport_mut()).map_err(Error::from)
@@ -617,7 +634,7 @@ impl<T: Transport> Link<'_, T> {
             };
             let cmd = select_aid(aid);
             let r = self.probe_one(format!("application of {}", generation.name), &cmd)?;
-            if !r.is_success() || !fci_names(r.data(), aid) {
+            if !r.is_success() || !fci_names(r.data(), aid, generation.confirm.is_none()) {
                 continue;
             }
             if let Some(check) = generation.confirm {
@@ -632,6 +649,12 @@ impl<T: Transport> Link<'_, T> {
             self.st.app_selected = true;
             self.st.selected = None;
             return Ok(Some(generation));
+        }
+        if self.st.app_selected || self.st.recognition.probes.iter().any(|p| p.sw == 0x9000) {
+            // An application answered but is not a known one: leave it for the MF (the classic
+            // files live outside any application).
+            let mf = Command::new(0x00, 0xA4, 0x00, 0x0C).with_data(vec![0x3F, 0x00]);
+            self.probe_one("MF 3F00".to_owned(), &mf)?;
         }
         self.st.app_selected = false;
         if self.st.recognition.info.is_none() {
@@ -656,6 +679,8 @@ impl<T: Transport> Link<'_, T> {
         }
         let r = self.transmit(&select_aid(aid))?;
         self.st.selected = None;
+        // Selecting an application may reset its security environment.
+        self.st.security_env = None;
         match r.status() {
             StatusWord::SUCCESS => {
                 self.st.app_selected = true;
@@ -982,7 +1007,7 @@ impl<T: Transport> Link<'_, T> {
     fn pso_sign(&mut self, key_ref: u8, block: &[u8]) -> Result<Vec<u8>, Error> {
         self.ensure_application()?;
         if let Some(path) = self.st.sign_path {
-            let cached = self.st.security_env_set;
+            let cached = self.st.security_env == Some(path);
             return match self.sign_along(path, key_ref, block) {
                 // 6985 with a security environment set in an earlier call: another application
                 // may have changed it. Set it again and try once more (no PIN is sent).
@@ -1013,15 +1038,30 @@ impl<T: Transport> Link<'_, T> {
         })
     }
 
-    /// One signing path: its MSE commands (unless the environment is set already), then PSO.
+    /// One signing path: its MSE commands (unless the card holds this path's environment
+    /// already), then PSO. Any failure forgets the environment.
     fn sign_along(
         &mut self,
         path: SignPath,
         key_ref: u8,
         block: &[u8],
     ) -> Result<Vec<u8>, SignFailure> {
+        let r = self.sign_along_once(path, key_ref, block);
+        if r.is_err() {
+            self.st.security_env = None;
+        }
+        r
+    }
+
+    fn sign_along_once(
+        &mut self,
+        path: SignPath,
+        key_ref: u8,
+        block: &[u8],
+    ) -> Result<Vec<u8>, SignFailure> {
         let signing = self.st.recognition.generation.signing;
-        if !self.st.security_env_set {
+        if self.st.security_env != Some(path) {
+            self.st.security_env = None;
             if path == SignPath::Cns {
                 // MSE RESTORE SE 03 with the trailing 00 the CNS wants (Functional
                 // Specification 1.1.5 §13.14, cns-card spec "Signing" step 1): a short Le of 00.
@@ -1043,7 +1083,7 @@ impl<T: Transport> Link<'_, T> {
                 Command::new(0x00, 0x22, p1p2[0], p1p2[1]).with_data(vec![tag, 0x01, key_ref]);
             let r = self.transmit(&cmd)?;
             check_step("MSE SET", &r)?;
-            self.st.security_env_set = true;
+            self.st.security_env = Some(path);
         }
         // PSO COMPUTE DIGITAL SIGNATURE `00 2A 9E 9A Lc block 00` (cns-card spec "Signing" 3),
         // or PSO DECIPHER `00 2A 80 86 Lc 00||block 00` (the padding indicator 00 first).
@@ -1071,7 +1111,7 @@ impl<T: Transport> Link<'_, T> {
         match r.status() {
             StatusWord::SUCCESS => Ok(r.into_data()),
             sw => {
-                self.st.security_env_set = false;
+                self.st.security_env = None;
                 Err(match sw {
                     StatusWord::SECURITY_STATUS_NOT_SATISFIED => {
                         SignFailure::Other(Error::PinRequired)
@@ -1128,7 +1168,7 @@ impl<T: Transport> Link<'_, T> {
                 base.clone()
             };
             let r = self.transmit(&cmd)?;
-            if is_length_refusal(r.status()) {
+            if is_pso_length_refusal(r.status(), !ext) {
                 if ext {
                     self.st.extended_refused = true;
                 } else {
@@ -1176,6 +1216,7 @@ impl From<Error> for SignFailure {
 fn check_step(operation: &'static str, r: &Response) -> Result<(), SignFailure> {
     match r.status() {
         StatusWord::SUCCESS => Ok(()),
+        StatusWord::SECURITY_STATUS_NOT_SATISFIED => Err(SignFailure::Other(Error::PinRequired)),
         sw if SignPath::is_refusal(sw.to_u16()) => Err(SignFailure::Refused { operation, sw }),
         sw => Err(SignFailure::Other(Error::Status { operation, sw })),
     }
@@ -1189,19 +1230,20 @@ fn select_aid(aid: &[u8]) -> Command {
         .with_le(256)
 }
 
-/// Whether the answer to a SELECT by AID is the application asked for: no FCI at all, or an
-/// FCI template (6F) whose DF name (tag 84), when present, is the AID (so that a card answering
-/// 9000 to any SELECT is not taken for it).
-fn fci_names(fci: &[u8], aid: &[u8]) -> bool {
+/// Whether the answer to a SELECT by AID is the application asked for. `strict` (a generation
+/// with no other check, ACe 2025): an FCI template (6F) whose DF name (tag 84) is the AID, as
+/// the public trace shows. Otherwise (a GET DATA check follows) also no FCI at all, or a 6F
+/// without tag 84. Either way a card answering 9000 with another name is not taken for it.
+fn fci_names(fci: &[u8], aid: &[u8], strict: bool) -> bool {
     if fci.is_empty() {
-        return true;
+        return !strict;
     }
     let Some(body) = crate::tlv::find(fci, 0x6F) else {
         return false;
     };
     match crate::tlv::find(body, 0x84) {
         Some(name) => name == aid,
-        None => true,
+        None => !strict,
     }
 }
 
@@ -1267,6 +1309,18 @@ pub fn cross_check(pd: &PersonalData, pd_bytes: &[u8], cert: &CnsCertificate) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_length_answers_mark_a_length_form_refused() {
+        let sw = |v: u16| StatusWord::new((v >> 8) as u8, v as u8);
+        assert!(is_pso_length_refusal(sw(0x6700), false));
+        assert!(is_pso_length_refusal(sw(0x6E00), true));
+        assert!(!is_pso_length_refusal(sw(0x6E00), false));
+        assert!(!is_pso_length_refusal(sw(0x6D00), true));
+        assert!(!is_pso_length_refusal(sw(0x6A80), false));
+        // "Not this way" is a signing-path refusal instead.
+        assert!(SignPath::is_refusal(0x6D00) && SignPath::is_refusal(0x6E00));
+    }
 
     #[test]
     fn der_lengths() {

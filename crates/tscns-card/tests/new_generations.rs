@@ -241,12 +241,19 @@ fn st2022_over_nfc_is_found_by_its_application_and_keeps_it_selected() {
     cns.verify_pin(&Pin::new(p.pin.expose()).unwrap()).unwrap();
     sign(&mut cns).unwrap();
     let log = handle.apdu_log();
-    // One SELECT of the application for recognition and every read after it.
+    // One SELECT of the application for recognition and every read after it, one more in
+    // the transaction of the VERIFY (the PIN goes to this application, whatever another
+    // client selected in between).
     assert_eq!(
         count(&log, |r| r.ins == INS_SELECT
             && r.p1 == 0x04
             && r.sw == 0x9000),
-        1
+        2
+    );
+    let verify_at = log.iter().position(|r| r.ins == INS_VERIFY).unwrap();
+    assert_eq!(
+        (log[verify_at - 1].ins, log[verify_at - 1].p1),
+        (INS_SELECT, 0x04)
     );
     assert!(log
         .iter()
@@ -305,7 +312,27 @@ fn recognition_checks_what_the_application_answers_and_says_what_it_tried() {
     // (left selected by the probe) are classic ones, so the path probe finds a CNS.
     assert_ne!(cns.recognition().generation.name, "st2022-nfc");
     assert_eq!(cns.recognition().method, RecognitionMethod::Path);
-    assert_eq!(cns.recognition().probes.len(), 4);
+    // The three probes, the MF selected again after the foreign application, the path.
+    let purposes: Vec<&str> = cns
+        .recognition()
+        .probes
+        .iter()
+        .map(|p| p.purpose.as_str())
+        .collect();
+    assert_eq!(
+        purposes,
+        [
+            "application of actalis-ace2025",
+            "application of st2022-nfc",
+            "GET DATA of st2022-nfc",
+            "MF 3F00",
+            "EF_ID_Carta 3F00/1000/1003"
+        ]
+    );
+    assert_eq!(
+        cns.recognition().generation.tries_query,
+        tscns_card::generations::TriesQuery::Never
+    );
 
     let p = SimProfile::from_toml_among("maker = \"not-a-cns\"\n", &[&NOT_A_CNS]).unwrap();
     let card = SimCard::new(&p).unwrap();
@@ -368,4 +395,31 @@ fn ace_2025_found_behind_a_bare_nfc_atr_by_its_aid() {
     assert_eq!(cns.recognition().generation.name, "ace-nfc");
     assert_eq!(cns.recognition().method, RecognitionMethod::Application);
     assert_eq!(cns.identity().unwrap().card_id.as_str(), "6120000000000234");
+}
+
+/// A card answering 9000 to ACe 2025's AID with an FCI that does not name it is not taken for
+/// ACe 2025 (which has no other check): no PIN would go to it.
+#[test]
+fn an_application_that_does_not_name_itself_is_not_ace_2025() {
+    static ACE_LOOKALIKE: CardGeneration = CardGeneration {
+        name: "ace-lookalike",
+        atr: &[0x3B, 0x80, 0x80, 0x01, 0x01],
+        atr_test: AtrTest::Application,
+        layout: Layout {
+            aid_fci: &[],
+            ..ACTALIS_ACE_2025.layout
+        },
+        ..ACTALIS_ACE_2025
+    };
+    let text = "maker = \"ace-lookalike\"\ncard_id = \"6120000000000234\"\n";
+    let p = SimProfile::from_toml_among(text, &[&ACE_LOOKALIKE]).unwrap();
+    match CnsCard::open(SimCard::new(&p).unwrap()) {
+        Err(Error::NotCns { reason }) => {
+            assert!(
+                reason.starts_with("tried application of actalis-ace2025 (9000)"),
+                "{reason}"
+            );
+        }
+        other => panic!("{:?}", other.map(|c| c.recognition().generation.name)),
+    }
 }

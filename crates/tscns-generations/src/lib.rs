@@ -761,7 +761,8 @@ pub const GENERATIONS: &[CardGeneration] = &[
         lengths: CLASSIC_EXTENDED,
         signing: Signing::CNS,
         sign_paths: CNS_ONLY,
-        tries_query: TriesQuery::OnRequest,
+        // The bare ATR is shared by other cards (ST2022 among them): no tries query.
+        tries_query: TriesQuery::Never,
         confirm: None,
         key_bits: 2048,
     },
