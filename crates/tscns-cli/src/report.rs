@@ -135,7 +135,7 @@ pub struct FileStep {
     pub status: String,
     /// The FCI, as for the probes.
     pub fci: Vec<Tlv>,
-    /// The size the FCI gives (tag 80 or 81), if any.
+    /// The size the FCI gives (tag 80 or 81), if any; rounded up to 64 for a certificate file.
     pub size: Option<usize>,
 }
 
@@ -185,9 +185,9 @@ pub struct PersonalShape {
 pub struct CertShape {
     /// The path read.
     pub path: String,
-    /// Bytes of DER (as its header announces).
+    /// Bytes of DER (as its header announces), rounded up to 64.
     pub der_length: Option<usize>,
-    /// Bytes of the file read.
+    /// Bytes of the file read, rounded up to 64.
     pub file_bytes: usize,
     /// The issuer (a certification authority, not the holder).
     pub issuer: Option<String>,
@@ -197,9 +197,9 @@ pub struct CertShape {
     pub key_bits: Option<u32>,
     /// certificatePolicies OIDs.
     pub policies: Vec<String>,
-    /// Start of validity (RFC 3339).
+    /// Start of validity, year and month (`2025-10`).
     pub not_before: Option<String>,
-    /// End of validity (RFC 3339).
+    /// End of validity, year and month.
     pub not_after: Option<String>,
     /// Why it does not parse, if it does not.
     pub problem: Option<String>,
@@ -234,7 +234,19 @@ fn status_text(r: &Response) -> String {
 }
 
 /// Parses BER-TLV (ISO 7816-4 §5.2) for the report, leaving proprietary values out.
-fn tlvs(mut bytes: &[u8], depth: u8) -> Vec<Tlv> {
+fn tlvs(bytes: &[u8], depth: u8) -> Vec<Tlv> {
+    tlvs_in(bytes, depth, None)
+}
+
+/// The AIDs a DF name (tag 84) may show: the known applications'.
+fn known_aid(value: &[u8]) -> bool {
+    GENERATIONS.iter().any(|g| g.layout.aid == Some(value))
+}
+
+/// Like [`tlvs`] inside the template `parent`: a descriptive tag's value is shown only as a
+/// direct element of an FCP / FCI / FMD template (62, 6F, 64), a DF name only when it is a
+/// known application's AID; anything else only when it is all 00 or all FF.
+fn tlvs_in(mut bytes: &[u8], depth: u8, parent: Option<u32>) -> Vec<Tlv> {
     let mut out = Vec::new();
     while !bytes.is_empty() {
         let Some((
@@ -255,11 +267,13 @@ fn tlvs(mut bytes: &[u8], depth: u8) -> Vec<Tlv> {
             });
             break;
         };
-        let shown = DESCRIPTIVE_TAGS.contains(&tag)
-            || value.iter().all(|b| *b == 0xFF)
-            || value.iter().all(|b| *b == 0x00);
+        let in_template = matches!(parent, Some(0x62 | 0x64 | 0x6F));
+        let descriptive =
+            in_template && DESCRIPTIVE_TAGS.contains(&tag) && (tag != 0x84 || known_aid(value));
+        let shown =
+            descriptive || value.iter().all(|b| *b == 0xFF) || value.iter().all(|b| *b == 0x00);
         let children = if constructed && depth < 4 {
-            tlvs(value, depth + 1)
+            tlvs_in(value, depth + 1, Some(tag))
         } else {
             Vec::new()
         };
@@ -273,6 +287,16 @@ fn tlvs(mut bytes: &[u8], depth: u8) -> Vec<Tlv> {
         bytes = rest;
     }
     out
+}
+
+/// Leaves the size tags (80, 81) out of an FCI.
+fn hide_sizes(items: &mut [Tlv]) {
+    for t in items {
+        if t.tag == "80" || t.tag == "81" {
+            t.value = None;
+        }
+        hide_sizes(&mut t.children);
+    }
 }
 
 /// The size an FCI gives (tag 80 or 81 at any depth).
@@ -364,8 +388,12 @@ fn places() -> Vec<(Place, Vec<&'static str>)> {
 /// Collects the report over `transport`. Never sends a PIN: every command is a SELECT, a GET
 /// DATA or a READ BINARY (the driver's recognition, run last for the conclusion, is too).
 pub fn collect<T: Transport>(transport: T, reader: String) -> CardReport {
-    let mut card = Card::new(transport);
-    let atr_bytes = card.atr().to_vec();
+    let mut gate = ReadOnly {
+        inner: transport,
+        apdus: 0,
+        sent: Vec::new(),
+    };
+    let atr_bytes = gate.atr().to_vec();
     let parsed = Atr::parse(&atr_bytes);
     let info = parsed.as_ref().ok().and_then(Atr::cns_info);
     let atr_match =
@@ -390,9 +418,46 @@ pub fn collect<T: Transport>(transport: T, reader: String) -> CardReport {
         atr_match,
     };
 
-    let mut commands_sent = Vec::new();
-    let sent = &mut commands_sent;
-    let mut send = |card: &mut Card<T>, cmd: &Command| send_read_only(card, sent, cmd);
+    // The whole sequence in one PC/SC transaction: no other program's command comes in between.
+    let found_all = {
+        let mut card = Card::new(&mut gate);
+        match card.transaction(|c| Ok(steps(c))) {
+            Ok(v) => v,
+            Err(_) => steps(&mut card),
+        }
+    };
+    let (probes, files, contents, answered_aids, found) = found_all;
+
+    // 4. What the driver concludes (its recognition only: read-only probes, through the same
+    //    gate).
+    let conclusion = conclude(&mut gate, &atr_bytes, &answered_aids, &found);
+    CardReport {
+        about: "tscns card report: a read-only diagnostic of a smart card, without personal data \
+                (no PIN was asked for or sent)",
+        tscns_version: env!("CARGO_PKG_VERSION"),
+        reader: public_reader_name(&reader),
+        atr,
+        probes,
+        files,
+        contents,
+        conclusion,
+        apdus: gate.apdus,
+        commands_sent: gate.sent.iter().map(|s| (*s).to_owned()).collect(),
+    }
+}
+
+/// What the report's own sequence found.
+type Found = (
+    Vec<Step>,
+    Vec<FileStep>,
+    Contents,
+    Vec<&'static [u8]>,
+    Vec<(Place, Option<usize>)>,
+);
+
+/// The report's own sequence: probes, file selects, shapes.
+fn steps<U: Transport>(card: &mut Card<U>) -> Found {
+    let send = |card: &mut Card<U>, cmd: &Command| card.transmit(cmd).ok();
 
     // 1. The recognition probes, as the driver sends them: each known application by AID
     //    (with its GET DATA check), then the classic path.
@@ -401,7 +466,7 @@ pub fn collect<T: Transport>(transport: T, reader: String) -> CardReport {
     for g in GENERATIONS.iter().filter(|g| g.layout.aid.is_some()) {
         let Some(aid) = g.layout.aid else { continue };
         let cmd = select_aid(aid);
-        let r = send(&mut card, &cmd);
+        let r = send(card, &cmd);
         let ok = r.as_ref().is_some_and(Response::is_success);
         probes.push(step(
             format!("application of {}", g.name),
@@ -416,7 +481,7 @@ pub fn collect<T: Transport>(transport: T, reader: String) -> CardReport {
         if let Some(check) = g.confirm {
             let [p1, p2] = check.p1p2;
             let cmd = Command::new(0x00, 0xCA, p1, p2).with_le(256);
-            let r = send(&mut card, &cmd);
+            let r = send(card, &cmd);
             let matches = r
                 .as_ref()
                 .is_some_and(|r| r.is_success() && r.data() == check.expect);
@@ -444,7 +509,7 @@ pub fn collect<T: Transport>(transport: T, reader: String) -> CardReport {
     }
     let classic = tscns_card::EF_ID_CARTA;
     let cmd = select_path(0x08, classic);
-    let r = send(&mut card, &cmd);
+    let r = send(card, &cmd);
     probes.push(step(
         format!("EF_ID_Carta {} (classic path)", path_text(classic)),
         &cmd,
@@ -458,7 +523,7 @@ pub fn collect<T: Transport>(transport: T, reader: String) -> CardReport {
     for (place, layouts) in places() {
         let mut selection = String::new();
         if let Some(aid) = place.aid {
-            let r = send(&mut card, &select_aid(aid));
+            let r = send(card, &select_aid(aid));
             selection.push_str(&format!(
                 "after SELECT of the application {} ({}), ",
                 spaced(aid),
@@ -471,10 +536,14 @@ pub fn collect<T: Transport>(transport: T, reader: String) -> CardReport {
             SelectMode::FromCurrentDf => "by path from the current DF (P1 = 09)",
         });
         let cmd = select_path(p1, place.path);
-        let r = send(&mut card, &cmd);
+        let r = send(card, &cmd);
         let data = r.as_ref().map(|r| r.data().to_vec()).unwrap_or_default();
-        let fci = tlvs(&data, 0);
+        let mut fci = tlvs(&data, 0);
         let size = fci_size(&fci, &data);
+        if place.name == "authentication certificate" {
+            // The exact size of an unpadded certificate file is the certificate's length.
+            hide_sizes(&mut fci);
+        }
         if r.as_ref().is_some_and(Response::is_success) {
             found.push((place.clone(), size));
         }
@@ -486,13 +555,17 @@ pub fn collect<T: Transport>(transport: T, reader: String) -> CardReport {
             command: spaced(&cmd.encode().unwrap_or_default()),
             status: r.as_ref().map_or("no answer".into(), status_text),
             fci,
-            size,
+            size: if place.name == "authentication certificate" {
+                size.map(round_up)
+            } else {
+                size
+            },
         });
     }
 
     // 3. The identity files' sizes and structure.
     let mut contents = Contents::default();
-    let mut read = |card: &mut Card<T>, place: &Place, size: Option<usize>, max: usize| {
+    let read = |card: &mut Card<U>, place: &Place, size: Option<usize>, max: usize| {
         if let Some(aid) = place.aid {
             send(card, &select_aid(aid))?;
         }
@@ -500,24 +573,23 @@ pub fn collect<T: Transport>(transport: T, reader: String) -> CardReport {
         if !r.is_success() {
             return None;
         }
-        send(card, &Command::new(0x00, 0xB0, 0x00, 0x00).with_le(1))?;
         card.read_binary_all(Some(size.unwrap_or(max).min(max)))
             .ok()
     };
     for (place, size) in &found {
         match place.name {
             "EF_ID_Carta" if contents.ef_id_carta.is_none() => {
-                if let Some(bytes) = read(&mut card, place, *size, MAX_ID) {
+                if let Some(bytes) = read(card, place, *size, MAX_ID) {
                     contents.ef_id_carta = Some(id_shape(place, &bytes));
                 }
             }
             "EF_Dati_personali" if contents.ef_dati_personali.is_none() => {
-                if let Some(bytes) = read(&mut card, place, *size, MAX_PERSONAL) {
+                if let Some(bytes) = read(card, place, *size, MAX_PERSONAL) {
                     contents.ef_dati_personali = Some(personal_shape(place, &bytes));
                 }
             }
             "authentication certificate" if contents.certificate.is_none() => {
-                if let Some(bytes) = read(&mut card, place, *size, MAX_CERT) {
+                if let Some(bytes) = read(card, place, *size, MAX_CERT) {
                     contents.certificate = Some(cert_shape(place, &bytes));
                 }
             }
@@ -525,42 +597,93 @@ pub fn collect<T: Transport>(transport: T, reader: String) -> CardReport {
         }
     }
 
-    // 4. What the driver concludes (its recognition only: read-only probes).
-    let own = card.apdu_count();
-    let (conclusion, driver_apdus) =
-        conclude(card.into_inner(), &atr_bytes, &answered_aids, &found);
-    CardReport {
-        about: "tscns card report: a read-only diagnostic of a smart card, without personal data \
-                (no PIN was asked for or sent)",
-        tscns_version: env!("CARGO_PKG_VERSION"),
-        reader,
-        atr,
-        probes,
-        files,
-        contents,
-        conclusion,
-        apdus: own + driver_apdus,
-        commands_sent,
+    (probes, files, contents, answered_aids, found)
+}
+
+/// The transport the report talks through: it lets SELECT, READ BINARY, GET DATA and GET
+/// RESPONSE reach the card and refuses every other instruction (VERIFY, MSE, PSO, ...), so no
+/// change to the report or to the driver's recognition can send one. It counts the APDUs and
+/// notes which instructions went.
+struct ReadOnly<T> {
+    inner: T,
+    apdus: u64,
+    sent: Vec<&'static str>,
+}
+
+impl<T: Transport> Transport for ReadOnly<T> {
+    fn transmit_raw(&mut self, command: &[u8]) -> Result<Vec<u8>, tscns_apdu::Error> {
+        let name = match command.get(1) {
+            Some(0xA4) => "SELECT",
+            Some(0xB0) => "READ BINARY",
+            Some(0xCA) => "GET DATA",
+            Some(0xC0) => "GET RESPONSE",
+            _ => {
+                return Err(tscns_apdu::Error::NotSupported {
+                    what: "tscns card report sends only SELECT, READ BINARY, GET DATA and GET \
+                           RESPONSE"
+                        .into(),
+                })
+            }
+        };
+        if !self.sent.contains(&name) {
+            self.sent.push(name);
+        }
+        self.apdus += 1;
+        self.inner.transmit_raw(command)
+    }
+    fn atr(&self) -> &[u8] {
+        self.inner.atr()
+    }
+    fn begin_transaction(&mut self) -> Result<(), tscns_apdu::Error> {
+        self.inner.begin_transaction()
+    }
+    fn end_transaction(&mut self) -> Result<(), tscns_apdu::Error> {
+        self.inner.end_transaction()
+    }
+    fn reconnect(&mut self) -> Result<(), tscns_apdu::Error> {
+        self.inner.reconnect()
     }
 }
 
-/// Sends a command of the report's read-only set (SELECT, GET DATA, READ BINARY) and notes its
-/// name; any other instruction is refused here, so no change to this module can send one.
-fn send_read_only<T: Transport>(
-    card: &mut Card<T>,
-    sent: &mut Vec<String>,
-    cmd: &Command,
-) -> Option<Response> {
-    let name = match cmd.ins() {
-        0xA4 => "SELECT",
-        0xCA => "GET DATA",
-        0xB0 => "READ BINARY",
-        _ => return None,
-    };
-    if !sent.iter().any(|c| c == name) {
-        sent.push(name.to_owned());
+/// A reader name without what identifies the device: pcsc-lite puts the USB serial number in
+/// parentheses (`... [CCID Interface] (21120706200136) 00 00`); a simulated profile given as a
+/// file keeps only its file name.
+pub fn public_reader_name(reader: &str) -> String {
+    if let Some(profile) = reader
+        .strip_prefix("simulated (")
+        .and_then(|r| r.strip_suffix(')'))
+    {
+        let name = std::path::Path::new(profile)
+            .file_name()
+            .map_or_else(|| profile.to_owned(), |n| n.to_string_lossy().into_owned());
+        return format!("simulated ({name})");
     }
-    card.transmit(cmd).ok()
+    let mut out = String::new();
+    let mut depth = 0u32;
+    for c in reader.chars() {
+        match c {
+            '(' => {
+                depth += 1;
+                if depth == 1 {
+                    out.push_str("(...)");
+                }
+            }
+            ')' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    // Any long run of digits or hex digits left is a serial too.
+    out.split(' ')
+        .map(|w| {
+            if w.len() >= 6 && w.chars().all(|c| c.is_ascii_hexdigit()) {
+                "..."
+            } else {
+                w
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn step(purpose: String, cmd: &Command, r: Option<&Response>, note: Option<String>) -> Step {
@@ -654,12 +777,45 @@ fn personal_shape(place: &Place, bytes: &[u8]) -> PersonalShape {
     shape
 }
 
+/// A length rounded up to 64 bytes: the exact length of a certificate (unpadded on ACe 2025)
+/// would link the report to the certificate the holder shows every site.
+fn round_up(n: usize) -> usize {
+    n.div_ceil(64) * 64
+}
+
+/// The issuer as text, unless it repeats the holder (a self-issued or test certificate): then
+/// "not shown".
+fn public_issuer(c: &tscns_cert::CnsCertificate) -> String {
+    let issuer = c.issuer();
+    let subject = c.subject();
+    if issuer == subject {
+        return "not shown: the certificate is self-issued".into();
+    }
+    // The holder's own attributes (not O / OU / C, which name the CA company and the region
+    // on every CNS).
+    let mut holder: Vec<String> = [c.common_name(), c.surname(), c.given_name()]
+        .into_iter()
+        .flatten()
+        .collect();
+    if let Ok(parts) = c.cn_parts() {
+        holder.push(parts.codice_fiscale);
+        holder.push(parts.card_id);
+    }
+    let repeats = holder
+        .iter()
+        .any(|v| v.len() >= 3 && issuer.to_uppercase().contains(&v.to_uppercase()));
+    if repeats {
+        return "not shown: the issuer repeats the holder's data".into();
+    }
+    issuer
+}
+
 fn cert_shape(place: &Place, bytes: &[u8]) -> CertShape {
     let der_length = tscns_card::der_length(bytes);
     let mut shape = CertShape {
         path: path_text(place.path),
-        der_length,
-        file_bytes: bytes.len(),
+        der_length: der_length.map(round_up),
+        file_bytes: round_up(bytes.len()),
         issuer: None,
         key_algorithm: None,
         key_bits: None,
@@ -677,13 +833,11 @@ fn cert_shape(place: &Place, bytes: &[u8]) -> CertShape {
     };
     match tscns_cert::CnsCertificate::from_der(der) {
         Ok(c) => {
-            let rfc3339 = |t: Option<tscns_cert::time::OffsetDateTime>| {
-                t.and_then(|t| {
-                    t.format(&tscns_cert::time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
+            // The month only: to the second, the validity nearly names one certificate.
+            let month = |t: Option<tscns_cert::time::OffsetDateTime>| {
+                t.map(|t| format!("{:04}-{:02}", t.year(), u8::from(t.month())))
             };
-            shape.issuer = Some(c.issuer());
+            shape.issuer = Some(public_issuer(&c));
             let key = c.key();
             shape.key_algorithm = Some(key.algorithm);
             shape.key_bits = key.bits;
@@ -693,8 +847,8 @@ fn cert_shape(place: &Place, bytes: &[u8]) -> CertShape {
                 .iter()
                 .map(ToString::to_string)
                 .collect();
-            shape.not_before = rfc3339(c.not_before());
-            shape.not_after = rfc3339(c.not_after());
+            shape.not_before = month(c.not_before());
+            shape.not_after = month(c.not_after());
         }
         Err(_) => shape.problem = Some("the DER does not parse as an X.509 certificate".into()),
     }
@@ -708,9 +862,8 @@ fn conclude<T: Transport>(
     atr: &[u8],
     answered_aids: &[&[u8]],
     found: &[(Place, Option<usize>)],
-) -> (Conclusion, u64) {
+) -> Conclusion {
     let recognised = CnsCard::open(transport);
-    let apdus = recognised.as_ref().map_or(0, CnsCard::apdu_count);
     let nearest = nearest(atr, answered_aids, found);
     let conclusion = match recognised {
         Ok(cns) => {
@@ -755,7 +908,7 @@ fn conclude<T: Transport>(
             },
         },
     };
-    (conclusion, apdus)
+    conclusion
 }
 
 /// The known generation a card resembles most: its ATR test, its application answering, its
@@ -908,8 +1061,8 @@ pub fn text(r: &CardReport) -> String {
     }
     match &r.contents.certificate {
         Some(c) => line(format!(
-            "  certificate {}: {} bytes of DER in {} read; issuer {}; {} {} bits; policies {}; \
-             valid {} to {}{}",
+            "  certificate {}: about {} bytes of DER, about {} read; issuer {}; {} {} bits; \
+             policies {}; valid {} to {}{}",
             c.path,
             c.der_length.map_or("?".into(), |n| n.to_string()),
             c.file_bytes,
@@ -961,9 +1114,26 @@ mod tests {
         ];
         let items = tlvs(&fci, 0);
         let t = tlv_text(&items);
+        // A DF name that is no known AID is left out too (a partial-name SELECT may answer a
+        // longer name with a card-specific suffix).
         assert_eq!(
             t,
-            "6F { 84: A0 01 | 85: <1 bytes left out> | C0: <4 bytes left out> | CB: FF FF FF }"
+            "6F { 84: <2 bytes left out> | 85: <1 bytes left out> | C0: <4 bytes left out> | \
+             CB: FF FF FF }"
+        );
+        // Descriptive tags only directly in an FCI / FCP template: not at the top level, not in
+        // a proprietary template.
+        assert_eq!(
+            tlv_text(&tlvs(&[0x80, 0x02, 0x12, 0x34], 0)),
+            "80: <2 bytes left out>"
+        );
+        assert_eq!(
+            tlv_text(&tlvs(&[0x62, 0x06, 0xA5, 0x04, 0x83, 0x02, 0x12, 0x34], 0)),
+            "62 { A5 { 83: <2 bytes left out> } }"
+        );
+        assert_eq!(
+            tlv_text(&tlvs(&[0x62, 0x04, 0x83, 0x02, 0x11, 0x02], 0)),
+            "62 { 83: 11 02 }"
         );
         assert!(!t.contains("12 34"));
         // Garbage is counted, never shown.
@@ -1022,6 +1192,51 @@ mod tests {
             }
             proptest::prop_assert!(check(&items));
         }
+    }
+
+    #[test]
+    fn the_gate_refuses_everything_but_reads() {
+        let profile = tscns_sim::SimProfile::builtin("actalis-ace2025-2048").unwrap();
+        let card = tscns_sim::SimCard::new(&profile).unwrap();
+        let handle = card.handle();
+        let mut gate = ReadOnly {
+            inner: card,
+            apdus: 0,
+            sent: Vec::new(),
+        };
+        for cmd in [
+            &[0x00, 0x20, 0x00, 0x10][..],
+            &[0x00, 0x22, 0xF3, 0x03, 0x00],
+            &[0x00, 0x2A, 0x9E, 0x9A, 0x01, 0x00],
+            &[0x00, 0x24, 0x00, 0x10],
+            &[0x00],
+        ] {
+            assert!(gate.transmit_raw(cmd).is_err(), "{cmd:02X?}");
+        }
+        assert_eq!((gate.apdus, handle.counters().apdus), (0, 0));
+        assert!(gate
+            .transmit_raw(&[0x00, 0xA4, 0x00, 0x0C, 0x02, 0x3F, 0x00])
+            .is_ok());
+        assert_eq!(gate.sent, ["SELECT"]);
+    }
+
+    #[test]
+    fn reader_names_lose_their_serial_numbers() {
+        assert_eq!(
+            public_reader_name(
+                "SCM Microsystems Inc. SCR 3310 [CCID Interface] (21120706200136) 00 00"
+            ),
+            "SCM Microsystems Inc. SCR 3310 [CCID Interface] (...) 00 00"
+        );
+        assert_eq!(
+            public_reader_name("ACS ACR39U 0A1B2C3D4E 00 00"),
+            "ACS ACR39U ... 00 00"
+        );
+        assert_eq!(public_reader_name("Virtual PCD 00 00"), "Virtual PCD 00 00");
+        assert_eq!(
+            public_reader_name("simulated (/home/mario/cards/mine.toml)"),
+            "simulated (mine.toml)"
+        );
     }
 
     #[test]
