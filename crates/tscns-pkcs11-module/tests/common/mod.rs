@@ -37,7 +37,7 @@ done
 "#;
 
 /// Every built-in maker profile, 1024 and 2048 bits.
-pub const PROFILES: [&str; 7] = [
+pub const PROFILES: [&str; 10] = [
     "default",
     "stincard-1024",
     "athena-1024",
@@ -45,6 +45,9 @@ pub const PROFILES: [&str; 7] = [
     "idemia-v2-2048",
     "idemia2021-2048",
     "nfc-bare-2048",
+    "st2021-2048",
+    "st2022-nfc-2048",
+    "actalis-ace2025-2048",
 ];
 
 /// The module cargo built next to this test binary (`target/<profile>/libtscns_pkcs11_module.so`).
