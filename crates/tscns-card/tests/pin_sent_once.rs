@@ -6,9 +6,11 @@
 use tscns_apdu::ScriptedTransport;
 use tscns_card::{CnsCard, Error, Pin, Puk};
 
-/// A bare ATR (no CNS marker): the driver probes SELECT 3F00/1000/1003 and then uses the
-/// standard quirks (PIN reference 0x10).
+/// A bare ATR (no CNS marker): the driver probes the applications of ACe 2025 and ST2022 (absent
+/// here), then SELECT 3F00/1000/1003, and then uses the standard quirks (PIN reference 0x10).
 const BARE_ATR: [u8; 5] = [0x3B, 0x80, 0x80, 0x01, 0x01];
+const PROBE_ACE_2025: &str = "00 A4 04 00 0C A000000530000B104001021A 00";
+const PROBE_ST2022: &str = "00 A4 04 00 08 A00000009501004D 00";
 const PROBE: &str = "00 A4 08 00 04 1000 1003";
 
 const VERIFY: &str = "00 20 00 10 08 3132333435 FFFFFF";
@@ -16,7 +18,10 @@ const CHANGE: &str = "00 24 00 10 10 3132333435 FFFFFF 3534333231 FFFFFF";
 const UNBLOCK: &str = "00 2C 00 10 10 3837363534333231 3534333231 FFFFFF";
 
 fn script() -> ScriptedTransport {
-    ScriptedTransport::new(BARE_ATR).expect_hex(PROBE, "9000")
+    ScriptedTransport::new(BARE_ATR)
+        .expect_hex(PROBE_ACE_2025, "6A82")
+        .expect_hex(PROBE_ST2022, "6A82")
+        .expect_hex(PROBE, "9000")
 }
 
 /// Runs one PIN operation of the three against `card`.

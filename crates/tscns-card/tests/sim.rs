@@ -99,14 +99,35 @@ fn identity_matches_the_profile_for_every_maker() {
         assert_eq!(id.apdus, handle.counters().apdus, "{name}");
         let log = handle.apdu_log();
         let selects = log.iter().filter(|r| r.ins == 0xA4).count();
-        assert_eq!(selects, 3, "{name}: {log:?}");
-        let cert_len = id.certificate.der().len();
-        let cert_reads = if card.recognition().generation.lengths.extended {
-            2
+        if card.recognition().generation.layout.aid.is_some() {
+            // Cards with an application (ACe 2025, ST2022) are recognised by SELECTs of AIDs
+            // first and read under it; their exact sequences are in tests/new_generations.rs.
+            assert_eq!(log[0].ins, 0xA4, "{name}: {log:?}");
+            assert_eq!(log[0].p1, 0x04, "{name}: {log:?}");
         } else {
-            cert_len.div_ceil(255)
-        };
-        assert_eq!(id.apdus as usize, 3 + 2 + cert_reads, "{name}: {log:?}");
+            // Without a CNS marker in the ATR (nfc-bare), the applications of ACe 2025 and
+            // ST2022 are probed (and refused) before the classic path.
+            let aid_probes = log.iter().filter(|r| r.ins == 0xA4 && r.p1 == 0x04).count();
+            let want_probes = if card.recognition().info.is_none() {
+                2
+            } else {
+                0
+            };
+            assert_eq!(aid_probes, want_probes, "{name}: {log:?}");
+            let selects = selects - aid_probes;
+            assert_eq!(selects, 3, "{name}: {log:?}");
+            let cert_len = id.certificate.der().len();
+            let cert_reads = if card.recognition().generation.lengths.extended {
+                2
+            } else {
+                cert_len.div_ceil(255)
+            };
+            assert_eq!(
+                id.apdus as usize,
+                aid_probes + 3 + 2 + cert_reads,
+                "{name}: {log:?}"
+            );
+        }
         // Cached for the connection: no APDU the second time.
         let before = handle.counters().apdus;
         card.identity().unwrap();
@@ -368,7 +389,10 @@ fn removal_mid_operation_is_card_removed() {
 
 #[test]
 fn unknown_card_is_not_cns() {
+    // The probe: the applications of ACe 2025 and ST2022, then the classic path.
     let t = tscns_apdu::ScriptedTransport::new([0x3B, 0x80, 0x80, 0x01, 0x01])
+        .expect_hex("00 A4 04 00 0C A000000530000B104001021A 00", "6A82")
+        .expect_hex("00 A4 04 00 08 A00000009501004D 00", "6A82")
         .expect_hex("00 A4 08 00 04 1000 1003", "6A82");
     assert!(matches!(CnsCard::open(t), Err(Error::NotCns { .. })));
 }
@@ -424,23 +448,31 @@ fn identity_reads_each_file_exactly_once_and_never_past_the_certificate() {
         })
         .unwrap();
         card.identity().unwrap();
+        let classic = card.recognition().generation.layout.aid.is_none();
         let log = log.borrow();
-        // SELECT by path from the MF, exactly three: ID_Carta, Dati_personali, the certificate.
-        let selects: Vec<&[u8]> = log
-            .iter()
-            .filter(|(c, _)| c[1] == 0xA4)
-            .map(|(c, _)| &c[..])
-            .collect();
-        assert_eq!(selects.len(), 3, "{name}");
-        assert!(
-            selects.iter().all(|c| c[2] == 0x08 && c[3] == 0x00),
-            "{name}"
-        );
-        assert_eq!(&selects[0][5..], &[0x10, 0x00, 0x10, 0x03]);
-        assert_eq!(&selects[1][5..], &[0x11, 0x00, 0x11, 0x02]);
-        // EF_ID_Carta is read with Le = 16 exactly.
-        let first_read = log.iter().find(|(c, _)| c[1] == 0xB0).unwrap();
-        assert_eq!(first_read.0, [0x00, 0xB0, 0x00, 0x00, 0x10]);
+        // Cards with an application (ACe 2025, ST2022) select AIDs first and read under them:
+        // tests/new_generations.rs has their sequences. The others:
+        if classic {
+            // SELECT by path from the MF, exactly three: ID_Carta, Dati_personali, the
+            // certificate.
+            // (Refused SELECTs of the newer cards' AIDs aside: probes for a card without a CNS
+            // marker.)
+            let selects: Vec<&[u8]> = log
+                .iter()
+                .filter(|(c, _)| c[1] == 0xA4 && c[2] != 0x04)
+                .map(|(c, _)| &c[..])
+                .collect();
+            assert_eq!(selects.len(), 3, "{name}");
+            assert!(
+                selects.iter().all(|c| c[2] == 0x08 && c[3] == 0x00),
+                "{name}"
+            );
+            assert_eq!(&selects[0][5..], &[0x10, 0x00, 0x10, 0x03]);
+            assert_eq!(&selects[1][5..], &[0x11, 0x00, 0x11, 0x02]);
+            // EF_ID_Carta is read with Le = 16 exactly.
+            let first_read = log.iter().find(|(c, _)| c[1] == 0xB0).unwrap();
+            assert_eq!(first_read.0, [0x00, 0xB0, 0x00, 0x00, 0x10]);
+        }
         // The certificate reads add up to the DER length exactly, every one answered 9000
         // (nothing read past the end of the DER into the file's padding).
         let cert_select = log.iter().rposition(|(c, _)| c[1] == 0xA4).unwrap();

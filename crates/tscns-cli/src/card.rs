@@ -322,6 +322,8 @@ fn info(args: InfoArgs) -> Result<(), Fail> {
         "chip_maker": info.map(|i| i.chip_maker.to_string()),
         "os_maker": info.map(|i| i.mask_maker.to_string()),
         "profile": recognition.generation.name,
+        "recognised_by": recognition.method.name(),
+        "application": id.origins.application,
     });
     if args.json {
         let out = json!({
@@ -336,6 +338,12 @@ fn info(args: InfoArgs) -> Result<(), Fail> {
                 "data_hash_matches": id.checks.data_hash_matches,
             },
             "apdus": id.apdus,
+            "origins": {
+                "card_id": id.origins.card_id.name(),
+                "card_id_file": id.origins.card_id_file,
+                "personal_data_file": id.origins.personal_data_file,
+                "certificate_file": id.origins.certificate_file,
+            },
         });
         say!("{}", serde_json::to_string_pretty(&out).map_err(fail)?);
         return Ok(());
@@ -366,6 +374,21 @@ fn info(args: InfoArgs) -> Result<(), Fail> {
         None => say!("card:              recognised by its files (no CNS marker in the ATR)"),
     }
     say!("card id:           {}", id.card_id.as_str());
+    let card_id_from = match &id.origins.card_id_file {
+        Some(f) => format!("{} {f}", id.origins.card_id.name()),
+        None => id.origins.card_id.name().to_owned(),
+    };
+    say!(
+        "read from:         recognised by {}{}; card id from {card_id_from}; personal data {}; \
+         certificate {}",
+        recognition.method.name(),
+        id.origins
+            .application
+            .as_ref()
+            .map_or_else(String::new, |aid| format!(", application {aid}")),
+        id.origins.personal_data_file,
+        id.origins.certificate_file
+    );
     say!(
         "holder:            {} {}",
         s(&pd.given_name),

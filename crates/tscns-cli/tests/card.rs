@@ -50,9 +50,72 @@ fn expected_profile(maker: &str) -> &'static str {
         "idemia-v2" => "idemia-v2",
         "idemia2021" => "idemia2021",
         "nfc-bare" => "nfc-bare",
+        "st2021" => "st2021",
+        "st2022-nfc" => "st2022-nfc",
+        "actalis-ace2025" => "actalis-ace2025",
         other => panic!("unknown maker {other}"),
     }
 }
+
+/// The CNS version the ATR of a simulator maker announces (`None`: no CNS marker in the ATR).
+fn expected_cns_version(maker: &str) -> Option<&'static str> {
+    match maker {
+        "nfc-bare" | "st2022-nfc" => None,
+        "st2021" => Some("1.1"),
+        _ => Some("1.0"),
+    }
+}
+
+/// Checks `card.recognised_by`, `card.application` and `origins` of `tscns card info --json`.
+fn check_origins(json: &Value, maker: &str) {
+    let card = &json["card"];
+    let origins = &json["origins"];
+    let (method, application) = match maker {
+        "nfc-bare" => ("path", Value::Null),
+        "st2022-nfc" => ("application", Value::from(ST2022_AID)),
+        "actalis-ace2025" => ("atr", Value::from(ACE_2025_AID)),
+        _ => ("atr", Value::Null),
+    };
+    assert_eq!(card["recognised_by"], method, "{maker}: {card}");
+    assert_eq!(card["application"], application, "{maker}: {card}");
+    assert_eq!(origins.as_object().unwrap().len(), 4, "{maker}: {origins}");
+    if maker == "actalis-ace2025" {
+        // No EF_ID_Carta: the card id is the one in the certificate CN.
+        assert_eq!(origins["card_id"], "certificate CN", "{origins}");
+        assert_eq!(origins["card_id_file"], Value::Null, "{origins}");
+        assert_eq!(
+            origins["personal_data_file"], ACE_2025_PERSONAL_DATA,
+            "{origins}"
+        );
+        assert_eq!(
+            origins["certificate_file"], ACE_2025_CERTIFICATE,
+            "{origins}"
+        );
+    } else {
+        assert_eq!(origins["card_id"], "EF_ID_Carta", "{maker}: {origins}");
+        assert_eq!(
+            origins["card_id_file"], "3F00/1000/1003",
+            "{maker}: {origins}"
+        );
+        assert_eq!(
+            origins["personal_data_file"], "3F00/1100/1102",
+            "{maker}: {origins}"
+        );
+        assert!(
+            origins["certificate_file"].is_string(),
+            "{maker}: {origins}"
+        );
+    }
+}
+
+/// The AID of the ST2022 JSign application, in hex.
+const ST2022_AID: &str = "A00000009501004D";
+/// The AID of the ACe 2025 CNS application, in hex.
+const ACE_2025_AID: &str = "A000000530000B104001021A";
+/// Where ACe 2025 keeps EF_Dati_personali, as `tscns card info` reports it.
+const ACE_2025_PERSONAL_DATA: &str = "3F00/1100/1102";
+/// Where ACe 2025 keeps the certificate, as `tscns card info` reports it.
+const ACE_2025_CERTIFICATE: &str = "3F00/DA01/C001";
 
 /// Checks `tscns card info --json` against the profile the card was built from, field by field.
 fn check_info(json: &Value, profile: &Profile, pki: &TestPki) {
@@ -63,14 +126,19 @@ fn check_info(json: &Value, profile: &Profile, pki: &TestPki) {
         json["card"]["profile"],
         expected_profile(profile.maker.name())
     );
-    if profile.maker.name() == "nfc-bare" {
-        assert_eq!(json["card"]["cns_version"], Value::Null);
-        assert_eq!(json["card"]["chip_maker"], Value::Null);
-    } else {
-        assert_eq!(json["card"]["cns_version"], "1.0");
-        assert!(json["card"]["chip_maker"].is_string());
-        assert!(json["card"]["os_maker"].is_string());
+    let maker = profile.maker.name();
+    match expected_cns_version(maker) {
+        None => {
+            assert_eq!(json["card"]["cns_version"], Value::Null, "{maker}");
+            assert_eq!(json["card"]["chip_maker"], Value::Null, "{maker}");
+        }
+        Some(v) => {
+            assert_eq!(json["card"]["cns_version"], v, "{maker}");
+            assert!(json["card"]["chip_maker"].is_string(), "{maker}");
+            assert!(json["card"]["os_maker"].is_string(), "{maker}");
+        }
     }
+    check_origins(json, maker);
     let got = &json["personal_data"];
     let want = [
         ("issuer_code", text(&pd.issuer_code)),
@@ -118,6 +186,31 @@ fn info_json_matches_every_simulated_profile() {
         assert_eq!(json["reader"], format!("simulated ({name})"));
         check_info(&json, &profile, &pki);
     }
+}
+
+#[test]
+fn info_text_says_how_the_card_was_recognised_and_where_each_part_was_read() {
+    let out = tscns(
+        &["card", "info", "--simulated", "actalis-ace2025-2048"],
+        None,
+    );
+    assert!(out.success(), "{}", out.stderr);
+    let line = format!(
+        "read from:         recognised by atr, application {ACE_2025_AID}; card id from \
+         certificate CN; personal data {ACE_2025_PERSONAL_DATA}; certificate \
+         {ACE_2025_CERTIFICATE}"
+    );
+    assert!(out.stdout.contains(&line), "{}", out.stdout);
+    let out = tscns(&["card", "info", "--simulated", "st2022-nfc-2048"], None);
+    assert!(out.success(), "{}", out.stderr);
+    assert!(
+        out.stdout.contains(&format!(
+            "read from:         recognised by application, application {ST2022_AID}; card id \
+             from EF_ID_Carta 3F00/1000/1003;"
+        )),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -347,6 +440,9 @@ mod system {
             "idemia-v2-2048",
             "idemia2021-2048",
             "nfc-bare-2048",
+            "st2021-2048",
+            "st2022-nfc-2048",
+            "actalis-ace2025-2048",
         ] {
             let profile = Profile::builtin(name).unwrap();
             let card = SimCard::new(&profile).unwrap();

@@ -351,3 +351,80 @@ fn the_certificate_is_not_shown_to_a_host_that_is_not_cohesion() {
     assert_eq!(srv.emu.tokens_issued(), 0);
     assert!(srv.site.last_login().is_none());
 }
+
+/// The card generations since 2021, each with its own built-in profile.
+const NEW_PROFILES: [&str; 3] = ["st2021-2048", "st2022-nfc-2048", "actalis-ace2025-2048"];
+
+/// One `tscns cohesion login` with the card from `card_args` (`--simulated NAME` or
+/// `--reader READER`): exit 0, one card signature, the site saw the profile's codice fiscale.
+fn logs_in(profile: &Profile, name: &str, card_args: &[&str]) {
+    let pin = profile.pin.expose().to_owned();
+    let cf = profile.personal_data.codice_fiscale.clone();
+    let srv = Servers::start(profile);
+    let out = srv.path("page.txt");
+    let url = srv.site.protected_url();
+    let mut args = vec!["cohesion", "login", &url];
+    args.extend_from_slice(card_args);
+    args.extend_from_slice(&[
+        "--pin-stdin",
+        "--ca",
+        s(&srv.ca),
+        "--cohesion-host",
+        "localhost",
+        "--out",
+        s(&out),
+    ]);
+    let run = tscns(&args, &format!("{pin}\n"));
+    assert_eq!(run.code, Some(0), "{name}: {}", run.both());
+    assert!(!run.both().contains(&pin), "{name}: {}", run.both());
+    assert!(
+        run.stderr.contains("logged in") && run.stderr.contains("(1 card signature)"),
+        "{name}: {}",
+        run.both()
+    );
+    let page = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        page.contains(&format!("codice fiscale: {cf}")),
+        "{name}: {page}"
+    );
+    assert!(page.contains("tipo_autenticazione: CF"), "{name}: {page}");
+    let seen = srv.site.last_login().expect("the site saw no login");
+    assert_eq!(
+        seen.profile.codice_fiscale().map(|c| c.as_str().to_owned()),
+        Some(cf),
+        "{name}"
+    );
+    assert_eq!(srv.emu.tokens_issued(), 1, "{name}: one Cohesion login");
+}
+
+#[test]
+fn login_with_each_card_generation_since_2021() {
+    for name in NEW_PROFILES {
+        let profile = Profile::builtin(name).unwrap();
+        logs_in(&profile, name, &["--simulated", name]);
+    }
+}
+
+/// Through pcscd + vpcd with a tscns-sim card in the reader.
+#[cfg(feature = "system-tests")]
+#[test]
+fn login_with_each_card_generation_since_2021_in_a_pcscd_reader() {
+    use tscns_apdu::testing::{ReaderLock, PCSCD_HOWTO};
+    use tscns_sim::{serve_vpcd, DEFAULT_VPCD_PORT};
+    assert!(Path::new("/run/pcscd/pcscd.comm").exists(), "{PCSCD_HOWTO}");
+    let port = DEFAULT_VPCD_PORT;
+    let _lock = ReaderLock::acquire(port, Duration::from_secs(120)).unwrap();
+    for name in NEW_PROFILES {
+        let profile = Profile::builtin(name).unwrap();
+        let server = serve_vpcd(SimCard::new(&profile).unwrap(), port)
+            .unwrap_or_else(|e| panic!("{e}: {PCSCD_HOWTO}"));
+        assert!(server.wait_ready(Duration::from_secs(10)), "{PCSCD_HOWTO}");
+        let reader = server.reader_name();
+        tscns_apdu::pcsc::wait_for_card(&reader, true, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("{name}: pcscd does not see the card: {e}"));
+        logs_in(&profile, name, &["--reader", &reader]);
+        assert_eq!(server.handle().counters().signatures, 1, "{name}");
+        server.stop();
+        let _ = tscns_apdu::pcsc::wait_for_card(&reader, false, Duration::from_secs(10));
+    }
+}

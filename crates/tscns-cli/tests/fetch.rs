@@ -22,7 +22,16 @@ struct Bed {
 }
 
 fn bed() -> Bed {
-    let profile = Profile::builtin("default").unwrap();
+    bed_with("default", false)
+}
+
+/// The card generations since 2021, each with its own built-in profile (PKI, codice fiscale, PIN).
+const NEW_PROFILES: [&str; 3] = ["st2021-2048", "st2022-nfc-2048", "actalis-ace2025-2048"];
+
+/// The bed for the card of profile `name`; with `tls13_pss`, a server that speaks TLS 1.3 only
+/// and accepts only RSA-PSS-SHA256 in the client's CertificateVerify.
+fn bed_with(name: &str, tls13_pss: bool) -> Bed {
+    let profile = Profile::builtin(name).unwrap();
     let pki = TestPki::issue(&profile).unwrap();
     let cf = tscns_cert::CnsCertificate::from_der(pki.card_cert_der())
         .unwrap()
@@ -36,11 +45,15 @@ fn bed() -> Bed {
         pki.ca_cert_pem().as_bytes().to_vec(),
     );
     o.expect_codice_fiscale = Some(cf.clone());
+    if tls13_pss {
+        o.versions = vec![&tscns_tls::rustls::version::TLS13];
+        o.client_schemes = Some(vec![tscns_tls::rustls::SignatureScheme::RSA_PSS_SHA256]);
+    }
     let server = ClientAuthServer::start(o).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, pki.ca_cert_pem()).unwrap();
-    let mut other_profile = Profile::builtin("default").unwrap();
+    let mut other_profile = Profile::builtin(name).unwrap();
     other_profile.seed ^= 0x5a5a;
     let other = TestPki::issue(&other_profile).unwrap();
     let other_ca = dir.path().join("other.pem");
@@ -85,6 +98,50 @@ fn fetch_with_the_simulated_card_tls13_and_tls12() {
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].version, "TLSv1_3");
     assert_eq!(seen[1].version, "TLSv1_2");
+}
+
+/// What the TLS 1.3 / RSA-PSS-only server saw of one `tscns fetch` with the card of `name`.
+fn assert_one_tls13_pss_login(b: &Bed, name: &str, out: &Run) {
+    let stderr = out.stderr.as_str();
+    assert!(out.success(), "{name}: {stderr}");
+    assert_eq!(out.stdout.trim(), b.cf, "{name}");
+    assert!(
+        stderr.contains("200 OK (1 card signature)"),
+        "{name}: {stderr}"
+    );
+    let seen = b.server.seen();
+    assert_eq!(seen.len(), 1, "{name}: {seen:?}");
+    assert_eq!(seen[0].version, "TLSv1_3", "{name}");
+    assert!(seen[0].presented_certificate, "{name}");
+    assert_eq!(
+        seen[0].codice_fiscale.as_deref(),
+        Some(b.cf.as_str()),
+        "{name}"
+    );
+    assert_eq!(seen[0].status, 200, "{name}");
+}
+
+#[test]
+fn fetch_tls13_pss_with_each_card_generation_since_2021() {
+    for name in NEW_PROFILES {
+        // The server offers RSA-PSS-SHA256 only: the card signs a PSS CertificateVerify.
+        let b = bed_with(name, true);
+        let out = tscns(
+            &[
+                "fetch",
+                &url(&b),
+                "--simulated",
+                name,
+                "--ca",
+                &b.ca,
+                "--tls",
+                "1.3",
+                "--pin-stdin",
+            ],
+            &format!("{}\n", b.pin),
+        );
+        assert_one_tls13_pss_login(&b, name, &out);
+    }
 }
 
 #[test]
@@ -422,6 +479,40 @@ mod system {
         assert!(out.success(), "{stderr}");
         assert_eq!(out.stdout.trim(), b.cf);
         vpcd.stop();
+    }
+
+    #[test]
+    fn fetch_tls13_pss_with_each_card_generation_since_2021_in_a_pcscd_reader() {
+        use tscns_apdu::testing::{ReaderLock, PCSCD_HOWTO};
+        let _lock = ReaderLock::acquire(35963, Duration::from_secs(120)).unwrap();
+        for name in NEW_PROFILES {
+            let b = bed_with(name, true);
+            let profile = Profile::builtin(name).unwrap();
+            let sim = tscns_sim::SimCard::new(&profile).unwrap();
+            let vpcd =
+                tscns_sim::serve_vpcd(sim, 35963).unwrap_or_else(|e| panic!("{e}: {PCSCD_HOWTO}"));
+            assert!(vpcd.wait_ready(Duration::from_secs(10)), "{PCSCD_HOWTO}");
+            let reader = vpcd.reader_name();
+            tscns_apdu::pcsc::wait_for_card(&reader, true, Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("{name}: pcscd does not see the card: {e}"));
+            let out = tscns(
+                &[
+                    "fetch",
+                    &url(&b),
+                    "--reader",
+                    &reader,
+                    "--ca",
+                    &b.ca,
+                    "--tls",
+                    "1.3",
+                    "--pin-stdin",
+                ],
+                &format!("{}\n", b.pin),
+            );
+            assert_one_tls13_pss_login(&b, name, &out);
+            vpcd.stop();
+            let _ = tscns_apdu::pcsc::wait_for_card(&reader, false, Duration::from_secs(10));
+        }
     }
 }
 

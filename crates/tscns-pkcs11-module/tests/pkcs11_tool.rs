@@ -46,6 +46,10 @@ fn openssl(args: &[&str]) -> Output {
     run_env("openssl", args, &[], T)
 }
 
+/// Profiles whose generation is never sent a data-less VERIFY (`TriesQuery::Never`), even with
+/// `query_pin_tries` on.
+const UNCONFIRMED_TRIES_QUERY: [&str; 2] = ["st2022-nfc-2048", "actalis-ace2025-2048"];
+
 /// The whole judgement of one card.
 fn judge(name: &str) {
     let card = Plugged::new(name);
@@ -221,9 +225,14 @@ fn judge(name: &str) {
         max - 1,
         "{name}: one wrong PIN, one try"
     );
+    // A new process knows the count only by asking the card (query_pin_tries), which the
+    // module does only where the answer to a data-less VERIFY is confirmed: not on ACe 2025
+    // and ST2022 (TriesQuery::Never), whose flags show nothing until the next wrong PIN.
+    let queries = !UNCONFIRMED_TRIES_QUERY.contains(&name);
     let flags = tool.ok(&["-T"]);
-    assert!(
+    assert_eq!(
         flags.stdout.contains("user PIN count low"),
+        queries,
         "{name}: {}",
         flags.all()
     );
@@ -255,8 +264,9 @@ fn judge(name: &str) {
     }
     assert_eq!(h.pin_tries_left(), 0);
     let flags = tool.ok(&["-T"]);
-    assert!(
+    assert_eq!(
         flags.stdout.contains("user PIN locked"),
+        queries,
         "{name}: {}",
         flags.all()
     );

@@ -37,7 +37,7 @@ done
 "#;
 
 /// Every built-in maker profile, 1024 and 2048 bits.
-pub const PROFILES: [&str; 7] = [
+pub const PROFILES: [&str; 10] = [
     "default",
     "stincard-1024",
     "athena-1024",
@@ -45,6 +45,9 @@ pub const PROFILES: [&str; 7] = [
     "idemia-v2-2048",
     "idemia2021-2048",
     "nfc-bare-2048",
+    "st2021-2048",
+    "st2022-nfc-2048",
+    "actalis-ace2025-2048",
 ];
 
 /// The module cargo built next to this test binary (`target/<profile>/libtscns_pkcs11_module.so`).
@@ -73,6 +76,11 @@ pub struct Plugged {
 
 impl Plugged {
     pub fn new(name: &str) -> Plugged {
+        Plugged::with_profile(Profile::builtin(name).unwrap())
+    }
+
+    /// A card made from `profile` (a built-in one changed by the test, say) in the vpcd reader.
+    pub fn with_profile(profile: Profile) -> Plugged {
         assert!(
             Path::new("/run/pcscd/pcscd.comm").exists(),
             "pcscd is not running: {PCSCD_HOWTO}"
@@ -80,7 +88,6 @@ impl Plugged {
         let lock = ReaderLock::acquire(PORT, Duration::from_secs(600))
             .unwrap_or_else(|e| panic!("cannot lock vpcd reader {READER}: {e}"));
         let _ = tscns_apdu::pcsc::wait_for_card(READER, false, Duration::from_secs(10));
-        let profile = Profile::builtin(name).unwrap();
         let card = SimCard::new(&profile).unwrap();
         let handle = card.handle();
         let server = serve_vpcd(card, PORT).unwrap_or_else(|e| panic!("{e}\n{PCSCD_HOWTO}"));
