@@ -95,6 +95,21 @@ impl FromStr for CardId {
     }
 }
 
+impl CardId {
+    /// Whether ASCII `digits` end in a right Luhn check digit (the rule of EF_ID_Carta's last
+    /// digit), whatever their number; `false` for anything but 2 or more ASCII digits.
+    pub fn luhn_is_valid(digits: &[u8]) -> bool {
+        match digits.split_last() {
+            Some((last, payload))
+                if !payload.is_empty() && digits.iter().all(u8::is_ascii_digit) =>
+            {
+                luhn_check_digit(payload) == *last
+            }
+            _ => false,
+        }
+    }
+}
+
 /// The Luhn check digit (ASCII) for a string of ASCII digits.
 pub(crate) fn luhn_check_digit(payload: &[u8]) -> u8 {
     let sum: u32 = payload
@@ -127,6 +142,9 @@ mod tests {
         // Classic Luhn examples (ISO/IEC 7812-1 Annex B style): 7992739871 -> check 3.
         assert_eq!(luhn_check_digit(b"7992739871"), b'3');
         assert_eq!(luhn_check_digit(b"000000000000000"), b'0');
+        assert!(CardId::luhn_is_valid(b"79927398713"));
+        assert!(!CardId::luhn_is_valid(b"79927398710"));
+        assert!(!CardId::luhn_is_valid(b"7") && !CardId::luhn_is_valid(b"12a4"));
         assert!(CardId::parse("4111111111111111").is_ok());
         assert!(CardId::parse(" 8038000000000009\n").is_ok());
     }

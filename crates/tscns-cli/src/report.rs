@@ -712,30 +712,8 @@ fn id_shape(place: &Place, bytes: &[u8]) -> IdShape {
         length: bytes.len(),
         digits_only,
         digits: trimmed.iter().filter(|b| b.is_ascii_digit()).count(),
-        luhn_valid: digits_only && luhn(trimmed),
+        luhn_valid: digits_only && tscns_cert::CardId::luhn_is_valid(trimmed),
     }
-}
-
-fn luhn(digits: &[u8]) -> bool {
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, d)| {
-            let v = u32::from(d - b'0');
-            if i % 2 == 1 {
-                let x = v * 2;
-                if x > 9 {
-                    x - 9
-                } else {
-                    x
-                }
-            } else {
-                v
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
 }
 
 /// The lengths of EF_Dati_personali (cns-card spec "EF_Dati_personali": a 6-hex-digit length,
@@ -1253,6 +1231,8 @@ mod tests {
         assert_eq!(s.problem, None);
         let s = personal_shape(&place, b"zz");
         assert!(s.problem.is_some());
-        assert!(luhn(b"6120000000000234") && !luhn(b"6120000000000235"));
+        let id = id_shape(&place, b"6120000000000234\xFF\xFF");
+        assert!(id.digits_only && id.luhn_valid && id.digits == 16 && id.length == 18);
+        assert!(!id_shape(&place, b"6120000000000235").luhn_valid);
     }
 }

@@ -12,8 +12,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{module_path, Plugged, READER};
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use common::{module_in_process, Plugged, READER};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
 use tscns_apdu::pcsc::PcscTransport;
@@ -27,20 +26,8 @@ fn child_logs_in_and_exits() {
     let Ok(pin) = std::env::var(CHILD) else {
         return;
     };
-    let pkcs11 = Pkcs11::new(module_path()).unwrap();
-    pkcs11
-        .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        .unwrap();
-    let slot = pkcs11
-        .get_slots_with_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| {
-            pkcs11
-                .get_slot_info(*s)
-                .is_ok_and(|i| i.slot_description().contains(READER))
-        })
-        .expect("no token in the vpcd reader");
+    let (pkcs11, slot) = module_in_process();
+    let slot = slot.expect("no token in the vpcd reader");
     let session = pkcs11.open_ro_session(slot).unwrap();
     session
         .login(UserType::User, Some(&AuthPin::new(pin.into())))

@@ -12,8 +12,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{module_path, run_env, Plugged, Scratch, READER};
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use common::{module_in_process, module_path, run_env, Plugged, Scratch, READER};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, ObjectClass};
@@ -28,20 +27,8 @@ const NEW_PROFILES: [&str; 3] = ["st2021-2048", "st2022-nfc-2048", "actalis-ace2
 
 /// `C_Login` and two `C_Sign`s through the module loaded in this process.
 fn login_and_sign_in_process(name: &str, pin: &str, h: &SimHandle) {
-    let pkcs11 = Pkcs11::new(module_path()).unwrap();
-    pkcs11
-        .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        .unwrap();
-    let slot = pkcs11
-        .get_slots_with_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| {
-            pkcs11
-                .get_slot_info(*s)
-                .is_ok_and(|i| i.slot_description().contains(READER))
-        })
-        .unwrap_or_else(|| panic!("{name}: no token in {READER}"));
+    let (pkcs11, slot) = module_in_process();
+    let slot = slot.unwrap_or_else(|| panic!("{name}: no token in {READER}"));
     let session = pkcs11.open_ro_session(slot).unwrap();
     session
         .login(UserType::User, Some(&AuthPin::new(pin.into())))

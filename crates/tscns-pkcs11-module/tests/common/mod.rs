@@ -250,3 +250,23 @@ pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.ancestors().nth(3).unwrap().to_path_buf()
 }
+
+/// The module loaded in this process through cryptoki, initialised, and the slot of the vpcd
+/// reader's token (`None` when that reader shows no token).
+pub fn module_in_process() -> (cryptoki::context::Pkcs11, Option<cryptoki::slot::Slot>) {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    let pkcs11 = Pkcs11::new(module_path()).unwrap();
+    pkcs11
+        .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    let slot = pkcs11
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| {
+            pkcs11
+                .get_slot_info(*s)
+                .is_ok_and(|i| i.slot_description().contains(READER))
+        });
+    (pkcs11, slot)
+}
