@@ -46,10 +46,6 @@ fn openssl(args: &[&str]) -> Output {
     run_env("openssl", args, &[], T)
 }
 
-/// Profiles whose generation is never sent a data-less VERIFY (`TriesQuery::Never`), even with
-/// `query_pin_tries` on.
-const UNCONFIRMED_TRIES_QUERY: [&str; 2] = ["st2022-nfc-2048", "actalis-ace2025-2048"];
-
 /// The whole judgement of one card.
 fn judge(name: &str) {
     let card = Plugged::new(name);
@@ -226,9 +222,11 @@ fn judge(name: &str) {
         "{name}: one wrong PIN, one try"
     );
     // A new process knows the count only by asking the card (query_pin_tries), which the
-    // module does only where the answer to a data-less VERIFY is confirmed: not on ACe 2025
-    // and ST2022 (TriesQuery::Never), whose flags show nothing until the next wrong PIN.
-    let queries = !UNCONFIRMED_TRIES_QUERY.contains(&name);
+    // module does only where the table allows a data-less VERIFY: not on ACe 2025, ST2022 or
+    // a card with the shared bare NFC ATR (TriesQuery::Never), whose flags show nothing until
+    // the next wrong PIN.
+    let queries =
+        p.maker.generation().tries_query == tscns_card::generations::TriesQuery::OnRequest;
     let flags = tool.ok(&["-T"]);
     assert_eq!(
         flags.stdout.contains("user PIN count low"),
