@@ -175,3 +175,66 @@ fn out_writes_the_report_to_a_file() {
     assert!(text.contains("GET DATA of st2022-nfc"), "{text}");
     assert!(text.contains("\"JSign4\""), "{text}");
 }
+
+#[cfg(feature = "system-tests")]
+mod system {
+    use super::*;
+    use std::time::Duration;
+    use tscns_apdu::testing::{ReaderLock, PCSCD_HOWTO};
+    use tscns_sim::{serve_vpcd, DatalessVerify, SimCard, DEFAULT_VPCD_PORT};
+
+    /// Through pcscd + vpcd, as a citizen runs it with a reader: the report of each new card
+    /// names its generation, holds none of its personal values, and the card saw only
+    /// SELECT, READ BINARY and GET DATA (its PIN tries untouched, even where the simulator
+    /// would count a data-less VERIFY as a wrong PIN).
+    #[test]
+    fn report_through_pcscd_and_vpcd() {
+        assert!(
+            std::path::Path::new("/run/pcscd/pcscd.comm").exists(),
+            "{PCSCD_HOWTO}"
+        );
+        let port = DEFAULT_VPCD_PORT;
+        let _lock = ReaderLock::acquire(port, Duration::from_secs(120)).unwrap();
+        for name in ["st2021-2048", "st2022-nfc-2048", "actalis-ace2025-2048"] {
+            let mut profile = Profile::builtin(name).unwrap();
+            profile.guesses.dataless_verify = DatalessVerify::Consumes;
+            let card = SimCard::new(&profile).unwrap();
+            let pki = card.pki().clone();
+            let server = serve_vpcd(card, port).unwrap();
+            assert!(
+                server.wait_ready(Duration::from_secs(10)),
+                "{name}: vpcd card not ready"
+            );
+            let reader = server.reader_name();
+            tscns_apdu::pcsc::wait_for_card(&reader, true, Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("{name}: pcscd does not see the card: {e}"));
+            server.handle().reset_counters();
+            let out = Tscns::new(&["card", "report", "--json", "--reader", &reader]).run();
+            assert!(out.success(), "{name}: {}", out.stderr);
+            let raw = String::from_utf8(out.stdout_bytes).unwrap();
+            assert_clean(&raw, name, &secrets(&profile, &pki));
+            let v: Value = serde_json::from_str(&raw).unwrap();
+            assert_eq!(
+                v["conclusion"]["generation"],
+                profile.maker.name(),
+                "{name}"
+            );
+            assert_eq!(v["conclusion"]["known"], true, "{name}");
+            assert_eq!(v["reader"], reader.as_str(), "{name}");
+            let log = server.handle().apdu_log();
+            assert!(!log.is_empty(), "{name}");
+            assert!(
+                log.iter()
+                    .all(|r| matches!(r.ins, 0xA4 | 0xB0 | 0xCA | 0xC0)),
+                "{name}: {log:?}"
+            );
+            assert_eq!(
+                server.handle().pin_tries_left(),
+                profile.pin_tries,
+                "{name}"
+            );
+            assert!(!server.handle().pin_verified(), "{name}");
+            server.stop();
+        }
+    }
+}
