@@ -229,21 +229,17 @@ impl<T: Transport> CnsCard<T> {
             let found = this.with_reset_retry(|c| c.in_transaction(|l| l.probe(table)));
             this.probe_apdus = this.card.apdu_count() - before;
             match found? {
-                Some(generation) => {
+                Probed::Application(generation) => {
                     this.st.recognition.found_application(generation, table);
                     this.card.set_options(CardOptions {
                         max_read_chunk: generation.lengths.max_read,
                         ..*this.card.options()
                     });
                 }
-                None if this.st.recognition.info.is_some() => {}
-                None if this
-                    .st
-                    .recognition
-                    .probes
-                    .last()
-                    .is_some_and(|p| p.sw == 0x9000) => {}
-                None => {
+                // A CNS marker (an unknown generation) or the classic files: a CNS.
+                Probed::ClassicPath => {}
+                Probed::Nothing if this.st.recognition.info.is_some() => {}
+                Probed::Nothing => {
                     return Err(Error::NotCns {
                         reason: format!(
                             "tried {}",
@@ -623,10 +619,7 @@ impl<T: Transport> Link<'_, T> {
     /// The probes of recognition (see [`CnsCard::from_recognised_card`]): each application of
     /// `table` with an AID, then (without a CNS marker) the classic path. Returns the
     /// generation an application answered for; the probes are kept in the recognition.
-    fn probe(
-        &mut self,
-        table: &[&'static CardGeneration],
-    ) -> Result<Option<&'static CardGeneration>, Error> {
+    fn probe(&mut self, table: &[&'static CardGeneration]) -> Result<Probed, Error> {
         self.st.recognition.probes.clear();
         for generation in tscns_generations::by_application(table.iter().copied()) {
             let Some(aid) = generation.layout.aid else {
@@ -648,9 +641,9 @@ impl<T: Transport> Link<'_, T> {
             }
             self.st.app_selected = true;
             self.st.selected = None;
-            return Ok(Some(generation));
+            return Ok(Probed::Application(generation));
         }
-        if self.st.app_selected || self.st.recognition.probes.iter().any(|p| p.sw == 0x9000) {
+        if self.st.recognition.probes.iter().any(|p| p.sw == 0x9000) {
             // An application answered but is not a known one: leave it for the MF (the classic
             // files live outside any application).
             let mf = Command::new(0x00, 0xA4, 0x00, 0x0C).with_data(vec![0x3F, 0x00]);
@@ -663,9 +656,13 @@ impl<T: Transport> Link<'_, T> {
             let data: Vec<u8> = id_carta.iter().flatten().copied().collect();
             let cmd = Command::new(0x00, 0xA4, 0x08, 0x00).with_data(data);
             let r = self.probe_one(format!("EF_ID_Carta {}", path_text(id_carta)), &cmd)?;
-            self.st.selected = r.is_success().then_some(id_carta);
+            if r.is_success() {
+                self.st.selected = Some(id_carta);
+                return Ok(Probed::ClassicPath);
+            }
+            self.st.selected = None;
         }
-        Ok(None)
+        Ok(Probed::Nothing)
     }
 
     /// Selects the generation's application (AID) unless it is the current one: the PIN and
@@ -722,29 +719,29 @@ impl<T: Transport> Link<'_, T> {
         // An application selected by AID stays the current one: it is selected again before a
         // path from the current DF (the EF selected last moved the current DF), and after a
         // reset. Without an AID, paths from the current DF start at the MF.
-        let app = match (layout.aid, layout.select) {
-            (Some(aid), SelectMode::FromCurrentDf) => Some(select_aid(aid)),
-            (Some(aid), SelectMode::FromMf) if !self.st.app_selected => Some(select_aid(aid)),
+        match (layout.aid, layout.select) {
+            (Some(_), SelectMode::FromCurrentDf) => {
+                self.st.app_selected = false;
+                self.ensure_application()?;
+            }
+            (Some(_), SelectMode::FromMf) => self.ensure_application()?,
             (None, SelectMode::FromCurrentDf) => {
-                Some(Command::new(0x00, 0xA4, 0x00, 0x0C).with_data(vec![0x3F, 0x00]))
+                let mf = Command::new(0x00, 0xA4, 0x00, 0x0C).with_data(vec![0x3F, 0x00]);
+                let r = self.transmit(&mf)?;
+                if !r.is_success() {
+                    self.st.selected = None;
+                    return Err(match r.status() {
+                        StatusWord::FILE_NOT_FOUND => Error::FileNotFound {
+                            file: "master file 3F00".into(),
+                        },
+                        sw => Error::Status {
+                            operation: "SELECT",
+                            sw,
+                        },
+                    });
+                }
             }
-            _ => None,
-        };
-        if let Some(app) = app {
-            let r = self.transmit(&app)?;
-            self.st.app_selected = r.is_success() && layout.aid.is_some();
-            if !r.is_success() {
-                self.st.selected = None;
-                return Err(match r.status() {
-                    StatusWord::FILE_NOT_FOUND => Error::FileNotFound {
-                        file: "card application".into(),
-                    },
-                    sw => Error::Status {
-                        operation: "SELECT",
-                        sw,
-                    },
-                });
-            }
+            (None, SelectMode::FromMf) => {}
         }
         let data: Vec<u8> = path.iter().flatten().copied().collect();
         let r =
@@ -1074,11 +1071,7 @@ impl<T: Transport> Link<'_, T> {
             // "Signing" 2); ISO 7816-8 with the private-key tag 84 (`41 B6 84 01 <key>`, as
             // OpenSC's ISO layer); the confidentiality template for DECIPHER (MOCCA,
             // `F1 B8 83 01 <key>`).
-            let (p1p2, tag) = match path {
-                SignPath::Cns => (signing.set, 0x83),
-                SignPath::Mse84 => ([0x41, 0xB6], 0x84),
-                SignPath::Decipher => ([0xF1, 0xB8], 0x83),
-            };
+            let (p1p2, tag) = path.mse_set(&signing);
             let cmd =
                 Command::new(0x00, 0x22, p1p2[0], p1p2[1]).with_data(vec![tag, 0x01, key_ref]);
             let r = self.transmit(&cmd)?;
@@ -1087,42 +1080,23 @@ impl<T: Transport> Link<'_, T> {
         }
         // PSO COMPUTE DIGITAL SIGNATURE `00 2A 9E 9A Lc block 00` (cns-card spec "Signing" 3),
         // or PSO DECIPHER `00 2A 80 86 Lc 00||block 00` (the padding indicator 00 first).
-        let (r, operation) = match path {
-            SignPath::Cns | SignPath::Mse84 => {
-                let [p1, p2] = match path {
-                    SignPath::Cns => signing.pso,
-                    _ => [0x9E, 0x9A],
-                };
-                (
-                    self.transmit_long(0x2A, p1, p2, block, block.len())?,
-                    "PSO COMPUTE DIGITAL SIGNATURE",
-                )
-            }
-            SignPath::Decipher => {
-                let mut data = Vec::with_capacity(block.len() + 1);
-                data.push(0x00);
-                data.extend_from_slice(block);
-                (
-                    self.transmit_long(0x2A, 0x80, 0x86, &data, block.len())?,
-                    "PSO DECIPHER",
-                )
-            }
+        let [p1, p2] = path.pso(&signing);
+        let (r, operation) = if path == SignPath::Decipher {
+            let mut data = Vec::with_capacity(block.len() + 1);
+            data.push(0x00);
+            data.extend_from_slice(block);
+            (
+                self.transmit_long(0x2A, p1, p2, &data, block.len())?,
+                "PSO DECIPHER",
+            )
+        } else {
+            (
+                self.transmit_long(0x2A, p1, p2, block, block.len())?,
+                "PSO COMPUTE DIGITAL SIGNATURE",
+            )
         };
-        match r.status() {
-            StatusWord::SUCCESS => Ok(r.into_data()),
-            sw => {
-                self.st.security_env = None;
-                Err(match sw {
-                    StatusWord::SECURITY_STATUS_NOT_SATISFIED => {
-                        SignFailure::Other(Error::PinRequired)
-                    }
-                    sw if SignPath::is_refusal(sw.to_u16()) => {
-                        SignFailure::Refused { operation, sw }
-                    }
-                    sw => SignFailure::Other(Error::Status { operation, sw }),
-                })
-            }
-        }
+        check_step(operation, &r)?;
+        Ok(r.into_data())
     }
 
     /// Sends a command whose data may exceed 255 bytes: short when it fits, else command
@@ -1186,6 +1160,16 @@ impl<T: Transport> Link<'_, T> {
     }
 }
 
+/// What the probes of recognition found.
+enum Probed {
+    /// A known application answered (and its check).
+    Application(&'static CardGeneration),
+    /// The classic path 3F00/1000/1003 answered.
+    ClassicPath,
+    /// Neither.
+    Nothing,
+}
+
 /// Why one signing path did not give a signature.
 enum SignFailure {
     /// The card does not sign this way ([`SignPath::is_refusal`]): the next path may.
@@ -1212,7 +1196,7 @@ impl From<Error> for SignFailure {
     }
 }
 
-/// The outcome of an MSE step of a signing path.
+/// The outcome of one command of a signing path (MSE or PSO).
 fn check_step(operation: &'static str, r: &Response) -> Result<(), SignFailure> {
     match r.status() {
         StatusWord::SUCCESS => Ok(()),
@@ -1224,7 +1208,7 @@ fn check_step(operation: &'static str, r: &Response) -> Result<(), SignFailure> 
 
 /// SELECT of an application by AID, asking for its FCI (`00 A4 04 00 Lc AID 00`, as ISO
 /// 7816-4 §12.2.5.2 and ACe 2025's own middleware send it).
-fn select_aid(aid: &[u8]) -> Command {
+pub fn select_aid(aid: &[u8]) -> Command {
     Command::new(0x00, 0xA4, 0x04, 0x00)
         .with_data(aid.to_vec())
         .with_le(256)

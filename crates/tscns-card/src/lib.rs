@@ -69,7 +69,7 @@ pub use atr::{Profile, Quirks};
 #[allow(deprecated)]
 pub use cns_card::Checks;
 pub use cns_card::{
-    cross_check, der_length, CardIdOrigin, CnsCard, FilePath, Identity, IdentityChecks,
+    cross_check, der_length, select_aid, CardIdOrigin, CnsCard, FilePath, Identity, IdentityChecks,
     IdentityOrigins, PinPrompt, EF_DATI_PERSONALI, EF_ID_CARTA,
 };
 pub use emsa::HashAlg;

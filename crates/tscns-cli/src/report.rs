@@ -16,7 +16,7 @@ use tscns_card::generations::{
     path_text, AtrTest, CardGeneration, FilePath, SelectMode, FALLBACKS, GENERATIONS,
 };
 use tscns_card::tlv::{self, Element};
-use tscns_card::{Atr, CnsCard, Error};
+use tscns_card::{select_aid, Atr, CnsCard, Error};
 
 /// Largest file the report reads, per kind (a certificate is below 2 KiB on every known card).
 const MAX_CERT: usize = 0x2000;
@@ -300,8 +300,7 @@ fn hide_sizes(items: &mut [Tlv]) {
 }
 
 /// The size an FCI gives (tag 80 or 81 at any depth).
-fn fci_size(items: &[Tlv], raw: &[u8]) -> Option<usize> {
-    let _ = items;
+fn fci_size(raw: &[u8]) -> Option<usize> {
     fn find(mut b: &[u8], depth: u8) -> Option<usize> {
         while let Some((
             Element {
@@ -325,12 +324,6 @@ fn fci_size(items: &[Tlv], raw: &[u8]) -> Option<usize> {
         None
     }
     find(raw, 0)
-}
-
-fn select_aid(aid: &[u8]) -> Command {
-    Command::new(0x00, 0xA4, 0x04, 0x00)
-        .with_data(aid.to_vec())
-        .with_le(256)
 }
 
 fn select_path(p1: u8, path: FilePath) -> Command {
@@ -539,7 +532,7 @@ fn steps<U: Transport>(card: &mut Card<U>) -> Found {
         let r = send(card, &cmd);
         let data = r.as_ref().map(|r| r.data().to_vec()).unwrap_or_default();
         let mut fci = tlvs(&data, 0);
-        let size = fci_size(&fci, &data);
+        let size = fci_size(&data);
         if place.name == "authentication certificate" {
             // The exact size of an unpadded certificate file is the certificate's length.
             hide_sizes(&mut fci);
@@ -1156,7 +1149,7 @@ mod tests {
             let _ = cert_shape(&place, &bytes);
             let items = tlvs(&bytes, 0);
             let _ = tlv_text(&items);
-            let _ = fci_size(&items, &bytes);
+            let _ = fci_size(&bytes);
             fn check(items: &[Tlv]) -> bool {
                 items.iter().all(|t| {
                     check(&t.children)

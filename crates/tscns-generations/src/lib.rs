@@ -407,6 +407,27 @@ impl SignPath {
         SignPath::ALL.into_iter().find(|p| p.name() == name)
     }
 
+    /// P1 P2 of this path's MSE SET and the tag of its key reference: the generation's CNS
+    /// template with tag 83, `41 B6` with tag 84, or the confidentiality template `F1 B8` with
+    /// tag 83.
+    pub fn mse_set(self, signing: &Signing) -> ([u8; 2], u8) {
+        match self {
+            SignPath::Cns => (signing.set, 0x83),
+            SignPath::Mse84 => ([0x41, 0xB6], 0x84),
+            SignPath::Decipher => ([0xF1, 0xB8], 0x83),
+        }
+    }
+
+    /// P1 P2 of this path's PSO: the generation's COMPUTE DIGITAL SIGNATURE, ISO's `9E 9A`, or
+    /// DECIPHER `80 86` (whose data is the padding indicator 00, then the block).
+    pub fn pso(self, signing: &Signing) -> [u8; 2] {
+        match self {
+            SignPath::Cns => signing.pso,
+            SignPath::Mse84 => [0x9E, 0x9A],
+            SignPath::Decipher => [0x80, 0x86],
+        }
+    }
+
     /// Whether a status word means "this card does not do it this way" (the driver then tries
     /// the next path): 6A88 referenced data not found, 6A80 incorrect data, 6A86 incorrect
     /// P1-P2, 6D00 instruction not supported, 6E00 class not supported.

@@ -592,6 +592,7 @@ impl Engine {
         // The one signing sequence this card takes (`[guesses] signing`); the others are
         // refused the way a card that does not know them answers.
         let signing = self.guesses.signing;
+        let generation = self.maker.generation();
         match (cmd.p1(), cmd.p2()) {
             // RESTORE: the CNS wants a trailing 00 byte (Functional Specification 1.1.5 §13.14,
             // as OpenSC card-itacns.c sends it), which decodes as a short Le.
@@ -599,9 +600,7 @@ impl Engine {
                 if !cmd.data().is_empty() || cmd.le().is_none() {
                     return status(StatusWord::WRONG_LENGTH);
                 }
-                if signing != SignPath::Cns
-                    || self.maker.generation().signing.restore != Some([0xF3, se])
-                {
+                if signing != SignPath::Cns || generation.signing.restore != Some([0xF3, se]) {
                     return status(StatusWord::REFERENCED_DATA_NOT_FOUND);
                 }
                 self.env = SecurityEnv::default();
@@ -621,10 +620,10 @@ impl Engine {
                     _ => return status(StatusWord::INCORRECT_DATA),
                 };
                 let accepted = match signing {
-                    SignPath::Cns => {
-                        template == 0xB8 || [p1, template] == self.maker.generation().signing.set
+                    SignPath::Cns => template == 0xB8 || [p1, template] == generation.signing.set,
+                    SignPath::Mse84 => {
+                        ([p1, template], tag) == SignPath::Mse84.mse_set(&generation.signing)
                     }
-                    SignPath::Mse84 => (p1, template, tag) == (0x41, 0xB6, 0x84),
                     SignPath::Decipher => template == 0xB8,
                 };
                 if !accepted {

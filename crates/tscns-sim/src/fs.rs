@@ -81,66 +81,56 @@ impl FileSystem {
         } else {
             pki.card_cert_der().to_vec()
         };
-        let atr = profile.maker.atr();
-        let hist = atr.get(10..16).unwrap_or(&[]);
-        if layout.card_id_from_certificate {
-            // ACe 2025: the public trace shows only its own files (no DF 1000, no EF_ID_Carta).
-            fs.put_cns_files(profile, cert_file);
-            for (path, size) in layout.other_files {
-                fs.put(path, Kind::Ef(vec![0; usize::from(*size)]));
-            }
-            return fs;
+        // ACe 2025: the public trace shows only its own files (no DF 1000, no EF_ID_Carta).
+        if !layout.card_id_from_certificate {
+            fs.put_classic_files(profile);
         }
-
-        // The DFs of every CNS and their filler files.
-        // DF 1000: card identification.
-        let df1 = fs.add(0, 0x1000, Kind::Df);
-        // EF_DatiProcessore: chip data (filler: chip and mask bytes of the ATR, card number BCD).
-        let mut chip = hist.to_vec();
-        chip.extend(bcd(&profile.card_id));
-        fs.add(df1, 0x1002, Kind::Ef(padded(chip, 32)));
-        // DF 1100: holder.
-        fs.add(0, 0x1100, Kind::Df);
-        // DF 1200: services (filler content).
-        let df3 = fs.add(0, 0x1200, Kind::Df);
-        fs.add(df3, 0x1201, Kind::Ef(padded(b"000000".to_vec(), 256)));
-        fs.add(df3, 0x1202, Kind::Ef(vec![0x00, 0x00, 0x10, 0x00]));
-        fs.add(df3, 0x1203, Kind::Ef(padded(b"000000".to_vec(), 256)));
-        // EF_CardStatus and EF_GDO in the MF.
-        fs.add(0, 0x3F02, Kind::Ef(vec![0x01]));
-        let mut gdo = vec![0x5A, 0x08];
-        gdo.extend(bcd(&profile.card_id));
-        fs.add(0, 0x2F02, Kind::Ef(gdo));
-
-        // EF_ID_Carta: 16 ASCII digits.
+        // EF_Dati_personali, allocated at the 400 bytes OpenSC reads at most, the certificate
+        // and the key file where the generation's layout puts them (the classic
+        // 3F00/1100/1102, EF_C_Carta 3F00/1100/1101; the IDEMIA 2021 certificate
+        // 3F00/1400/9001/2002 with its key file 3F00/1400/9002; ACe 2025's DA01/C001).
+        let dati = crate::personal::encode(&profile.personal_data);
         fs.put(
-            layout.id_carta,
-            Kind::Ef(profile.card_id.as_bytes().to_vec()),
+            layout.dati_personali,
+            Kind::Ef(padded(dati, crate::personal::MAX_FILE_LEN)),
         );
-        fs.put_cns_files(profile, cert_file);
+        fs.put(layout.key_set.cert_path, Kind::Ef(cert_file));
+        if let Some(key_file) = layout.key_file {
+            fs.put(key_file, Kind::InternalEf);
+        }
         for (path, size) in layout.other_files {
             fs.put(path, Kind::Ef(vec![0; usize::from(*size)]));
         }
         fs
     }
 
-    /// EF_Dati_personali, the certificate and the key file where the generation's layout puts
-    /// them (the classic 3F00/1100/1102, EF_C_Carta 3F00/1100/1101; the IDEMIA 2021
-    /// certificate 3F00/1400/9001/2002 with its key file 3F00/1400/9002; ACe 2025's DA01/C001).
-    fn put_cns_files(&mut self, profile: &SimProfile, cert_file: Vec<u8>) {
-        let fs = self;
-        let layout = profile.maker.generation().layout;
-        // EF_Dati_personali, allocated at the 400 bytes OpenSC reads at most.
-        let dati = crate::personal::encode(&profile.personal_data);
-        fs.put(
-            layout.dati_personali,
-            Kind::Ef(padded(dati, crate::personal::MAX_FILE_LEN)),
+    /// The DFs of every classic CNS with their filler files, and EF_ID_Carta.
+    fn put_classic_files(&mut self, profile: &SimProfile) {
+        let atr = profile.maker.atr();
+        let hist = atr.get(10..16).unwrap_or(&[]);
+        // DF 1000: card identification.
+        let df1 = self.add(0, 0x1000, Kind::Df);
+        // EF_DatiProcessore: chip data (filler: chip and mask bytes of the ATR, card number BCD).
+        let mut chip = hist.to_vec();
+        chip.extend(bcd(&profile.card_id));
+        self.add(df1, 0x1002, Kind::Ef(padded(chip, 32)));
+        // DF 1100: holder.
+        self.add(0, 0x1100, Kind::Df);
+        // DF 1200: services (filler content).
+        let df3 = self.add(0, 0x1200, Kind::Df);
+        self.add(df3, 0x1201, Kind::Ef(padded(b"000000".to_vec(), 256)));
+        self.add(df3, 0x1202, Kind::Ef(vec![0x00, 0x00, 0x10, 0x00]));
+        self.add(df3, 0x1203, Kind::Ef(padded(b"000000".to_vec(), 256)));
+        // EF_CardStatus and EF_GDO in the MF.
+        self.add(0, 0x3F02, Kind::Ef(vec![0x01]));
+        let mut gdo = vec![0x5A, 0x08];
+        gdo.extend(bcd(&profile.card_id));
+        self.add(0, 0x2F02, Kind::Ef(gdo));
+        // EF_ID_Carta: 16 ASCII digits.
+        self.put(
+            profile.maker.generation().layout.id_carta,
+            Kind::Ef(profile.card_id.as_bytes().to_vec()),
         );
-        // The authentication certificate.
-        fs.put(layout.key_set.cert_path, Kind::Ef(cert_file));
-        if let Some(key_file) = layout.key_file {
-            fs.put(key_file, Kind::InternalEf);
-        }
     }
 
     /// Adds the file at `path` below the MF, creating the DFs on the way that are missing.
