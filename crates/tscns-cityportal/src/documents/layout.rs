@@ -338,14 +338,24 @@ impl Writer<'_, '_> {
         // 4 modules of quiet zone on each side.
         let module = side / (n as f32 + 8.0);
         let colors = code.to_colors();
+        // One rectangle per horizontal run of dark modules: the same picture as one square per
+        // module, in a content stream a third the size (less to compress, hash and store).
         let mut pb = PathBuilder::new();
-        for (i, c) in colors.iter().enumerate() {
-            if *c == qrcode::Color::Dark {
-                let (cx, cy) = ((i % n) as f32, (i / n) as f32);
+        for (cy, row) in colors.chunks(n.max(1)).enumerate() {
+            let mut cx = 0;
+            while cx < row.len() {
+                if row[cx] != qrcode::Color::Dark {
+                    cx += 1;
+                    continue;
+                }
+                let start = cx;
+                while cx < row.len() && row[cx] == qrcode::Color::Dark {
+                    cx += 1;
+                }
                 if let Some(r) = Rect::from_xywh(
-                    x + (cx + 4.0) * module,
-                    y + (cy + 4.0) * module,
-                    module,
+                    x + (start as f32 + 4.0) * module,
+                    y + (cy as f32 + 4.0) * module,
+                    (cx - start) as f32 * module,
                     module,
                 ) {
                     pb.push_rect(r);

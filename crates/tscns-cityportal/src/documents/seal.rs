@@ -244,15 +244,16 @@ fn raw_dictionary(
     let tail = pdf
         .get(offset..)
         .ok_or_else(|| DocumentError::Unsealable("xref offset past the end".into()))?;
-    let text = String::from_utf8_lossy(&tail[..tail.len().min(64 * 1024)]);
-    let start = text
-        .find("obj")
+    // Only the object itself is decoded (a dictionary is short; the bytes after it may be a
+    // compressed font).
+    let tail = &tail[..tail.len().min(64 * 1024)];
+    let start = find(tail, b"obj", 0)
         .ok_or_else(|| DocumentError::Unsealable("no obj keyword".into()))?
         + 3;
-    let end = text
-        .find("endobj")
+    let end = find(tail, b"endobj", start)
         .ok_or_else(|| DocumentError::Unsealable("no endobj keyword".into()))?;
-    let body = text[start..end].trim();
+    let text = String::from_utf8_lossy(&tail[start..end]);
+    let body = text.trim();
     if !(body.starts_with("<<") && body.ends_with(">>")) || body.contains("stream") {
         return Err(DocumentError::Unsealable(format!(
             "object {} is not a plain dictionary",
