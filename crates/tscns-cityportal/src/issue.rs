@@ -71,11 +71,9 @@ pub async fn issue_certificate(
         remote_addr: req.remote_addr.to_string(),
         outcome,
     };
-    let requester = store.record(req.municipality, req.requester).await?;
-    let subject = match &requester {
-        Some(_) => store.record(req.municipality, req.subject).await?,
-        None => None,
-    };
+    let (requester, subject) = store
+        .records(req.municipality, req.requester, req.subject)
+        .await?;
     let checked = match (&requester, &subject) {
         (None, _) => Err(Refusal::RequesterNotResident),
         (Some(_), None) => Err(Refusal::NotInFamily),

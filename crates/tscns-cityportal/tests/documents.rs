@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{keep, record, seal_info, seal_pki, sealed, AT, BASE};
+use common::{assert_pdfa, keep, record, seal_info, seal_pki, sealed, AT, BASE};
 use proptest::prelude::*;
 use tscns_cityportal::documents::{
     certificate_pdf, seal, self_declaration_pdf, verification_url, verify, CertificateContent,
@@ -137,6 +137,7 @@ fn self_declarations_render() {
     let rec = record("RSSMRA80A01H501U");
     let pdf = self_declaration_pdf(&rec, &DeclaredFact::ALL, AT).unwrap();
     keep("autocertificazione.pdf", &pdf);
+    assert_pdfa(&pdf);
     assert!(pdf.starts_with(b"%PDF-1.7"));
     // No seal on a self-declaration.
     assert!(verify(&pdf, &[seal_pki().ca_der.clone()]).is_err());
@@ -168,6 +169,7 @@ pub fn big_family_pdf() -> (Vec<u8>, usize) {
     )
     .unwrap();
     let sealed = seal(&pdf, &seal_pki().key(), &seal_info(&ids)).unwrap();
+    assert_pdfa(&sealed);
     let pages = lopdf::Document::load_mem(&sealed)
         .unwrap()
         .get_pages()
@@ -217,9 +219,160 @@ proptest! {
         let pdf = certificate_pdf(&CertificateContent {
             record: &rec, kind, destination: dest, stamp: Some(&stamp), ids: &ids, issued_at: AT, portal_base_url: BASE,
         }).unwrap();
+        prop_assert_eq!(tscns_cityportal::documents::pdfa::check(&pdf), Ok(()));
         let sealed = seal(&pdf, &seal_pki().key(), &seal_info(&ids)).unwrap();
+        prop_assert_eq!(tscns_cityportal::documents::pdfa::check(&sealed), Ok(()));
         prop_assert_eq!(verify(&sealed, &[seal_pki().ca_der.clone()]).unwrap().certificate_id, ids.id);
         let decl = self_declaration_pdf(&rec, &DeclaredFact::ALL, AT).unwrap();
         prop_assert!(decl.starts_with(b"%PDF-1.7"));
+        prop_assert_eq!(tscns_cityportal::documents::pdfa::check(&decl), Ok(()));
     }
+}
+
+/// A certificate for a subject whose name needs glyphs outside the fonts' base subsets
+/// (Greek, Cyrillic): the document embeds a larger subset, still PDF/A, with the text intact.
+#[test]
+fn names_outside_the_latin_repertoire_are_embedded_too() {
+    let mut rec = record("RSSMRA80A01H501U");
+    rec.person.surname = "ΠΑΠΑΔΟΠΟΥΛΟΣ ЖУКОВ".into();
+    let ids = Store::new_certificate_ids("H769").unwrap();
+    let content = CertificateContent {
+        record: &rec,
+        kind: CertificateKind::Residenza,
+        destination: Destination::Ordinaria,
+        stamp: None,
+        ids: &ids,
+        issued_at: AT,
+        portal_base_url: BASE,
+    };
+    let pdf = certificate_pdf(&content).unwrap();
+    assert_pdfa(&pdf);
+    // Made again, from the cache of extended subsets: the same bytes.
+    assert_eq!(certificate_pdf(&content).unwrap(), pdf);
+    let plain = certificate_pdf(&CertificateContent {
+        record: &record("RSSMRA80A01H501U"),
+        ..content.clone()
+    })
+    .unwrap();
+    assert!(pdf.len() > plain.len(), "the extra glyphs are embedded");
+}
+
+/// Edits a PDF through lopdf and returns the saved bytes.
+fn edited(pdf: &[u8], edit: impl FnOnce(&mut lopdf::Document)) -> Vec<u8> {
+    let mut doc = lopdf::Document::load_mem(pdf).unwrap();
+    edit(&mut doc);
+    let mut out = Vec::new();
+    doc.save_to(&mut out).unwrap();
+    out
+}
+
+fn problems(pdf: &[u8]) -> String {
+    format!(
+        "{:?}",
+        tscns_cityportal::documents::pdfa::check(pdf).unwrap_err()
+    )
+}
+
+/// The checker is not a rubber stamp: each rule it states fails on a document that breaks it.
+#[test]
+fn the_pdfa_check_catches_what_it_checks() {
+    let rec = record("RSSMRA80A01H501U");
+    let pdf = self_declaration_pdf(&rec, &DeclaredFact::ALL, AT).unwrap();
+    assert_pdfa(&pdf);
+    // lopdf's own writing keeps it valid (so the failures below are the edits').
+    assert_pdfa(&edited(&pdf, |_| {}));
+
+    let cid_fonts = |doc: &lopdf::Document| -> Vec<lopdf::ObjectId> {
+        doc.objects
+            .iter()
+            .filter(|(_, o)| {
+                o.as_dict().is_ok_and(|d| {
+                    d.get(b"Subtype").and_then(|s| s.as_name()).ok() == Some(&b"CIDFontType2"[..])
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    };
+    // Widths that disagree with the font program.
+    let wrong_widths = edited(&pdf, |doc| {
+        for id in cid_fonts(doc) {
+            let d = doc.get_object_mut(id).unwrap().as_dict_mut().unwrap();
+            let w = d.get_mut(b"W").unwrap().as_array_mut().unwrap();
+            for item in w.iter_mut() {
+                if let Ok(list) = item.as_array_mut() {
+                    for v in list.iter_mut() {
+                        *v = lopdf::Object::Real(1.0);
+                    }
+                }
+            }
+        }
+    });
+    assert!(
+        problems(&wrong_widths).contains("6.2.11.5"),
+        "{}",
+        problems(&wrong_widths)
+    );
+    // Every character mapped to .notdef.
+    let notdef = edited(&pdf, |doc| {
+        for id in cid_fonts(doc) {
+            let d = doc.get_object_mut(id).unwrap().as_dict_mut().unwrap();
+            let map = d.get(b"CIDToGIDMap").unwrap().as_reference().unwrap();
+            let zeros = vec![0u8; 2 * 65536];
+            *doc.get_object_mut(map).unwrap() =
+                lopdf::Object::Stream(lopdf::Stream::new(lopdf::Dictionary::new(), zeros));
+        }
+    });
+    assert!(
+        problems(&notdef).contains("6.2.11.8"),
+        "{}",
+        problems(&notdef)
+    );
+    // No output intent.
+    let no_intent = edited(&pdf, |doc| {
+        let root = doc.trailer.get(b"Root").unwrap().as_reference().unwrap();
+        doc.get_object_mut(root)
+            .unwrap()
+            .as_dict_mut()
+            .unwrap()
+            .remove(b"OutputIntents");
+    });
+    assert!(
+        problems(&no_intent).contains("6.2.2"),
+        "{}",
+        problems(&no_intent)
+    );
+    // Info and XMP that disagree.
+    let other_title = edited(&pdf, |doc| {
+        let info = doc.trailer.get(b"Info").unwrap().as_reference().unwrap();
+        doc.get_object_mut(info)
+            .unwrap()
+            .as_dict_mut()
+            .unwrap()
+            .set("Title", lopdf::Object::string_literal("Altro titolo"));
+    });
+    assert!(
+        problems(&other_title).contains("6.6.3"),
+        "{}",
+        problems(&other_title)
+    );
+    // XMP claiming another part, and no file identifier.
+    let part1 = edited(&pdf, |doc| {
+        let root = doc.trailer.get(b"Root").unwrap().as_reference().unwrap();
+        let meta = doc
+            .get_dictionary(root)
+            .unwrap()
+            .get(b"Metadata")
+            .unwrap()
+            .as_reference()
+            .unwrap();
+        let s = doc.get_object_mut(meta).unwrap().as_stream_mut().unwrap();
+        let xml = String::from_utf8(s.content.clone()).unwrap();
+        s.set_content(
+            xml.replace("<pdfaid:part>2<", "<pdfaid:part>1<")
+                .into_bytes(),
+        );
+        doc.trailer.remove(b"ID");
+    });
+    let p = problems(&part1);
+    assert!(p.contains("6.6.4") && p.contains("6.1.3"), "{p}");
 }

@@ -260,5 +260,15 @@ fn pdftoppm_renders_one_page_of_each_kind() {
             "{info}"
         );
         assert!(info.contains("595.28 x 841.89 pts (A4)"), "{info}");
+        // Both fonts embedded as subsets with a ToUnicode map, as poppler reads them.
+        let fonts = tool("pdffonts", &[p.to_str().unwrap()]);
+        let rows: Vec<&str> = fonts.lines().skip(2).collect();
+        assert_eq!(rows.len(), 2, "{fonts}");
+        for (row, family) in rows.iter().zip(["DejaVuSans", "DejaVuSans-Bold"]) {
+            let cols: Vec<&str> = row.split_whitespace().collect();
+            assert!(cols[0].ends_with(&format!("+{family}")), "{fonts}");
+            assert_eq!(cols[1..4], ["CID", "TrueType", "Identity-H"], "{fonts}");
+            assert_eq!(cols[4..7], ["yes", "yes", "yes"], "emb sub uni: {fonts}");
+        }
     }
 }

@@ -450,3 +450,101 @@ fn sessions_are_stored_by_the_sha256_of_their_id() {
         store.close().await;
     });
 }
+
+/// Concurrent issuances through one store share commits (group commit): every distinct marca
+/// gives a certificate with its audit line, a marca twice in the same group is claimed once,
+/// exempt certificates need no claim, and all of it is there after a reopen.
+#[test]
+fn concurrent_issuances_on_one_store_are_each_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let urls = rt().block_on(engines(&dir));
+    for url in urls {
+        let results = rt().block_on(async {
+            let store = Store::open(&url).await.unwrap();
+            let mut set = tokio::task::JoinSet::new();
+            for i in 0..40u64 {
+                let marca = match i {
+                    0..30 => Some(format!("{:014}", 40_000_000_000_000 + i)),
+                    30..35 => Some("88888888888888".to_string()),
+                    _ => None,
+                };
+                let store = store.clone();
+                set.spawn(async move {
+                    let c = sample_certificate(marca.as_deref(), format!("pdf {i}").into_bytes());
+                    let r = store.issue(&c, &issue_audit(&c)).await;
+                    (c, r)
+                });
+            }
+            let results = set.join_all().await;
+            store.close().await;
+            results
+        });
+        let ok: Vec<_> = results.iter().filter(|(_, r)| r.is_ok()).collect();
+        let used = results
+            .iter()
+            .filter(
+                |(_, r)| matches!(r, Err(StoreError::MarcaAlreadyUsed(m)) if m == "88888888888888"),
+            )
+            .count();
+        assert_eq!((ok.len(), used), (36, 4), "{url}: {results:?}");
+        rt().block_on(async {
+            let store = Store::open(&url).await.unwrap();
+            let mut ids = store.certificate_ids().await.unwrap();
+            ids.sort();
+            let mut want: Vec<String> = ok.iter().map(|(c, _)| c.id.clone()).collect();
+            want.sort();
+            assert_eq!(ids, want, "{url}");
+            for (c, _) in &ok {
+                assert_eq!(
+                    store.certificate(&c.id).await.unwrap().as_ref(),
+                    Some(c),
+                    "{url}"
+                );
+            }
+            assert_eq!(store.used_marche().await.unwrap().len(), 31, "{url}");
+            assert_eq!(store.audit_log(100).await.unwrap().len(), 36, "{url}");
+            store.close().await;
+        });
+    }
+}
+
+/// `records` (requester and subject together) gives what two `record` calls give: for the
+/// requester themselves, a family member, someone of another family, and a stranger.
+#[test]
+fn records_of_requester_and_subject_match_single_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let urls = rt().block_on(engines(&dir));
+    let cf = |s: &str| CodiceFiscale::parse(s).unwrap();
+    for url in urls {
+        rt().block_on(async {
+            let store = Store::open(&url).await.unwrap();
+            store.import(&fixture()).await.unwrap();
+            let mario = cf("RSSMRA80A01H501U");
+            for subject in [
+                "RSSMRA80A01H501U",
+                "RSSLCU10C15H769O",
+                "FRRNDR85E20A462B",
+                "RSSMRA85T10A562S",
+            ] {
+                let subject = cf(subject);
+                let pair = store.records("H769", &mario, &subject).await.unwrap();
+                let single = (
+                    store.record("H769", &mario).await.unwrap(),
+                    store.record("H769", &subject).await.unwrap(),
+                );
+                assert_eq!(pair, single, "{url} {subject:?}");
+            }
+            assert!(pair_is_none(
+                &store
+                    .records("H769", &cf("RSSMRA85T10A562S"), &mario)
+                    .await
+                    .unwrap()
+            ));
+            store.close().await;
+        });
+    }
+}
+
+fn pair_is_none<T>(p: &(Option<T>, Option<T>)) -> bool {
+    p.0.is_none() && p.1.is_none()
+}

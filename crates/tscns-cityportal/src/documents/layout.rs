@@ -1,93 +1,13 @@
-//! A small A4 page writer over krilla: wrapped paragraphs, label/value rows, rules, a QR code.
-//! Coordinates are PDF points from the top-left corner (krilla's convention).
+//! Page layout over the PDF writer: wrapped paragraphs, label/value rows, rules, a QR code.
+//! Coordinates are PDF points from the top-left corner.
 
-use std::sync::{Arc, OnceLock};
+use super::pdf::{Font, Fonts, Page, Rgb, PAGE_WIDTH};
+use super::qr;
 
-use krilla::color::rgb;
-use krilla::geom::{PathBuilder, Point, Rect};
-use krilla::paint::{Fill, Stroke};
-use krilla::surface::Surface;
-use krilla::text::{Font, TextDirection};
+pub(crate) use super::pdf::PAGE_HEIGHT;
 
-/// A4 in points.
-pub(crate) const PAGE_WIDTH: f32 = 595.28;
-pub(crate) const PAGE_HEIGHT: f32 = 841.89;
+/// Left and right margin, in points.
 pub(crate) const MARGIN: f32 = 56.0;
-
-/// DejaVu Sans (Bitstream Vera license, see `assets/fonts/LICENSE-DejaVu.txt`).
-static REGULAR_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-static BOLD_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold.ttf");
-
-/// Characters whose advance widths are looked up once, at load (Latin-1 and Latin Extended-A:
-/// every letter of an Italian registry record); others are measured through the font's cmap.
-const CACHED_CHARS: usize = 0x180;
-
-/// A font for drawing (krilla) and its metrics for measuring (ttf-parser).
-pub(crate) struct Face {
-    pub(crate) font: Font,
-    metrics: ttf_parser::Face<'static>,
-    /// Advance widths in font units of U+0000..U+017F (600 for a character the font lacks).
-    advances: Box<[f32; CACHED_CHARS]>,
-    units_per_em: f32,
-}
-
-impl Face {
-    fn load(bytes: &'static [u8]) -> Option<Face> {
-        let data: Arc<dyn AsRef<[u8]> + Send + Sync> = Arc::new(bytes);
-        let metrics = ttf_parser::Face::parse(bytes, 0).ok()?;
-        let mut advances = Box::new([600.0f32; CACHED_CHARS]);
-        for (i, slot) in advances.iter_mut().enumerate() {
-            if let Some(c) = u32::try_from(i).ok().and_then(char::from_u32) {
-                *slot = Self::advance_of(&metrics, c);
-            }
-        }
-        Some(Face {
-            font: Font::new(data.into(), 0)?,
-            units_per_em: f32::from(metrics.units_per_em()),
-            metrics,
-            advances,
-        })
-    }
-
-    fn advance_of(metrics: &ttf_parser::Face<'_>, c: char) -> f32 {
-        metrics
-            .glyph_index(c)
-            .and_then(|g| metrics.glyph_hor_advance(g))
-            .map_or(600.0, f32::from)
-    }
-
-    /// Width of `text` at `size` points.
-    pub(crate) fn width(&self, text: &str, size: f32) -> f32 {
-        let units: f32 = text
-            .chars()
-            .map(|c| {
-                self.advances
-                    .get(c as usize)
-                    .copied()
-                    .unwrap_or_else(|| Self::advance_of(&self.metrics, c))
-            })
-            .sum();
-        units * size / self.units_per_em
-    }
-}
-
-/// The embedded fonts, loaded once.
-pub(crate) struct Fonts {
-    pub(crate) regular: Face,
-    pub(crate) bold: Face,
-}
-
-pub(crate) fn fonts() -> Option<&'static Fonts> {
-    static FONTS: OnceLock<Option<Fonts>> = OnceLock::new();
-    FONTS
-        .get_or_init(|| {
-            Some(Fonts {
-                regular: Face::load(REGULAR_BYTES)?,
-                bold: Face::load(BOLD_BYTES)?,
-            })
-        })
-        .as_ref()
-}
 
 /// Text alignment.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -97,12 +17,12 @@ pub(crate) enum Align {
 }
 
 /// Keeps only what the embedded font can draw (no control characters); the rest becomes `?`.
-pub(crate) fn printable(face: &Face, s: &str) -> String {
+pub(crate) fn printable(face: &Font, s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_control() {
                 ' '
-            } else if face.metrics.glyph_index(c).is_some() {
+            } else if face.has(c) {
                 c
             } else {
                 '?'
@@ -112,17 +32,22 @@ pub(crate) fn printable(face: &Face, s: &str) -> String {
 }
 
 /// Breaks `text` into lines no wider than `width` at `size` (long words are cut).
-pub(crate) fn wrap(face: &Face, text: &str, size: f32, width: f32) -> Vec<String> {
+pub(crate) fn wrap(face: &Font, text: &str, size: f32, width: f32) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = String::new();
+    let mut used = 0.0;
+    let space = face.width(" ", size);
     for word in text.split_whitespace() {
-        let candidate = if line.is_empty() {
-            word.to_string()
-        } else {
-            format!("{line} {word}")
-        };
-        if face.width(&candidate, size) <= width {
-            line = candidate;
+        let w = face.width(word, size);
+        if line.is_empty() && w <= width {
+            line.push_str(word);
+            used = w;
+            continue;
+        }
+        if !line.is_empty() && used + space + w <= width {
+            line.push(' ');
+            line.push_str(word);
+            used += space + w;
             continue;
         }
         if !line.is_empty() {
@@ -130,15 +55,18 @@ pub(crate) fn wrap(face: &Face, text: &str, size: f32, width: f32) -> Vec<String
         }
         // A word longer than the line: cut it.
         let mut piece = String::new();
+        let mut piece_width = 0.0;
         for c in word.chars() {
-            piece.push(c);
-            if face.width(&piece, size) > width && piece.chars().count() > 1 {
-                piece.pop();
+            let cw = face.char_width(c, size);
+            if piece_width + cw > width && !piece.is_empty() {
                 lines.push(std::mem::take(&mut piece));
-                piece.push(c);
+                piece_width = 0.0;
             }
+            piece.push(c);
+            piece_width += cw;
         }
         line = piece;
+        used = piece_width;
     }
     if !line.is_empty() {
         lines.push(line);
@@ -210,19 +138,19 @@ pub(crate) fn paginate(fonts: &Fonts, blocks: Vec<Block>, room: f32) -> Vec<Vec<
 }
 
 /// A cursor on one page.
-pub(crate) struct Writer<'a, 'b> {
-    pub(crate) surface: &'a mut Surface<'b>,
+pub(crate) struct Writer<'a> {
+    pub(crate) page: &'a mut Page,
     pub(crate) fonts: &'static Fonts,
     pub(crate) y: f32,
 }
 
-impl Writer<'_, '_> {
+impl Writer<'_> {
     /// Usable width.
     pub(crate) fn width(&self) -> f32 {
         PAGE_WIDTH - 2.0 * MARGIN
     }
 
-    fn face(&self, bold: bool) -> &'static Face {
+    fn face(&self, bold: bool) -> &'static Font {
         if bold {
             &self.fonts.bold
         } else {
@@ -230,21 +158,12 @@ impl Writer<'_, '_> {
         }
     }
 
-    /// Draws one line at the cursor's baseline, from `x`.
+    /// Draws one line with its baseline at (`x`, `y`).
     pub(crate) fn text_at(&mut self, x: f32, y: f32, text: &str, size: f32, bold: bool) {
         let face = self.face(bold);
         let text = printable(face, text);
-        self.surface.set_fill(Some(Fill::default()));
-        self.surface.draw_text(
-            Point::from_xy(x, y),
-            face.font.clone(),
-            size,
-            &text,
-            false,
-            TextDirection::Auto,
-        );
+        self.page.text(face, x, y, size, &text);
     }
-
     /// A wrapped paragraph; moves the cursor below it.
     pub(crate) fn paragraph(&mut self, text: &str, size: f32, bold: bool, align: Align) {
         self.paragraph_in(MARGIN, self.width(), text, size, bold, align);
@@ -313,55 +232,47 @@ impl Writer<'_, '_> {
     /// A horizontal rule across the text width.
     pub(crate) fn rule(&mut self) {
         self.y += 6.0;
-        let mut pb = PathBuilder::new();
-        pb.move_to(MARGIN, self.y);
-        pb.line_to(PAGE_WIDTH - MARGIN, self.y);
-        if let Some(path) = pb.finish() {
-            self.surface.set_fill(None);
-            self.surface.set_stroke(Some(Stroke {
-                paint: rgb::Color::new(0x1f, 0x3a, 0x68).into(),
-                width: 0.8,
-                ..Stroke::default()
-            }));
-            self.surface.draw_path(&path);
-            self.surface.set_stroke(None);
-        }
+        self.page.line(
+            (MARGIN, self.y),
+            (PAGE_WIDTH - MARGIN, self.y),
+            0.8,
+            Rgb(
+                f32::from(0x1fu8) / 255.0,
+                f32::from(0x3au8) / 255.0,
+                f32::from(0x68u8) / 255.0,
+            ),
+        );
         self.y += 6.0;
     }
 
     /// A QR code of `data`, `side` points wide, top-left at (`x`, `y`).
     pub(crate) fn qr(&mut self, x: f32, y: f32, side: f32, data: &str) -> bool {
-        let Ok(code) = qrcode::QrCode::with_error_correction_level(data, qrcode::EcLevel::M) else {
+        let Some(code) = qr::encode(data.as_bytes()) else {
             return false;
         };
-        let n = code.width();
+        let n = code.width;
         // 4 modules of quiet zone on each side.
         let module = side / (n as f32 + 8.0);
-        let colors = code.to_colors();
         // One rectangle per horizontal run of dark modules: the same picture as one square per
         // module, with fewer path operators to write, compress, hash and store.
-        let mut pb = PathBuilder::new();
-        for (cy, row) in colors.chunks(n.max(1)).enumerate() {
+        let mut cells = Vec::new();
+        for (cy, row) in code.dark.chunks(n.max(1)).enumerate() {
             let mut cx = 0;
             for run in row.chunk_by(|a, b| a == b) {
-                if run.first() == Some(&qrcode::Color::Dark) {
-                    if let Some(r) = Rect::from_xywh(
-                        x + (cx as f32 + 4.0) * module,
-                        y + (cy as f32 + 4.0) * module,
-                        run.len() as f32 * module,
-                        module,
+                if run.first() == Some(&true) {
+                    // Offsets include the quiet zone; a symbol is at most 177 modules wide.
+                    if let (Ok(col), Ok(line), Ok(len)) = (
+                        u16::try_from(cx + 4),
+                        u16::try_from(cy + 4),
+                        u16::try_from(run.len()),
                     ) {
-                        pb.push_rect(r);
+                        cells.push((col, line, len, 1));
                     }
                 }
                 cx += run.len();
             }
         }
-        if let Some(path) = pb.finish() {
-            self.surface.set_stroke(None);
-            self.surface.set_fill(Some(Fill::default()));
-            self.surface.draw_path(&path);
-        }
+        self.page.fill_cells((x, y), module, cells);
         true
     }
 }

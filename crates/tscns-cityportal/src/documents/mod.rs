@@ -3,13 +3,13 @@
 //! (DPR 445/2000 art. 46, no stamp, no seal), and [`verify`].
 
 mod layout;
+mod pdf;
+pub mod pdfa;
+mod qr;
 mod seal;
+mod syntax;
 mod verify;
 
-use krilla::configure::{Configuration, Validator};
-use krilla::metadata::{DateTime, Metadata};
-use krilla::page::PageSettings;
-use krilla::{Document, SerializeSettings};
 use time::OffsetDateTime;
 
 use crate::domain::record::date_serde::italian;
@@ -17,7 +17,8 @@ use crate::domain::{
     CertificateKind, Destination, FamilyMember, Person, RegistryRecord, Sex, Stamp,
 };
 use crate::store::CertificateIds;
-use layout::{fonts, paginate, Align, Block, Writer, MARGIN, PAGE_HEIGHT, PAGE_WIDTH};
+use layout::{paginate, Align, Block, Writer, MARGIN, PAGE_HEIGHT};
+use pdf::{fonts, Document, PAGE_WIDTH};
 
 pub use seal::{seal, Pkcs8Key, SealInfo, SealKey, CONTENTS_RESERVED};
 pub use verify::{verify, Sealed};
@@ -29,7 +30,8 @@ pub enum DocumentError {
     /// The embedded font could not be loaded (a broken build).
     #[error("the embedded font could not be loaded")]
     Font,
-    /// krilla refused the document (for example a PDF/A rule).
+    /// The document could not be written (for example a verification URL too long for a QR
+    /// code).
     #[error("PDF export: {0}")]
     Export(String),
     /// The PDF to seal is not one this crate produced (no classic xref, objects in streams...).
@@ -275,41 +277,7 @@ pub fn stamp_wording(stamp: Option<&Stamp>) -> String {
     }
 }
 
-fn pdf_date(t: OffsetDateTime) -> DateTime {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    DateTime::new(u16::try_from(t.year()).unwrap_or(2000))
-        .month(u8::from(t.month()))
-        .day(t.day())
-        .hour(t.hour())
-        .minute(t.minute())
-        .second(t.second())
-        .utc_offset_hour(0)
-        .utc_offset_minute(0)
-}
-
-fn pdfa_document(title: &str, author: &str, at: OffsetDateTime) -> Document {
-    let settings = SerializeSettings {
-        configuration: Configuration::new_with_validator(Validator::A2_B),
-        ..SerializeSettings::default()
-    };
-    let mut doc = Document::new_with(settings);
-    doc.set_metadata(
-        Metadata::new()
-            .title(title.to_string())
-            .language("it-IT".to_string())
-            .authors(vec![author.to_string()])
-            .creator("tscns-cityportal".to_string())
-            .creation_date(pdf_date(at)),
-    );
-    doc
-}
-
-fn finish(doc: Document) -> Result<Vec<u8>, DocumentError> {
-    doc.finish()
-        .map_err(|e| DocumentError::Export(format!("{e:?}")))
-}
-
-fn header(w: &mut Writer<'_, '_>, record: &RegistryRecord) {
+fn header(w: &mut Writer<'_>, record: &RegistryRecord) {
     let m = &record.municipality;
     w.paragraph(
         &format!("COMUNE DI {}", m.name.to_uppercase()),
@@ -335,7 +303,7 @@ fn header(w: &mut Writer<'_, '_>, record: &RegistryRecord) {
     w.rule();
 }
 
-/// The unsealed certificate: PDF/A-2b, validated by krilla at export. Long contents (a large
+/// The unsealed certificate: PDF/A-2b (the rules the writer follows are in [`pdfa`]). Long contents (a large
 /// family or convivenza) continue on further pages; every page has the header and the footer
 /// with id, verification code, QR code and page number.
 pub fn certificate_pdf(c: &CertificateContent<'_>) -> Result<Vec<u8>, DocumentError> {
@@ -414,16 +382,14 @@ pub fn certificate_pdf(c: &CertificateContent<'_>) -> Result<Vec<u8>, DocumentEr
     let header_height = 62.0;
     let pages = paginate(fonts, body, footer_top - (MARGIN - 10.0) - header_height);
     let total = pages.len();
-    let mut doc = pdfa_document(
+    let mut doc = Document::new(
         &format!("{title} — {} {}", p.surname, p.given_name),
         &format!("Comune di {}", record.municipality.name),
         c.issued_at,
     );
     for (n, blocks) in pages.into_iter().enumerate() {
-        let mut page = doc.start_page_with(PageSettings::new(PAGE_WIDTH, PAGE_HEIGHT));
-        let mut surface = page.surface();
         let mut w = Writer {
-            surface: &mut surface,
+            page: doc.page(),
             fonts,
             y: MARGIN - 10.0,
         };
@@ -475,10 +441,8 @@ pub fn certificate_pdf(c: &CertificateContent<'_>) -> Result<Vec<u8>, DocumentEr
                 "the verification URL is too long for a QR code".into(),
             ));
         }
-        surface.finish();
-        page.finish();
     }
-    finish(doc)
+    doc.finish(fonts)
 }
 
 /// A fact a citizen may self-declare (DPR 445/2000 art. 46).
@@ -597,7 +561,7 @@ pub fn self_declaration_pdf(
     let fonts = fonts().ok_or(DocumentError::Font)?;
     let p = &record.person;
     let day = at.date();
-    let mut doc = pdfa_document(
+    let mut doc = Document::new(
         &format!(
             "Dichiarazione sostitutiva di certificazione — {} {}",
             p.surname, p.given_name
@@ -606,10 +570,8 @@ pub fn self_declaration_pdf(
         at,
     );
     {
-        let mut page = doc.start_page_with(PageSettings::new(PAGE_WIDTH, PAGE_HEIGHT));
-        let mut surface = page.surface();
         let mut w = Writer {
-            surface: &mut surface,
+            page: doc.page(),
             fonts,
             y: MARGIN - 10.0,
         };
@@ -690,8 +652,6 @@ pub fn self_declaration_pdf(
             false,
             Align::Left,
         );
-        surface.finish();
-        page.finish();
     }
-    finish(doc)
+    doc.finish(fonts)
 }

@@ -25,10 +25,19 @@ use x509_cert::Certificate;
 pub use tscns_cert::sign::SigningKey as SealKey;
 use tscns_cert::sign::{SignError, SignatureScheme};
 
+use super::syntax::{self, Value};
 use super::DocumentError;
 
-/// Bytes reserved for the CMS in `/Contents` (hex doubles it in the file).
+/// The most bytes reserved for the CMS in `/Contents` (hex doubles it in the file). A seal
+/// reserves what its key's chain needs (the certificates, the signature and 2 KiB for the rest
+/// of the CMS), at least 4 KiB and at most this.
 pub const CONTENTS_RESERVED: usize = 16 * 1024;
+
+/// The bytes to reserve for the CMS of `key_bits` with `chain`.
+fn reservation(chain: &[Vec<u8>], key_bits: usize) -> usize {
+    let certificates: usize = chain.iter().map(Vec::len).sum();
+    (certificates + key_bits.div_ceil(8) + 2048).clamp(4096, CONTENTS_RESERVED)
+}
 
 /// Object identifiers (RFC 5652, RFC 5035, RFC 8017, NIST).
 pub(crate) mod oid {
@@ -222,45 +231,55 @@ fn pdf_date(t: OffsetDateTime) -> String {
     )
 }
 
-/// The raw dictionary `<< ... >>` of object `id` in the original file.
-fn raw_dictionary(
-    pdf: &[u8],
-    doc: &lopdf::Document,
-    id: lopdf::ObjectId,
-) -> Result<String, DocumentError> {
-    let entry = doc
-        .reference_table
-        .get(id.0)
+/// An object of the original file: its dictionary and the raw bytes `<< ... >>`.
+fn dictionary<'a>(
+    pdf: &'a [u8],
+    xref: &[(u32, usize, u16)],
+    id: (u32, u16),
+) -> Result<(Value, &'a [u8]), DocumentError> {
+    let offset = xref
+        .iter()
+        .find(|(n, _, _)| *n == id.0)
+        .map(|(_, offset, _)| *offset)
         .ok_or_else(|| DocumentError::Unsealable(format!("object {} is not in the xref", id.0)))?;
-    let offset = match entry {
-        lopdf::xref::XrefEntry::Normal { offset, .. } => *offset as usize,
-        _ => {
-            return Err(DocumentError::Unsealable(format!(
-                "object {} is in an object stream",
-                id.0
-            )))
-        }
-    };
-    let tail = pdf
-        .get(offset..)
-        .ok_or_else(|| DocumentError::Unsealable("xref offset past the end".into()))?;
-    // Only the object itself is decoded (a dictionary is short; the bytes after it may be a
-    // compressed font).
-    let tail = &tail[..tail.len().min(64 * 1024)];
-    let start = find(tail, b"obj", 0)
-        .ok_or_else(|| DocumentError::Unsealable("no obj keyword".into()))?
-        + 3;
-    let end = find(tail, b"endobj", start)
-        .ok_or_else(|| DocumentError::Unsealable("no endobj keyword".into()))?;
-    let text = String::from_utf8_lossy(&tail[start..end]);
-    let body = text.trim();
-    if !(body.starts_with("<<") && body.ends_with(">>")) || body.contains("stream") {
+    let (value, raw) =
+        syntax::object_at(pdf, offset, id.0, id.1).map_err(DocumentError::Unsealable)?;
+    if !matches!(value, Value::Dict(_)) {
         return Err(DocumentError::Unsealable(format!(
-            "object {} is not a plain dictionary",
+            "object {} is not a dictionary",
             id.0
         )));
     }
-    Ok(body.to_string())
+    Ok((value, raw))
+}
+
+/// The first page of the page tree under the catalog.
+fn first_page(
+    pdf: &[u8],
+    xref: &[(u32, usize, u16)],
+    catalog: &Value,
+) -> Result<((u32, u16), String), DocumentError> {
+    let no_page = || DocumentError::Unsealable("no page".into());
+    let mut node = catalog
+        .get(b"Pages")
+        .and_then(Value::as_ref)
+        .ok_or_else(no_page)?;
+    // A page tree deeper than this is not one this crate writes.
+    for _ in 0..16 {
+        let (dict, raw) = dictionary(pdf, xref, node)?;
+        if dict.get(b"Type").is_some_and(|t| t.is_name(b"Page")) {
+            let raw = std::str::from_utf8(raw)
+                .map_err(|_| DocumentError::Unsealable("the page dictionary is not text".into()))?;
+            return Ok((node, raw.to_string()));
+        }
+        node = match dict.get(b"Kids") {
+            Some(Value::Array(kids)) => kids.first().and_then(Value::as_ref).ok_or_else(no_page)?,
+            _ => return Err(no_page()),
+        };
+    }
+    Err(DocumentError::Unsealable(
+        "the page tree is too deep".into(),
+    ))
 }
 
 /// Adds `entry` to a raw dictionary `<< ... >>`.
@@ -283,41 +302,54 @@ pub fn seal(pdf: &[u8], key: &dyn SealKey, info: &SealInfo) -> Result<Vec<u8>, D
         ));
     }
 
-    let doc = lopdf::Document::load_mem(pdf)
-        .map_err(|e| DocumentError::Unsealable(format!("cannot parse: {e}")))?;
-    let root_id = doc
-        .trailer
+    let prev = find_startxref(pdf)?;
+    let (xref, trailer) = syntax::xref_and_trailer(pdf, prev).map_err(DocumentError::Unsealable)?;
+    if trailer.get(b"Prev").is_some() || trailer.get(b"Encrypt").is_some() {
+        return Err(DocumentError::Unsealable(
+            "the document was already updated or is encrypted".into(),
+        ));
+    }
+    let root_id = trailer
         .get(b"Root")
-        .and_then(|o| o.as_reference())
-        .map_err(|_| DocumentError::Unsealable("no /Root".into()))?;
-    let page_id = *doc
-        .get_pages()
-        .get(&1)
-        .ok_or_else(|| DocumentError::Unsealable("no page".into()))?;
-    let catalog = raw_dictionary(pdf, &doc, root_id)?;
-    let page = raw_dictionary(pdf, &doc, page_id)?;
-    if catalog.contains("/AcroForm") || page.contains("/Annots") {
+        .and_then(Value::as_ref)
+        .ok_or_else(|| DocumentError::Unsealable("no /Root".into()))?;
+    let (catalog_value, catalog) = dictionary(pdf, &xref, root_id)?;
+    let catalog = std::str::from_utf8(catalog)
+        .map_err(|_| DocumentError::Unsealable("the catalog is not text".into()))?
+        .to_string();
+    let (page_id, page) = first_page(pdf, &xref, &catalog_value)?;
+    if catalog_value.get(b"AcroForm").is_some() || page.contains("/Annots") {
         return Err(DocumentError::Unsealable(
             "the document already has a form or annotations".into(),
         ));
     }
-    let id_entry = match doc.trailer.get(b"ID") {
-        Ok(lopdf::Object::Array(ids)) if ids.len() == 2 => {
+    let id_entry = match trailer.get(b"ID") {
+        Some(Value::Array(ids)) if ids.len() == 2 => {
             let hexs: Vec<String> = ids
                 .iter()
-                .filter_map(|o| o.as_str().ok())
-                .map(|b| format!("<{}>", hex::encode(b)))
+                .filter_map(|o| match o {
+                    Value::Str(b) => Some(format!("<{}>", hex::encode(b))),
+                    _ => None,
+                })
                 .collect();
+            if hexs.len() != 2 {
+                return Err(DocumentError::Unsealable("a bad /ID in the trailer".into()));
+            }
             format!("/ID [{}]", hexs.join(" "))
         }
         _ => return Err(DocumentError::Unsealable("no /ID in the trailer".into())),
     };
-    let info_entry = match doc.trailer.get(b"Info").and_then(|o| o.as_reference()) {
-        Ok((n, g)) => format!("/Info {n} {g} R "),
-        Err(_) => String::new(),
+    let info_entry = match trailer.get(b"Info").and_then(Value::as_ref) {
+        Some((n, g)) => format!("/Info {n} {g} R "),
+        None => String::new(),
     };
-    let prev = find_startxref(pdf)?;
-    let size = doc.max_id + 1;
+    let size = match trailer.get(b"Size") {
+        Some(Value::Int(n)) => u32::try_from(*n)
+            .ok()
+            .filter(|n| *n < u32::MAX - 4 && xref.iter().all(|(id, _, _)| id < n))
+            .ok_or_else(|| DocumentError::Unsealable("a bad /Size".into()))?,
+        _ => return Err(DocumentError::Unsealable("no /Size in the trailer".into())),
+    };
     let (sig_id, field_id, ap_id) = (size, size + 1, size + 2);
 
     // The update.
@@ -337,7 +369,8 @@ pub fn seal(pdf: &[u8], key: &dyn SealKey, info: &SealInfo) -> Result<Vec<u8>, D
     );
     out.extend_from_slice(sig_head.as_bytes());
     let contents_start = out.len() - 1; // the '<'
-    out.extend(std::iter::repeat_n(b'0', CONTENTS_RESERVED * 2));
+    let reserved = reservation(&chain, key.key_bits());
+    out.extend(std::iter::repeat_n(b'0', reserved * 2));
     out.extend_from_slice(b">");
     let contents_end = out.len(); // after the '>'
     out.extend_from_slice(b" >>\nendobj\n");
@@ -416,9 +449,9 @@ pub fn seal(pdf: &[u8], key: &dyn SealKey, info: &SealInfo) -> Result<Vec<u8>, D
     h.update(&out[contents_end..]);
     let digest = h.finalize();
     let cms = signed_data(key, &cert, &chain, &digest)?;
-    if cms.len() > CONTENTS_RESERVED {
+    if cms.len() > reserved {
         return Err(DocumentError::Sign(format!(
-            "the CMS ({} bytes) does not fit the {CONTENTS_RESERVED} reserved",
+            "the CMS ({} bytes) does not fit the {reserved} reserved (a certificate chain longer than {CONTENTS_RESERVED} bytes?)",
             cms.len()
         )));
     }

@@ -17,6 +17,8 @@ mod portal;
 
 pub use portal::RateDecision;
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -73,6 +75,10 @@ pub enum StoreError {
     /// The operating system's random generator failed.
     #[error("random generator: {0}")]
     Random(String),
+    /// The program stopped before the store answered (the certificate may or may not have been
+    /// stored: the citizen's list of certificates says which).
+    #[error("the store did not answer before the program stopped: look for the certificate in the list of issued certificates before asking again")]
+    Interrupted,
 }
 
 /// The database engine behind a store.
@@ -181,6 +187,103 @@ pub struct Session {
 pub struct Store {
     pool: AnyPool,
     engine: Engine,
+    commits: Arc<GroupCommit>,
+}
+
+/// What a record is built from.
+struct RecordRows {
+    municipality: Municipality,
+    person: Person,
+    family: Option<Family>,
+    family_people: Vec<Person>,
+}
+
+/// Issuances waiting to be written, and the lock the writer of a group holds.
+///
+/// Every [`Store::issue`] queues its certificate and starts a task that takes the writer lock
+/// and writes everything queued (at most [`MAX_GROUP`]) in one transaction: concurrent
+/// issuances share one commit, and so one fsync. Each caller is answered after that commit, so
+/// durability is the same as one transaction each; a group that fails is written again one
+/// issuance at a time, so each caller gets its own answer.
+#[derive(Default)]
+struct GroupCommit {
+    queue: std::sync::Mutex<Vec<Pending>>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit").finish_non_exhaustive()
+    }
+}
+
+/// The most issuances one commit writes (12 bound values each, well inside both engines'
+/// limits).
+const MAX_GROUP: usize = 32;
+
+/// One issuance waiting in the queue, with its answer channel.
+struct Pending {
+    job: IssueJob,
+    done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// The values one issuance writes.
+struct IssueJob {
+    id: String,
+    verification_code: String,
+    municipality: String,
+    kind: i64,
+    subject: String,
+    requester: String,
+    stamp: String,
+    marca: Option<String>,
+    destination: i64,
+    issued_at: i64,
+    sha256: String,
+    pdf: Vec<u8>,
+    audit: AuditEntry,
+}
+
+impl IssueJob {
+    fn new(c: &StoredCertificate, audit: &AuditEntry) -> Result<IssueJob, StoreError> {
+        Ok(IssueJob {
+            id: c.id.clone(),
+            verification_code: c.verification_code.clone(),
+            municipality: c.municipality.clone(),
+            kind: i64::from(c.kind.code()),
+            subject: c.subject.clone(),
+            requester: c.requester.clone(),
+            stamp: serde_json::to_string(&c.stamp).map_err(corrupt("certificates"))?,
+            marca: match &c.stamp {
+                Some(Stamp::Marca(m)) => Some(m.as_str().to_string()),
+                _ => None,
+            },
+            destination: i64::from(c.destination.code()),
+            issued_at: unix(c.issued_at),
+            sha256: c.sha256.clone(),
+            pdf: c.pdf.clone(),
+            audit: audit.clone(),
+        })
+    }
+}
+
+/// `($1, $2, …), ($k+1, …)`: `rows` groups of `width` numbered placeholders.
+fn placeholders(rows: usize, width: usize) -> String {
+    let mut out = String::with_capacity(rows * width * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..width {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("${}", r * width + c + 1));
+        }
+        out.push(')');
+    }
+    out
 }
 
 /// `n` random bytes from the operating system.
@@ -268,7 +371,11 @@ impl Store {
             });
         }
         let pool = options.connect(&url).await?;
-        let store = Store { pool, engine };
+        let store = Store {
+            pool,
+            engine,
+            commits: Arc::new(GroupCommit::default()),
+        };
         migrations::run(&store.pool, engine).await?;
         Ok(store)
     }
@@ -368,6 +475,56 @@ impl Store {
         code: &str,
         cf: &CodiceFiscale,
     ) -> Result<Option<RegistryRecord>, StoreError> {
+        Ok(self
+            .record_rows(code, cf)
+            .await?
+            .map(|r| build_record(r.municipality, r.person, r.family, &r.family_people)))
+    }
+
+    /// The records of a requester and of the subject of their request, read together: when the
+    /// subject is the requester or one of their family, from the same two round trips.
+    pub async fn records(
+        &self,
+        code: &str,
+        requester: &CodiceFiscale,
+        subject: &CodiceFiscale,
+    ) -> Result<(Option<RegistryRecord>, Option<RegistryRecord>), StoreError> {
+        let Some(rows) = self.record_rows(code, requester).await? else {
+            return Ok((None, None));
+        };
+        let subject_person = if subject == requester {
+            Some(rows.person.clone())
+        } else {
+            rows.family_people
+                .iter()
+                .find(|p| p.codice_fiscale == *subject)
+                .cloned()
+        };
+        let subject_record = match subject_person {
+            Some(person) => Some(build_record(
+                rows.municipality.clone(),
+                person,
+                rows.family.clone(),
+                &rows.family_people,
+            )),
+            None => self.record(code, subject).await?,
+        };
+        let requester_record = build_record(
+            rows.municipality,
+            rows.person,
+            rows.family,
+            &rows.family_people,
+        );
+        Ok((Some(requester_record), subject_record))
+    }
+
+    /// A person's rows: the person with municipality and family, then the family's people (two
+    /// round trips).
+    async fn record_rows(
+        &self,
+        code: &str,
+        cf: &CodiceFiscale,
+    ) -> Result<Option<RecordRows>, StoreError> {
         // Two round trips: the person with municipality and family, then the family's people.
         let row = sqlx::query(
             "SELECT p.data AS person, m.data AS municipality, f.data AS family \
@@ -409,7 +566,12 @@ impl Store {
             }
             None => Vec::new(),
         };
-        Ok(Some(build_record(municipality, person, family, &members)))
+        Ok(Some(RecordRows {
+            municipality,
+            person,
+            family,
+            family_people: members,
+        }))
     }
 
     // ---- certificates ----
@@ -437,26 +599,169 @@ impl Store {
 
     /// Issues a certificate in one transaction: claims its marca (if any), stores it, writes the
     /// audit line. A marca already used gives [`StoreError::MarcaAlreadyUsed`] and stores nothing.
+    ///
+    /// Concurrent issuances share a transaction (group commit: one fsync for all, each claim,
+    /// certificate and audit line still all or nothing), and the write finishes even if the
+    /// caller stops waiting: a certificate is never half stored, and never stored without its
+    /// caller's answer being `Ok` unless the caller went away.
     pub async fn issue(
         &self,
         certificate: &StoredCertificate,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
-        let marca = match &certificate.stamp {
-            Some(Stamp::Marca(m)) => Some(m.as_str().to_string()),
-            _ => None,
+        let job = IssueJob::new(certificate, audit)?;
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.commits
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Pending { job, done });
+        let store = self.clone();
+        tokio::spawn(async move { store.write_queued().await });
+        answer.await.unwrap_or(Err(StoreError::Interrupted))
+    }
+
+    /// Takes the writer lock and writes what is queued (nothing, if an earlier writer took it).
+    async fn write_queued(&self) {
+        let _writer = self.commits.writer.lock().await;
+        let group: Vec<Pending> = {
+            let mut queue = self
+                .commits
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let n = queue.len().min(MAX_GROUP);
+            queue.drain(..n).collect()
         };
-        let stamp_json =
-            serde_json::to_string(&certificate.stamp).map_err(corrupt("certificates"))?;
+        if group.is_empty() {
+            return;
+        }
+        // A marca twice in one group: the first issuance claims it.
+        let mut seen = HashSet::new();
+        let mut writable = Vec::with_capacity(group.len());
+        for p in group {
+            match &p.job.marca {
+                Some(m) if !seen.insert(m.clone()) => {
+                    let _ = p.done.send(Err(StoreError::MarcaAlreadyUsed(m.clone())));
+                }
+                _ => writable.push(p),
+            }
+        }
+        let answers = if writable.len() == 1 {
+            None
+        } else {
+            self.write_group(&writable).await.ok()
+        };
+        match answers {
+            Some(answers) => {
+                for (p, a) in writable.into_iter().zip(answers) {
+                    let _ = p.done.send(a);
+                }
+            }
+            // One issuance, or a group that failed as a whole: one transaction each, so each
+            // caller gets its own error.
+            None => {
+                for p in writable {
+                    let a = self.write_one(&p.job).await;
+                    let _ = p.done.send(a);
+                }
+            }
+        }
+    }
+
+    /// One transaction for a group: the claims (those already used are refused), then the
+    /// certificates and audit lines of the issuances whose claim held.
+    async fn write_group(
+        &self,
+        group: &[Pending],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        if let Some(m) = &marca {
+        let claims: Vec<(&str, &IssueJob)> = group
+            .iter()
+            .filter_map(|p| p.job.marca.as_deref().map(|m| (m, &p.job)))
+            .collect();
+        let mut claimed = HashSet::new();
+        if !claims.is_empty() {
+            let sql = format!(
+                "INSERT INTO used_marche (marca, certificate_id, used_at) VALUES {} ON CONFLICT (marca) DO NOTHING RETURNING marca",
+                placeholders(claims.len(), 3)
+            );
+            let mut q = sqlx::query(&sql);
+            for (m, job) in &claims {
+                q = q.bind(*m).bind(job.id.as_str()).bind(job.issued_at);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                claimed.insert(row.try_get::<String, _>("marca")?);
+            }
+        }
+        let answers: Vec<Result<(), StoreError>> = group
+            .iter()
+            .map(|p| match &p.job.marca {
+                Some(m) if !claimed.contains(m) => Err(StoreError::MarcaAlreadyUsed(m.clone())),
+                _ => Ok(()),
+            })
+            .collect();
+        let ok: Vec<&IssueJob> = group
+            .iter()
+            .zip(&answers)
+            .filter(|(_, a)| a.is_ok())
+            .map(|(p, _)| &p.job)
+            .collect();
+        if !ok.is_empty() {
+            let sql = format!(
+                "INSERT INTO certificates (id, verification_code, municipality, kind, subject, requester, stamp, marca, destination, issued_at, sha256, pdf) VALUES {}",
+                placeholders(ok.len(), 12)
+            );
+            let mut q = sqlx::query(&sql);
+            for j in &ok {
+                q = q
+                    .bind(j.id.as_str())
+                    .bind(j.verification_code.as_str())
+                    .bind(j.municipality.as_str())
+                    .bind(j.kind)
+                    .bind(j.subject.as_str())
+                    .bind(j.requester.as_str())
+                    .bind(j.stamp.as_str())
+                    .bind(j.marca.clone())
+                    .bind(j.destination)
+                    .bind(j.issued_at)
+                    .bind(j.sha256.as_str())
+                    .bind(j.pdf.as_slice());
+            }
+            q.execute(&mut *tx).await?;
+            let sql = format!(
+                "INSERT INTO audit_log (actor, auth_level, action, subject, at, remote_addr, outcome) VALUES {}",
+                placeholders(ok.len(), 7)
+            );
+            let mut q = sqlx::query(&sql);
+            for j in &ok {
+                let a = &j.audit;
+                q = q
+                    .bind(a.actor.as_str())
+                    .bind(a.auth_level)
+                    .bind(a.action.as_str())
+                    .bind(a.subject.clone())
+                    .bind(unix(a.at))
+                    .bind(a.remote_addr.as_str())
+                    .bind(a.outcome.as_str());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(answers)
+    }
+
+    /// One issuance in its own transaction.
+    async fn write_one(&self, j: &IssueJob) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(m) = &j.marca {
             // The first write of the transaction: on SQLite it takes the write lock at once.
             let claimed = sqlx::query(
                 "INSERT INTO used_marche (marca, certificate_id, used_at) VALUES ($1, $2, $3)",
             )
             .bind(m.as_str())
-            .bind(certificate.id.as_str())
-            .bind(unix(certificate.issued_at))
+            .bind(j.id.as_str())
+            .bind(j.issued_at)
             .execute(&mut *tx)
             .await;
             match claimed {
@@ -472,21 +777,21 @@ impl Store {
             "INSERT INTO certificates (id, verification_code, municipality, kind, subject, requester, stamp, marca, destination, issued_at, sha256, pdf) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
-        .bind(certificate.id.as_str())
-        .bind(certificate.verification_code.as_str())
-        .bind(certificate.municipality.as_str())
-        .bind(i64::from(certificate.kind.code()))
-        .bind(certificate.subject.as_str())
-        .bind(certificate.requester.as_str())
-        .bind(stamp_json)
-        .bind(marca)
-        .bind(i64::from(certificate.destination.code()))
-        .bind(unix(certificate.issued_at))
-        .bind(certificate.sha256.as_str())
-        .bind(certificate.pdf.clone())
+        .bind(j.id.as_str())
+        .bind(j.verification_code.as_str())
+        .bind(j.municipality.as_str())
+        .bind(j.kind)
+        .bind(j.subject.as_str())
+        .bind(j.requester.as_str())
+        .bind(j.stamp.as_str())
+        .bind(j.marca.clone())
+        .bind(j.destination)
+        .bind(j.issued_at)
+        .bind(j.sha256.as_str())
+        .bind(j.pdf.as_slice())
         .execute(&mut *tx)
         .await?;
-        insert_audit(&mut *tx, audit).await?;
+        insert_audit(&mut *tx, &j.audit).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -172,6 +172,13 @@ pub fn record(cf: &str) -> RegistryRecord {
         .unwrap()
 }
 
+/// Asserts that `pdf` follows the PDF/A-2b rules the writer relies on.
+pub fn assert_pdfa(pdf: &[u8]) {
+    if let Err(problems) = tscns_cityportal::documents::pdfa::check(pdf) {
+        panic!("not PDF/A-2b: {problems:#?}");
+    }
+}
+
 pub fn keep(name: &str, pdf: &[u8]) {
     if let Ok(dir) = std::env::var("TSCNS_CITYPORTAL_KEEP_DIR") {
         std::fs::write(std::path::Path::new(&dir).join(name), pdf).unwrap();
@@ -206,6 +213,8 @@ pub fn sealed(
         portal_base_url: BASE,
     })
     .unwrap();
+    assert_pdfa(&pdf);
     let sealed = seal(&pdf, &seal_pki().key(), &seal_info(&ids)).unwrap();
+    assert_pdfa(&sealed);
     (sealed, ids)
 }

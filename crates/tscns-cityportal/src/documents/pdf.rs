@@ -1,0 +1,658 @@
+//! The PDF/A-2b writer behind this crate's documents, on `pdf-writer` and `subsetter`.
+//!
+//! What a certificate needs is small: text in two embedded fonts, straight lines and filled
+//! rectangles, on A4 pages. Everything that does not depend on the document is done once per
+//! process: each font is subset to a Latin repertoire (every letter of an Italian registry
+//! record, and the punctuation of the documents) and its PDF objects (compressed program,
+//! widths, ToUnicode, CIDToGIDMap, descriptor) are written once. A document then writes its
+//! content streams, metadata and cross-reference table, and copies the font objects.
+//!
+//! A character outside the repertoire (a Greek or Cyrillic letter in a foreign name, say) is
+//! still drawn: the document gets a font subset with those glyphs added, made on first use and
+//! kept in a small cache.
+//!
+//! The PDF/A-2b rules the writer relies on, each checked by [`super::pdfa::check`] in the tests:
+//! - `%PDF-1.7` and a binary comment; a trailer `/ID`; no encryption;
+//! - an XMP packet (`pdfaid:part` 2, `pdfaid:conformance` B) that agrees with the Info dictionary;
+//! - an sRGB `GTS_PDFA1` output intent (so DeviceRGB is allowed);
+//! - every font embedded, its `/W` widths those of the font program, every glyph a content
+//!   stream uses present in the program.
+//!
+//! In the content streams a character code (CID) is the glyph id in the full font; the
+//! `/CIDToGIDMap` stream maps it to the subset's glyph id.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use pdf_writer::types::{CidFontType, FontFlags, OutputIntentSubtype, SystemInfo, UnicodeCmap};
+use pdf_writer::{Chunk, Content, Date, Filter, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::DocumentError;
+
+/// A4 in points.
+pub(crate) const PAGE_WIDTH: f32 = 595.28;
+pub(crate) const PAGE_HEIGHT: f32 = 841.89;
+
+/// DejaVu Sans (Bitstream Vera license, see `assets/fonts/LICENSE-DejaVu.txt`).
+static REGULAR_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+static BOLD_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold.ttf");
+/// sRGB IEC 61966-2.1, the compact v2 profile of saucecontrol/Compact-ICC-Profiles (CC0).
+static SRGB_ICC: &[u8] = include_bytes!("../../assets/icc/sRGB-v2-magic.icc");
+
+/// What the documents say they were made with (Info `/Creator`, `/Producer`; XMP the same).
+const PRODUCER: &str = concat!("tscns-cityportal ", env!("CARGO_PKG_VERSION"));
+
+/// Characters whose glyph and advance are looked up once (Latin-1 and Latin Extended-A).
+const CACHED_CHARS: usize = 0x180;
+
+/// The repertoire subset once per process: ASCII, Latin-1, Latin Extended-A and the
+/// punctuation the documents print.
+fn base_repertoire() -> impl Iterator<Item = char> {
+    let ranges = [
+        (0x20u32, 0x7e),
+        (0xa0, 0x17f),
+        (0x2010, 0x2027),
+        (0x20ac, 0x20ac),
+    ];
+    ranges
+        .into_iter()
+        .flat_map(|(a, b)| a..=b)
+        .filter_map(char::from_u32)
+}
+
+// Fixed object numbers: every document has the same skeleton.
+const CATALOG: Ref = Ref::new(1);
+const PAGE_TREE: Ref = Ref::new(2);
+const INFO: Ref = Ref::new(3);
+const METADATA: Ref = Ref::new(4);
+const ICC: Ref = Ref::new(5);
+/// Objects of font slot `s` start at `FONTS_AT + 6 * s` (Type0, CIDFont, descriptor, program,
+/// ToUnicode, CIDToGIDMap).
+const FONTS_AT: i32 = 6;
+const OBJECTS_PER_FONT: i32 = 6;
+/// The first page object; each page is followed by its content stream.
+const PAGES_AT: i32 = FONTS_AT + 2 * OBJECTS_PER_FONT;
+
+/// Deflate: the best compression for what is made once, the fastest for each document's
+/// content streams.
+fn deflate(data: &[u8], once: bool) -> Vec<u8> {
+    let level = if once {
+        flate2::Compression::best()
+    } else {
+        flate2::Compression::fast()
+    };
+    let mut e = flate2::write::ZlibEncoder::new(Vec::with_capacity(data.len() / 2 + 64), level);
+    // Writing into a Vec cannot fail.
+    let _ = e.write_all(data);
+    e.finish().unwrap_or_default()
+}
+
+/// The PDF objects of one subset of a font, at the font slot's fixed object numbers.
+struct Embedded {
+    chunk: Chunk,
+}
+
+/// Font-level values of the descriptor, in PDF glyph space (1/1000 em).
+struct Descriptor {
+    bbox: Rect,
+    ascent: f32,
+    descent: f32,
+    cap_height: f32,
+    italic_angle: f32,
+}
+
+/// Extended subsets, by their sorted extra (glyph, character) pairs.
+type Variants = Mutex<HashMap<Vec<(u16, char)>, Arc<Embedded>>>;
+
+/// One embedded font: metrics for layout, the glyph lookup, and its PDF objects.
+pub(crate) struct Font {
+    face: ttf_parser::Face<'static>,
+    program: &'static [u8],
+    ps_name: &'static str,
+    slot: i32,
+    units_per_em: f32,
+    /// Glyph id (0: none) and advance (font units) of U+0000..U+017F.
+    cached: Box<[(u16, f32)]>,
+    /// The glyph `?` stands in for a character the font lacks.
+    question: u16,
+    /// Whether a glyph id is in the base subset.
+    in_base: Vec<bool>,
+    base: Vec<(u16, char)>,
+    base_embedded: Embedded,
+    descriptor: Descriptor,
+    /// Subsets with extra glyphs, by the sorted extra (glyph, character) pairs.
+    variants: Variants,
+}
+
+/// At most this many extended subsets are kept per font (the cache is emptied when full).
+const MAX_VARIANTS: usize = 64;
+
+impl Font {
+    fn load(program: &'static [u8], ps_name: &'static str, slot: i32) -> Option<Font> {
+        let face = ttf_parser::Face::parse(program, 0).ok()?;
+        let units_per_em = f32::from(face.units_per_em());
+        let advance = |g: ttf_parser::GlyphId| face.glyph_hor_advance(g).map_or(0.0, f32::from);
+        let mut cached = vec![(0u16, 0.0f32); CACHED_CHARS].into_boxed_slice();
+        for (i, slot) in cached.iter_mut().enumerate() {
+            if let Some(g) = u32::try_from(i)
+                .ok()
+                .and_then(char::from_u32)
+                .and_then(|c| face.glyph_index(c))
+            {
+                *slot = (g.0, advance(g));
+            }
+        }
+        let question = face.glyph_index('?')?.0;
+        let mut in_base = vec![false; usize::from(face.number_of_glyphs())];
+        let mut base: BTreeMap<u16, char> = BTreeMap::new();
+        base.insert(0, '\u{fffd}');
+        for c in base_repertoire() {
+            if let Some(g) = face.glyph_index(c) {
+                base.entry(g.0).or_insert(c);
+            }
+        }
+        for g in base.keys() {
+            if let Some(b) = in_base.get_mut(usize::from(*g)) {
+                *b = true;
+            }
+        }
+        let scale = 1000.0 / units_per_em;
+        let bb = face.global_bounding_box();
+        let descriptor = Descriptor {
+            bbox: Rect::new(
+                f32::from(bb.x_min) * scale,
+                f32::from(bb.y_min) * scale,
+                f32::from(bb.x_max) * scale,
+                f32::from(bb.y_max) * scale,
+            ),
+            ascent: f32::from(face.ascender()) * scale,
+            descent: f32::from(face.descender()) * scale,
+            // OS/2 version 1 (DejaVu) has no cap height: the top of `H` is.
+            cap_height: f32::from(
+                face.capital_height()
+                    .or_else(|| {
+                        face.glyph_index('H')
+                            .and_then(|g| face.glyph_bounding_box(g))
+                            .map(|b| b.y_max)
+                    })
+                    .unwrap_or(face.ascender()),
+            ) * scale,
+            italic_angle: face.italic_angle(),
+        };
+        let base: Vec<(u16, char)> = base.into_iter().collect();
+        let mut font = Font {
+            face,
+            program,
+            ps_name,
+            slot,
+            units_per_em,
+            cached,
+            question,
+            in_base,
+            base_embedded: Embedded {
+                chunk: Chunk::new(),
+            },
+            base: Vec::new(),
+            descriptor,
+            variants: Mutex::new(HashMap::new()),
+        };
+        font.base_embedded = font.embed(&base)?;
+        font.base = base;
+        Some(font)
+    }
+
+    /// The glyph of `c`, if the font has one.
+    pub(crate) fn glyph(&self, c: char) -> Option<u16> {
+        let g = match self.cached.get(c as usize) {
+            Some((g, _)) => *g,
+            None => self.face.glyph_index(c).map_or(0, |g| g.0),
+        };
+        (g != 0).then_some(g)
+    }
+
+    /// Whether the font can draw `c`.
+    pub(crate) fn has(&self, c: char) -> bool {
+        self.glyph(c).is_some()
+    }
+
+    fn advance_units(&self, c: char) -> f32 {
+        match self.cached.get(c as usize) {
+            Some((g, a)) if *g != 0 => *a,
+            Some(_) => self.advance_of_glyph(self.question),
+            None => self
+                .face
+                .glyph_index(c)
+                .map_or(self.advance_of_glyph(self.question), |g| {
+                    self.advance_of_glyph(g.0)
+                }),
+        }
+    }
+
+    fn advance_of_glyph(&self, g: u16) -> f32 {
+        self.face
+            .glyph_hor_advance(ttf_parser::GlyphId(g))
+            .map_or(0.0, f32::from)
+    }
+
+    /// Width of `text` at `size` points (a character the font lacks counts as `?`).
+    pub(crate) fn width(&self, text: &str, size: f32) -> f32 {
+        let units: f32 = text.chars().map(|c| self.advance_units(c)).sum();
+        units * size / self.units_per_em
+    }
+
+    /// Width of one character at `size` points.
+    pub(crate) fn char_width(&self, c: char, size: f32) -> f32 {
+        self.advance_units(c) * size / self.units_per_em
+    }
+
+    fn first_ref(&self) -> i32 {
+        FONTS_AT + OBJECTS_PER_FONT * self.slot
+    }
+
+    /// The resource name of the font in content streams.
+    fn resource(&self) -> &'static [u8] {
+        if self.slot == 0 {
+            b"F0"
+        } else {
+            b"F1"
+        }
+    }
+
+    /// Subsets the font to `glyphs` (sorted by glyph id, `.notdef` first) and writes its
+    /// objects.
+    fn embed(&self, glyphs: &[(u16, char)]) -> Option<Embedded> {
+        let ids: Vec<u16> = glyphs.iter().map(|(g, _)| *g).collect();
+        let remapper = subsetter::GlyphRemapper::new_from_glyphs_sorted(&ids);
+        let subset = subsetter::subset(self.program, 0, &remapper).ok()?;
+        let scale = 1000.0 / self.units_per_em;
+        let r = self.first_ref();
+        let (type0, cid, desc, file, to_unicode, cid_to_gid) = (
+            Ref::new(r),
+            Ref::new(r + 1),
+            Ref::new(r + 2),
+            Ref::new(r + 3),
+            Ref::new(r + 4),
+            Ref::new(r + 5),
+        );
+        // A subset's name starts with a six-letter tag naming the glyph set.
+        let mut digest = Sha256::new();
+        digest.update(self.ps_name.as_bytes());
+        for g in &ids {
+            digest.update(g.to_be_bytes());
+        }
+        let digest = digest.finalize();
+        let tag: String = digest
+            .iter()
+            .take(6)
+            .map(|b| char::from(b'A' + b % 26))
+            .collect();
+        let name = format!("{tag}+{}", self.ps_name);
+        let system = SystemInfo {
+            registry: Str(b"Adobe"),
+            ordering: Str(b"Identity"),
+            supplement: 0,
+        };
+        let mut chunk = Chunk::new();
+        chunk
+            .type0_font(type0)
+            .base_font(Name(name.as_bytes()))
+            .encoding_predefined(Name(b"Identity-H"))
+            .descendant_font(cid)
+            .to_unicode(to_unicode);
+        {
+            let mut f = chunk.cid_font(cid);
+            f.subtype(CidFontType::Type2)
+                .base_font(Name(name.as_bytes()))
+                .system_info(system)
+                .font_descriptor(desc)
+                .default_width(0.0)
+                .cid_to_gid_map_stream(cid_to_gid);
+            let mut w = f.widths();
+            for (g, _) in glyphs {
+                w.consecutive(*g, [self.advance_of_glyph(*g) * scale]);
+            }
+        }
+        let d = &self.descriptor;
+        chunk
+            .font_descriptor(desc)
+            .name(Name(name.as_bytes()))
+            .flags(FontFlags::SYMBOLIC)
+            .bbox(d.bbox)
+            .italic_angle(d.italic_angle)
+            .ascent(d.ascent)
+            .descent(d.descent)
+            .cap_height(d.cap_height)
+            .stem_v(80.0)
+            .font_file2(file);
+        let packed = deflate(&subset, true);
+        chunk
+            .stream(file, &packed)
+            .filter(Filter::FlateDecode)
+            .pair(Name(b"Length1"), i32::try_from(subset.len()).ok()?);
+        let mut cmap = UnicodeCmap::new(Name(b"Custom"), system);
+        for (g, c) in glyphs.iter().skip(1) {
+            cmap.pair(*g, *c);
+        }
+        let cmap = deflate(&cmap.finish(), true);
+        {
+            let mut c = chunk.cmap(to_unicode, &cmap);
+            c.name(Name(b"Custom")).system_info(system);
+            c.filter(Filter::FlateDecode);
+        }
+        let max = ids.last().copied().unwrap_or(0);
+        let mut map = vec![0u8; 2 * (usize::from(max) + 1)];
+        for g in &ids {
+            let new = remapper.get(*g)?;
+            let at = 2 * usize::from(*g);
+            map.get_mut(at..at + 2)?.copy_from_slice(&new.to_be_bytes());
+        }
+        let map = deflate(&map, true);
+        chunk.stream(cid_to_gid, &map).filter(Filter::FlateDecode);
+        Some(Embedded { chunk })
+    }
+
+    /// The subset for a document whose text needed `extra` glyphs beyond the base.
+    fn embedded_with(&self, extra: &BTreeMap<u16, char>) -> Result<Arc<Embedded>, DocumentError> {
+        let key: Vec<(u16, char)> = extra.iter().map(|(g, c)| (*g, *c)).collect();
+        let lock = |m: &Variants| {
+            m.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&key)
+                .cloned()
+        };
+        if let Some(e) = lock(&self.variants) {
+            return Ok(e);
+        }
+        let mut glyphs: BTreeMap<u16, char> = self.base.iter().copied().collect();
+        for (g, c) in &key {
+            glyphs.entry(*g).or_insert(*c);
+        }
+        let glyphs: Vec<(u16, char)> = glyphs.into_iter().collect();
+        let embedded = Arc::new(self.embed(&glyphs).ok_or(DocumentError::Font)?);
+        let mut map = self
+            .variants
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= MAX_VARIANTS {
+            map.clear();
+        }
+        map.insert(key, Arc::clone(&embedded));
+        Ok(embedded)
+    }
+}
+
+/// The embedded fonts, loaded (and their base subsets made) once.
+pub(crate) struct Fonts {
+    pub(crate) regular: Font,
+    pub(crate) bold: Font,
+}
+
+pub(crate) fn fonts() -> Option<&'static Fonts> {
+    static FONTS: OnceLock<Option<Fonts>> = OnceLock::new();
+    FONTS
+        .get_or_init(|| {
+            Some(Fonts {
+                regular: Font::load(REGULAR_BYTES, "DejaVuSans", 0)?,
+                bold: Font::load(BOLD_BYTES, "DejaVuSans-Bold", 1)?,
+            })
+        })
+        .as_ref()
+}
+
+/// An RGB colour, each component 0–1.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) struct Rgb(pub f32, pub f32, pub f32);
+
+/// One page being drawn. Coordinates are points from the top-left corner.
+pub(crate) struct Page {
+    content: Content,
+    /// Glyphs outside the base subsets, per font slot.
+    extra: [BTreeMap<u16, char>; 2],
+    /// The font and size last set, to skip repeating `Tf`.
+    font: Option<(i32, f32)>,
+}
+
+impl Page {
+    fn new() -> Page {
+        let mut content = Content::with_capacity(8 * 1024);
+        content.set_fill_rgb(0.0, 0.0, 0.0);
+        Page {
+            content,
+            extra: [BTreeMap::new(), BTreeMap::new()],
+            font: None,
+        }
+    }
+
+    /// Draws one line of text with its baseline at (`x`, `y`). A character the font lacks is
+    /// drawn as `?`.
+    pub(crate) fn text(&mut self, font: &Font, x: f32, y: f32, size: f32, text: &str) {
+        let mut codes = Vec::with_capacity(2 * text.len());
+        let extra = &mut self.extra[usize::from(font.slot != 0)];
+        for c in text.chars() {
+            let (g, c) = match font.glyph(c) {
+                Some(g) => (g, c),
+                None => (font.question, '?'),
+            };
+            if !font.in_base.get(usize::from(g)).copied().unwrap_or(false) {
+                extra.entry(g).or_insert(c);
+            }
+            codes.extend_from_slice(&g.to_be_bytes());
+        }
+        self.content.begin_text();
+        if self.font != Some((font.slot, size)) {
+            self.content.set_font(Name(font.resource()), size);
+            self.font = Some((font.slot, size));
+        }
+        self.content
+            .set_text_matrix([1.0, 0.0, 0.0, 1.0, x, PAGE_HEIGHT - y])
+            .show(Str(&codes))
+            .end_text();
+    }
+
+    /// A straight line from (`x1`, `y1`) to (`x2`, `y2`).
+    pub(crate) fn line(&mut self, from: (f32, f32), to: (f32, f32), width: f32, color: Rgb) {
+        self.content
+            .save_state()
+            .set_stroke_rgb(color.0, color.1, color.2)
+            .set_line_width(width)
+            .move_to(from.0, PAGE_HEIGHT - from.1)
+            .line_to(to.0, PAGE_HEIGHT - to.1)
+            .stroke()
+            .restore_state();
+    }
+
+    /// Black rectangles on a grid of `unit`-point cells whose top-left corner is at (`x`, `y`):
+    /// each (column, row, width, height) in cells, filled as one path.
+    pub(crate) fn fill_cells(
+        &mut self,
+        (x, y): (f32, f32),
+        unit: f32,
+        cells: impl IntoIterator<Item = (u16, u16, u16, u16)>,
+    ) {
+        // Cell coordinates are small integers: scaling and flipping once keeps the numbers
+        // short.
+        self.content
+            .save_state()
+            .transform([unit, 0.0, 0.0, -unit, x, PAGE_HEIGHT - y]);
+        let mut any = false;
+        for (cx, cy, w, h) in cells {
+            self.content
+                .rect(f32::from(cx), f32::from(cy), f32::from(w), f32::from(h));
+            any = true;
+        }
+        if any {
+            self.content.fill_nonzero();
+        }
+        self.content.restore_state();
+    }
+}
+
+/// A PDF/A-2b document being written.
+pub(crate) struct Document {
+    title: String,
+    author: String,
+    at: OffsetDateTime,
+    pages: Vec<Page>,
+}
+
+fn pdf_date(t: OffsetDateTime) -> Date {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    Date::new(u16::try_from(t.year()).unwrap_or(2000))
+        .month(u8::from(t.month()))
+        .day(t.day())
+        .hour(t.hour())
+        .minute(t.minute())
+        .second(t.second())
+        .utc_offset_hour(0)
+        .utc_offset_minute(0)
+}
+
+fn xmp_date(t: OffsetDateTime) -> xmp_writer::DateTime {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    xmp_writer::DateTime::new(
+        u16::try_from(t.year()).unwrap_or(2000),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        xmp_writer::Timezone::Utc,
+    )
+}
+
+impl Document {
+    /// A document with this title and author, made at `at` (Info and XMP).
+    pub(crate) fn new(title: &str, author: &str, at: OffsetDateTime) -> Document {
+        Document {
+            title: title.to_string(),
+            author: author.to_string(),
+            at,
+            pages: Vec::new(),
+        }
+    }
+
+    /// Starts a new A4 page and returns it.
+    pub(crate) fn page(&mut self) -> &mut Page {
+        self.pages.push(Page::new());
+        let at = self.pages.len() - 1;
+        &mut self.pages[at]
+    }
+
+    /// The PDF bytes.
+    pub(crate) fn finish(self, fonts: &Fonts) -> Result<Vec<u8>, DocumentError> {
+        if self.pages.is_empty() {
+            return Err(DocumentError::Export("a document needs a page".into()));
+        }
+        let mut extra: [BTreeMap<u16, char>; 2] = [BTreeMap::new(), BTreeMap::new()];
+        let mut contents = Vec::with_capacity(self.pages.len());
+        for page in self.pages {
+            for (all, mine) in extra.iter_mut().zip(page.extra) {
+                for (g, c) in mine {
+                    all.entry(g).or_insert(c);
+                }
+            }
+            contents.push(deflate(&page.content.finish(), false));
+        }
+        let mut variants = Vec::new();
+        for (font, extra) in [&fonts.regular, &fonts.bold].into_iter().zip(&extra) {
+            variants.push(if extra.is_empty() {
+                None
+            } else {
+                Some(font.embedded_with(extra)?)
+            });
+        }
+
+        let size: usize = contents.iter().map(Vec::len).sum::<usize>()
+            + fonts.regular.base_embedded.chunk.len()
+            + fonts.bold.base_embedded.chunk.len()
+            + 8 * 1024;
+        let mut pdf = Pdf::with_capacity(size);
+        // The file id: a digest of what makes this document itself.
+        let mut id = Sha256::new();
+        id.update(self.title.as_bytes());
+        id.update(self.author.as_bytes());
+        id.update(self.at.unix_timestamp().to_be_bytes());
+        for c in &contents {
+            id.update(c);
+        }
+        let id = id.finalize()[..16].to_vec();
+        pdf.set_file_id((id.clone(), id));
+
+        let page_refs: Vec<Ref> = (0..contents.len())
+            .map(|i| Ref::new(PAGES_AT + 2 * i32::try_from(i).unwrap_or(0)))
+            .collect();
+        {
+            let mut catalog = pdf.catalog(CATALOG);
+            catalog
+                .pages(PAGE_TREE)
+                .metadata(METADATA)
+                .lang(TextStr("it-IT"));
+            catalog
+                .output_intents()
+                .push()
+                .subtype(OutputIntentSubtype::PDFA)
+                .output_condition_identifier(TextStr("sRGB IEC61966-2.1"))
+                .info(TextStr("sRGB IEC61966-2.1"))
+                .dest_output_profile(ICC);
+        }
+        pdf.pages(PAGE_TREE)
+            .kids(page_refs.iter().copied())
+            .count(i32::try_from(page_refs.len()).unwrap_or(0));
+        let created = pdf_date(self.at);
+        pdf.document_info(INFO)
+            .title(TextStr(&self.title))
+            .author(TextStr(&self.author))
+            .creator(TextStr(PRODUCER))
+            .producer(TextStr(PRODUCER))
+            .creation_date(created)
+            .modified_date(created);
+        let mut xmp = xmp_writer::XmpWriter::new();
+        xmp.title([(None, self.title.as_str())])
+            .creator([self.author.as_str()])
+            .language([xmp_writer::LangId("it-IT")])
+            .format("application/pdf")
+            .creator_tool(PRODUCER)
+            .producer(PRODUCER)
+            .create_date(xmp_date(self.at))
+            .modify_date(xmp_date(self.at))
+            .metadata_date(xmp_date(self.at))
+            .pdfa_part(2)
+            .pdfa_conformance("B");
+        let xmp = xmp.finish(None);
+        pdf.metadata(METADATA, xmp.as_bytes());
+        pdf.icc_profile(ICC, SRGB_ICC)
+            .n(3)
+            .range([0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
+        for (font, variant) in [&fonts.regular, &fonts.bold].into_iter().zip(&variants) {
+            match variant {
+                Some(v) => pdf.extend(&v.chunk),
+                None => pdf.extend(&font.base_embedded.chunk),
+            }
+        }
+        for (page_ref, content) in page_refs.iter().zip(&contents) {
+            let content_ref = Ref::new(page_ref.get() + 1);
+            let mut page = pdf.page(*page_ref);
+            page.parent(PAGE_TREE)
+                .media_box(Rect::new(0.0, 0.0, PAGE_WIDTH, PAGE_HEIGHT))
+                .contents(content_ref);
+            let mut resources = page.resources();
+            let mut f = resources.fonts();
+            f.pair(
+                Name(fonts.regular.resource()),
+                Ref::new(fonts.regular.first_ref()),
+            );
+            f.pair(
+                Name(fonts.bold.resource()),
+                Ref::new(fonts.bold.first_ref()),
+            );
+            f.finish();
+            resources.finish();
+            page.finish();
+            pdf.stream(content_ref, content).filter(Filter::FlateDecode);
+        }
+        Ok(pdf.finish())
+    }
+}

@@ -1,0 +1,234 @@
+//! The QR code of a verification URL: the `qrcode` crate's encoding, error correction and
+//! placement, with the mask chosen here by the penalty rules of ISO/IEC 18004 (§7.8.3), scored
+//! on a plain module grid (the crate's own scoring costs more than the rest of a certificate).
+
+use qrcode::canvas::{Canvas, MaskPattern};
+use qrcode::EcLevel;
+
+/// A QR code: `width` × `width` modules, row by row, `true` for dark.
+pub(crate) struct Qr {
+    pub(crate) width: usize,
+    pub(crate) dark: Vec<bool>,
+}
+
+const MASKS: [MaskPattern; 8] = [
+    MaskPattern::Checkerboard,
+    MaskPattern::HorizontalLines,
+    MaskPattern::VerticalLines,
+    MaskPattern::DiagonalLines,
+    MaskPattern::LargeCheckerboard,
+    MaskPattern::Fields,
+    MaskPattern::Diamonds,
+    MaskPattern::Meadow,
+];
+
+/// Encodes `data` at error correction level M in the smallest version that holds it, with the
+/// mask of lowest penalty. `None` when it does not fit a QR code.
+pub(crate) fn encode(data: &[u8]) -> Option<Qr> {
+    let bits = qrcode::bits::encode_auto(data, EcLevel::M).ok()?;
+    let version = bits.version();
+    let width = usize::try_from(version.width()).ok()?;
+    let (codewords, ec) =
+        qrcode::ec::construct_codewords(&bits.into_bytes(), version, EcLevel::M).ok()?;
+    let mut canvas = Canvas::new(version, EcLevel::M);
+    canvas.draw_all_functional_patterns();
+    canvas.draw_data(&codewords, &ec);
+    let mut best: Option<(u32, Vec<bool>)> = None;
+    for mask in MASKS {
+        let mut c = canvas.clone();
+        c.apply_mask(mask);
+        let dark: Vec<bool> = c
+            .into_colors()
+            .into_iter()
+            .map(|m| m == qrcode::Color::Dark)
+            .collect();
+        let score = penalty_bits(&dark, width);
+        if best.as_ref().is_none_or(|(s, _)| score < *s) {
+            best = Some((score, dark));
+        }
+    }
+    best.map(|(_, dark)| Qr { width, dark })
+}
+
+/// The widest symbol [`penalty_bits`] scores: each line and its 8 modules of quiet zone fit
+/// in a `u128` (version 25 and below; a verification URL needs about 7).
+const FAST_MAX: usize = 120;
+
+/// [`penalty`] computed on rows and columns as bit sets (bit `x` is module `x`), for symbols
+/// up to [`FAST_MAX`] modules wide.
+pub(crate) fn penalty_bits(dark: &[bool], n: usize) -> u32 {
+    if !(2..=FAST_MAX).contains(&n) || dark.len() != n * n {
+        return penalty(dark, n);
+    }
+    let mut rows = vec![0u128; n];
+    let mut cols = vec![0u128; n];
+    for (i, d) in dark.iter().enumerate() {
+        if *d {
+            let (x, y) = (i % n, i / n);
+            rows[y] |= 1 << x;
+            cols[x] |= 1 << y;
+        }
+    }
+    let full: u128 = (1u128 << n) - 1;
+    let pairs: u128 = (1u128 << (n - 1)) - 1;
+    // N3 looks at starts 4..=n-3 of the line shifted by four (the quiet zone).
+    let starts: u128 = if n >= 7 {
+        ((1u128 << (n - 2)) - 1) & !0xf
+    } else {
+        0
+    };
+    let mut score = 0u32;
+    for &line in rows.iter().chain(&cols) {
+        // N1: bit x of `same` says modules x and x+1 match; bit x of `five` that x..x+4 do. A
+        // run of L ≥ 5 sets L-4 bits of `five`, starting once: its 3 + (L-5) is 2 + (L-4).
+        let same = !(line ^ (line >> 1)) & pairs;
+        let five = same & (same >> 1) & (same >> 2) & (same >> 3);
+        let runs = five & !(five << 1);
+        score += 2 * runs.count_ones() + five.count_ones();
+        // N3: 1:1:3:1:1 (modules 1011101 from bit s) with four light modules before or after.
+        let p = line << 4;
+        let finder = p & !(p >> 1) & (p >> 2) & (p >> 3) & (p >> 4) & !(p >> 5) & (p >> 6);
+        let light = !(p | (p >> 1) | (p >> 2) | (p >> 3));
+        score += 40 * (finder & ((light << 4) | (light >> 7)) & starts).count_ones();
+    }
+    // N2: 2×2 blocks of one colour.
+    for w in rows.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        let same = !(a ^ b) & full;
+        let across_a = !(a ^ (a >> 1));
+        let across_b = !(b ^ (b >> 1));
+        score += 3 * (same & across_a & across_b & pairs).count_ones();
+    }
+    // N4.
+    let dark_count: u32 = rows.iter().map(|r| r.count_ones()).sum();
+    let percent = dark_count as usize * 100 / (n * n);
+    let k = percent.abs_diff(50) / 5;
+    score + 10 * u32::try_from(k).unwrap_or(u32::MAX / 20)
+}
+
+/// The total penalty of a masked symbol (ISO/IEC 18004:2015 §7.8.3.1, rules N1–N4).
+pub(crate) fn penalty(dark: &[bool], n: usize) -> u32 {
+    if n == 0 || dark.len() != n * n {
+        return u32::MAX;
+    }
+    // Rows, then columns, each with four light modules of quiet zone on both sides.
+    let padded = n + 8;
+    let mut lines = vec![0u8; 2 * n * padded];
+    for y in 0..n {
+        for x in 0..n {
+            let d = u8::from(dark[y * n + x]);
+            lines[y * padded + 4 + x] = d;
+            lines[(n + x) * padded + 4 + y] = d;
+        }
+    }
+    let mut score = 0u32;
+    const FINDER: [u8; 7] = [1, 0, 1, 1, 1, 0, 1];
+    const LIGHT: [u8; 4] = [0; 4];
+    for line in lines.chunks_exact(padded) {
+        // N1: runs of five or more modules of one colour, inside the symbol.
+        let inner = &line[4..4 + n];
+        for run in inner.chunk_by(|a, b| a == b) {
+            if run.len() >= 5 {
+                score += 3 + u32::try_from(run.len() - 5).unwrap_or(0);
+            }
+        }
+        // N3: 1:1:3:1:1 inside the symbol, with four light modules before or after it.
+        for start in 4..4 + n.saturating_sub(6) {
+            if line[start..start + 7] == FINDER
+                && (line[start - 4..start] == LIGHT
+                    || line.get(start + 7..start + 11) == Some(&LIGHT[..]))
+            {
+                score += 40;
+            }
+        }
+    }
+    // N2: 2×2 blocks of one colour.
+    for y in 0..n - 1 {
+        let (row, next) = (&dark[y * n..(y + 1) * n], &dark[(y + 1) * n..(y + 2) * n]);
+        for x in 0..n - 1 {
+            let c = row[x];
+            if row[x + 1] == c && next[x] == c && next[x + 1] == c {
+                score += 3;
+            }
+        }
+    }
+    // N4: 10 points per 5% the dark proportion strays from half.
+    let dark_count = dark.iter().filter(|d| **d).count();
+    let percent = dark_count * 100 / (n * n);
+    let k = percent.abs_diff(50) / 5;
+    score + 10 * u32::try_from(k).unwrap_or(u32::MAX / 20)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_encodes_at_level_m_and_keeps_its_finder_patterns() {
+        let qr = encode(b"https://comune.example/portale/verifica/H769-ABCDEFGHIJKLMNOP?codice=ABCD-EFGH-IJKL-MNOP").unwrap();
+        // 94 bytes at level M: version 6 (41 modules) or smaller.
+        assert!(qr.width >= 21 && qr.width <= 41, "{}", qr.width);
+        assert_eq!(qr.dark.len(), qr.width * qr.width);
+        // The top-left finder: a dark 7-module border around a light ring and a dark centre.
+        for i in 0..7 {
+            assert!(qr.dark[i]);
+            assert!(qr.dark[6 * qr.width + i]);
+        }
+        assert!(!qr.dark[qr.width + 1]);
+        assert!(qr.dark[3 * qr.width + 3]);
+    }
+
+    #[test]
+    fn the_chosen_mask_is_the_lowest_penalty_of_the_eight() {
+        let data = b"https://example.org/verifica/X?codice=1";
+        let qr = encode(data).unwrap();
+        let chosen = penalty(&qr.dark, qr.width);
+        // The finder patterns alone give N3 hits: both scorings see them.
+        assert!(chosen >= 3 * 40, "{chosen}");
+        assert_eq!(penalty_bits(&qr.dark, qr.width), chosen);
+        let bits = qrcode::bits::encode_auto(data, EcLevel::M).unwrap();
+        let version = bits.version();
+        let (cw, ec) =
+            qrcode::ec::construct_codewords(&bits.into_bytes(), version, EcLevel::M).unwrap();
+        let mut canvas = Canvas::new(version, EcLevel::M);
+        canvas.draw_all_functional_patterns();
+        canvas.draw_data(&cw, &ec);
+        for mask in MASKS {
+            let mut c = canvas.clone();
+            c.apply_mask(mask);
+            let dark: Vec<bool> = c
+                .into_colors()
+                .into_iter()
+                .map(|m| m == qrcode::Color::Dark)
+                .collect();
+            assert!(chosen <= penalty(&dark, qr.width));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_bit_scoring_agrees_with_the_plain_one(
+            n in 2usize..=FAST_MAX,
+            seed in proptest::collection::vec(proptest::bool::ANY, 64),
+            density in 1u32..9,
+        ) {
+            // A grid from a small seed: runs, blocks and finder-like patterns all occur.
+            let dark: Vec<bool> = (0..n * n)
+                .map(|i| seed[i % 64] ^ ((i as u32).wrapping_mul(2_654_435_761) % 10 < density))
+                .collect();
+            proptest::prop_assert_eq!(penalty_bits(&dark, n), penalty(&dark, n));
+        }
+    }
+
+    #[test]
+    fn penalty_rules_score_known_grids() {
+        // All light 21×21: N1 21 runs of 21 per direction (3 + 16 each), N2 400 blocks, N4
+        // 0% dark (k = 10).
+        let light = vec![false; 21 * 21];
+        assert_eq!(penalty(&light, 21), 2 * 21 * 19 + 400 * 3 + 100);
+        // A checkerboard: no runs, no blocks, no finder-like pattern, half dark.
+        let board: Vec<bool> = (0..21 * 21).map(|i| (i % 21 + i / 21) % 2 == 0).collect();
+        assert_eq!(penalty(&board, 21), 0);
+        assert_eq!(penalty(&[], 0), u32::MAX);
+    }
+}
