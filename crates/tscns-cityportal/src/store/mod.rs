@@ -8,7 +8,9 @@
 //!
 //! Migrations are versioned (table `schema_migrations`) and run when the store opens. Issuing is
 //! one transaction: the marca is claimed, the certificate is stored and the audit line is written,
-//! or nothing is. A marca is used once whichever instance sees it (a primary key, not a check in
+//! or nothing is. Concurrent issuances through one [`Store`] share that transaction (group
+//! commit: one commit and one fsync for up to 32 of them), each still all or nothing and each
+//! answered only after the commit. A marca is used once whichever instance sees it (a primary key, not a check in
 //! memory); certificate ids and verification codes come from the operating system's random
 //! generator, never from a per-process counter.
 
