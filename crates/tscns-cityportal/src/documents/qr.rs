@@ -25,6 +25,20 @@ const MASKS: [MaskPattern; 8] = [
 /// Encodes `data` at error correction level M in the smallest version that holds it, with the
 /// mask of lowest penalty. `None` when it does not fit a QR code.
 pub(crate) fn encode(data: &[u8]) -> Option<Qr> {
+    let (canvas, width) = unmasked(data)?;
+    let mut best: Option<(u32, Vec<bool>)> = None;
+    for mask in MASKS {
+        let dark = masked(&canvas, mask);
+        let score = penalty_bits(&dark, width);
+        if best.as_ref().is_none_or(|(s, _)| score < *s) {
+            best = Some((score, dark));
+        }
+    }
+    best.map(|(_, dark)| Qr { width, dark })
+}
+
+/// The symbol of `data` before masking, and its width in modules.
+fn unmasked(data: &[u8]) -> Option<(Canvas, usize)> {
     let bits = qrcode::bits::encode_auto(data, EcLevel::M).ok()?;
     let version = bits.version();
     let width = usize::try_from(version.width()).ok()?;
@@ -33,21 +47,17 @@ pub(crate) fn encode(data: &[u8]) -> Option<Qr> {
     let mut canvas = Canvas::new(version, EcLevel::M);
     canvas.draw_all_functional_patterns();
     canvas.draw_data(&codewords, &ec);
-    let mut best: Option<(u32, Vec<bool>)> = None;
-    for mask in MASKS {
-        let mut c = canvas.clone();
-        c.apply_mask(mask);
-        let dark: Vec<bool> = c
-            .into_colors()
-            .into_iter()
-            .map(|m| m == qrcode::Color::Dark)
-            .collect();
-        let score = penalty_bits(&dark, width);
-        if best.as_ref().is_none_or(|(s, _)| score < *s) {
-            best = Some((score, dark));
-        }
-    }
-    best.map(|(_, dark)| Qr { width, dark })
+    Some((canvas, width))
+}
+
+/// The modules of `canvas` with `mask` applied (and its format information drawn).
+fn masked(canvas: &Canvas, mask: MaskPattern) -> Vec<bool> {
+    let mut c = canvas.clone();
+    c.apply_mask(mask);
+    c.into_colors()
+        .into_iter()
+        .map(|m| m == qrcode::Color::Dark)
+        .collect()
 }
 
 /// The widest symbol [`penalty_bits`] scores: each line and its 8 modules of quiet zone fit
@@ -186,22 +196,9 @@ mod tests {
         // The finder patterns alone give N3 hits: both scorings see them.
         assert!(chosen >= 3 * 40, "{chosen}");
         assert_eq!(penalty_bits(&qr.dark, qr.width), chosen);
-        let bits = qrcode::bits::encode_auto(data, EcLevel::M).unwrap();
-        let version = bits.version();
-        let (cw, ec) =
-            qrcode::ec::construct_codewords(&bits.into_bytes(), version, EcLevel::M).unwrap();
-        let mut canvas = Canvas::new(version, EcLevel::M);
-        canvas.draw_all_functional_patterns();
-        canvas.draw_data(&cw, &ec);
+        let (canvas, _) = unmasked(data).unwrap();
         for mask in MASKS {
-            let mut c = canvas.clone();
-            c.apply_mask(mask);
-            let dark: Vec<bool> = c
-                .into_colors()
-                .into_iter()
-                .map(|m| m == qrcode::Color::Dark)
-                .collect();
-            assert!(chosen <= penalty(&dark, qr.width));
+            assert!(chosen <= penalty(&masked(&canvas, mask), qr.width));
         }
     }
 

@@ -269,6 +269,37 @@ impl IssueJob {
     }
 }
 
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+impl IssueJob {
+    /// Binds the 12 columns of its `certificates` row, in table order.
+    fn bind_certificate<'q>(&'q self, q: AnyQuery<'q>) -> AnyQuery<'q> {
+        q.bind(self.id.as_str())
+            .bind(self.verification_code.as_str())
+            .bind(self.municipality.as_str())
+            .bind(self.kind)
+            .bind(self.subject.as_str())
+            .bind(self.requester.as_str())
+            .bind(self.stamp.as_str())
+            .bind(self.marca.as_deref())
+            .bind(self.destination)
+            .bind(self.issued_at)
+            .bind(self.sha256.as_str())
+            .bind(self.pdf.as_slice())
+    }
+}
+
+/// Binds the 7 columns of an `audit_log` row.
+fn bind_audit<'q>(q: AnyQuery<'q>, a: &'q AuditEntry) -> AnyQuery<'q> {
+    q.bind(a.actor.as_str())
+        .bind(a.auth_level)
+        .bind(a.action.as_str())
+        .bind(a.subject.as_deref())
+        .bind(unix(a.at))
+        .bind(a.remote_addr.as_str())
+        .bind(a.outcome.as_str())
+}
+
 /// `($1, $2, …), ($k+1, …)`: `rows` groups of `width` numbered placeholders.
 fn placeholders(rows: usize, width: usize) -> String {
     let mut out = String::with_capacity(rows * width * 5);
@@ -716,19 +747,7 @@ impl Store {
             );
             let mut q = sqlx::query(&sql);
             for j in &ok {
-                q = q
-                    .bind(j.id.as_str())
-                    .bind(j.verification_code.as_str())
-                    .bind(j.municipality.as_str())
-                    .bind(j.kind)
-                    .bind(j.subject.as_str())
-                    .bind(j.requester.as_str())
-                    .bind(j.stamp.as_str())
-                    .bind(j.marca.clone())
-                    .bind(j.destination)
-                    .bind(j.issued_at)
-                    .bind(j.sha256.as_str())
-                    .bind(j.pdf.as_slice());
+                q = j.bind_certificate(q);
             }
             q.execute(&mut *tx).await?;
             let sql = format!(
@@ -737,15 +756,7 @@ impl Store {
             );
             let mut q = sqlx::query(&sql);
             for j in &ok {
-                let a = &j.audit;
-                q = q
-                    .bind(a.actor.as_str())
-                    .bind(a.auth_level)
-                    .bind(a.action.as_str())
-                    .bind(a.subject.clone())
-                    .bind(unix(a.at))
-                    .bind(a.remote_addr.as_str())
-                    .bind(a.outcome.as_str());
+                q = bind_audit(q, &j.audit);
             }
             q.execute(&mut *tx).await?;
         }
@@ -775,22 +786,10 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
-        sqlx::query(
+        j.bind_certificate(sqlx::query(
             "INSERT INTO certificates (id, verification_code, municipality, kind, subject, requester, stamp, marca, destination, issued_at, sha256, pdf) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(j.id.as_str())
-        .bind(j.verification_code.as_str())
-        .bind(j.municipality.as_str())
-        .bind(j.kind)
-        .bind(j.subject.as_str())
-        .bind(j.requester.as_str())
-        .bind(j.stamp.as_str())
-        .bind(j.marca.clone())
-        .bind(j.destination)
-        .bind(j.issued_at)
-        .bind(j.sha256.as_str())
-        .bind(j.pdf.as_slice())
+        ))
         .execute(&mut *tx)
         .await?;
         insert_audit(&mut *tx, &j.audit).await?;
@@ -1044,16 +1043,12 @@ async fn insert_audit<'c, E>(exec: E, a: &AuditEntry) -> Result<(), StoreError>
 where
     E: Executor<'c, Database = sqlx::Any>,
 {
-    sqlx::query(
-        "INSERT INTO audit_log (actor, auth_level, action, subject, at, remote_addr, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    bind_audit(
+        sqlx::query(
+            "INSERT INTO audit_log (actor, auth_level, action, subject, at, remote_addr, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        ),
+        a,
     )
-    .bind(a.actor.as_str())
-    .bind(a.auth_level)
-    .bind(a.action.as_str())
-    .bind(a.subject.clone())
-    .bind(unix(a.at))
-    .bind(a.remote_addr.as_str())
-    .bind(a.outcome.as_str())
     .execute(exec)
     .await?;
     Ok(())
