@@ -376,3 +376,65 @@ fn the_pdfa_check_catches_what_it_checks() {
     let p = problems(&part1);
     assert!(p.contains("6.6.4") && p.contains("6.1.3"), "{p}");
 }
+
+/// Control characters in a registry name reach neither the page nor the metadata (they would
+/// make the XMP ill-formed): the document stays PDF/A.
+#[test]
+fn control_characters_in_names_do_not_break_the_metadata() {
+    let mut rec = record("RSSMRA80A01H501U");
+    rec.person.surname = "ROSSI\u{1}\r\nBIS\u{7f}".into();
+    let pdf = self_declaration_pdf(&rec, &DeclaredFact::ALL, AT).unwrap();
+    assert_pdfa(&pdf);
+    let ids = Store::new_certificate_ids("H769").unwrap();
+    let cert = certificate_pdf(&CertificateContent {
+        record: &rec,
+        kind: CertificateKind::Residenza,
+        destination: Destination::Ordinaria,
+        stamp: None,
+        ids: &ids,
+        issued_at: AT,
+        portal_base_url: BASE,
+    })
+    .unwrap();
+    assert_pdfa(&cert);
+}
+
+/// The seal's reader refuses a cross-reference entry past the end of the file (no panic), and a
+/// placeholder-like text in the original cannot be mistaken for the seal's own byte range.
+#[test]
+fn the_seal_reader_refuses_bad_offsets_and_keeps_the_original_bytes() {
+    let rec = record("RSSMRA80A01H501U");
+    let ids = Store::new_certificate_ids("H769").unwrap();
+    let pdf = certificate_pdf(&CertificateContent {
+        record: &rec,
+        kind: CertificateKind::Residenza,
+        destination: Destination::Ordinaria,
+        stamp: None,
+        ids: &ids,
+        issued_at: AT,
+        portal_base_url: BASE,
+    })
+    .unwrap();
+    // Object 1's entry is the second line of the table.
+    let xref = pdf.windows(6).rposition(|w| w == b"\nxref\n").unwrap() + 1;
+    let first_entry = xref + pdf[xref..].iter().position(|b| *b == b'\n').unwrap() + 1;
+    let first_entry =
+        first_entry + pdf[first_entry..].iter().position(|b| *b == b'\n').unwrap() + 1;
+    let second = first_entry + pdf[first_entry..].iter().position(|b| *b == b'\n').unwrap() + 1;
+    let mut bad = pdf.clone();
+    bad[second..second + 10].copy_from_slice(b"9999999999");
+    assert!(matches!(
+        seal(&bad, &seal_pki().key(), &seal_info(&ids)),
+        Err(DocumentError::Unsealable(_))
+    ));
+    let mut tricky = pdf.clone();
+    tricky.extend_from_slice(b"%/ByteRange [0 0000000000 0000000000 0000000000]\n");
+    let sealed = seal(&tricky, &seal_pki().key(), &seal_info(&ids)).unwrap();
+    assert!(sealed.starts_with(&tricky));
+    assert_eq!(
+        verify(&sealed, std::slice::from_ref(&seal_pki().ca_der))
+            .unwrap()
+            .certificate_id,
+        ids.id
+    );
+}

@@ -526,9 +526,16 @@ fn xmp_date(t: OffsetDateTime) -> xmp_writer::DateTime {
 impl Document {
     /// A document with this title and author, made at `at` (Info and XMP).
     pub(crate) fn new(title: &str, author: &str, at: OffsetDateTime) -> Document {
+        // Control characters would make the XMP ill-formed XML (or differ from the Info
+        // dictionary once XML normalises line ends).
+        let clean = |s: &str| -> String {
+            s.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect()
+        };
         Document {
-            title: title.to_string(),
-            author: author.to_string(),
+            title: clean(title),
+            author: clean(author),
             at,
             pages: Vec::new(),
         }

@@ -32,6 +32,10 @@ use lopdf::{Dictionary, Document, Object, ObjectId};
 pub fn check(pdf: &[u8]) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
     check_header(pdf, &mut problems);
+    if nesting(pdf) > MAX_NESTING {
+        problems.push(format!("objects nested deeper than {MAX_NESTING} levels"));
+        return Err(problems);
+    }
     let doc = match Document::load_mem(pdf) {
         Ok(d) => d,
         Err(e) => {
@@ -53,8 +57,9 @@ pub fn check(pdf: &[u8]) -> Result<(), Vec<String>> {
         }
         Err(e) => problems.push(format!("no catalog: {e}")),
     }
+    let mut fonts = BTreeMap::new();
     for (n, page) in doc.get_pages() {
-        check_page(&doc, n, page, &mut problems);
+        check_page(&doc, n, page, &mut fonts, &mut problems);
     }
     if problems.is_empty() {
         Ok(())
@@ -101,13 +106,86 @@ fn dict<'a>(doc: &'a Document, o: &'a Object) -> Option<&'a Dictionary> {
     }
 }
 
-/// A stream's decoded bytes (an unfiltered stream is its own content).
-fn stream_bytes(s: &lopdf::Stream) -> Result<Vec<u8>, lopdf::Error> {
-    if s.dict.get(b"Filter").is_ok() {
-        s.decompressed_content()
-    } else {
-        Ok(s.content.clone())
+/// The most bytes one stream may decode to (a compressed "bomb" is refused, not inflated).
+const MAX_STREAM: u64 = 32 * 1024 * 1024;
+
+/// The deepest nesting of arrays and dictionaries handed to lopdf, whose parser recurses.
+const MAX_NESTING: usize = 64;
+
+/// A stream's decoded bytes: unfiltered, or FlateDecode up to [`MAX_STREAM`] bytes.
+fn stream_bytes(s: &lopdf::Stream) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    match s.dict.get(b"Filter") {
+        Err(_) => Ok(s.content.clone()),
+        Ok(f)
+            if f.as_name().ok() == Some(&b"FlateDecode"[..])
+                || matches!(f, Object::Array(a) if a.len() == 1 && a[0].as_name().ok() == Some(&b"FlateDecode"[..])) =>
+        {
+            let mut out = Vec::new();
+            flate2::read::ZlibDecoder::new(s.content.as_slice())
+                .take(MAX_STREAM + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("does not inflate: {e}"))?;
+            if out.len() as u64 > MAX_STREAM {
+                return Err(format!("decodes to more than {MAX_STREAM} bytes"));
+            }
+            Ok(out)
+        }
+        Ok(_) => Err("uses a filter other than FlateDecode (these documents use no other)".into()),
     }
+}
+
+/// The deepest nesting of `[` and `<<` in PDF syntax, outside strings, comments and stream data.
+fn nesting(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut i) = (0usize, 0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'(' => {
+                // A literal string: balanced parentheses, backslash escapes.
+                let mut open = 1usize;
+                i += 1;
+                while i < bytes.len() && open > 0 {
+                    match bytes[i] {
+                        b'\\' => i += 1,
+                        b'(' => open += 1,
+                        b')' => open -= 1,
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                continue;
+            }
+            b'%' => {
+                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
+                    i += 1;
+                }
+            }
+            b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' => depth = depth.saturating_sub(1),
+            b'<' if bytes.get(i + 1) == Some(&b'<') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                i += 1;
+            }
+            b'>' if bytes.get(i + 1) == Some(&b'>') => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            b's' if bytes[i..].starts_with(b"stream") => {
+                // Stream data is not parsed as objects: skip to its end.
+                match bytes[i..].windows(9).position(|w| w == b"endstream") {
+                    Some(at) => i += at + 8,
+                    None => break,
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    deepest
 }
 
 fn name_is(d: &Dictionary, key: &[u8], value: &[u8]) -> bool {
@@ -310,16 +388,22 @@ fn widths(doc: &Document, cid: &Dictionary) -> BTreeMap<u32, f32> {
             .ok()
             .or_else(|| o.as_i64().ok().map(|i| i as f32))
     };
+    // Two-byte codes: CIDs above 0xFFFF cannot be shown, and a font has at most 65,536 widths.
+    const LAST_CID: u32 = 0xffff;
     let mut i = 0;
-    while i < w.len() {
+    while i < w.len() && out.len() <= LAST_CID as usize {
         let Some(first) = w[i].as_i64().ok().and_then(|v| u32::try_from(v).ok()) else {
             break;
         };
         match w.get(i + 1) {
             Some(Object::Array(list)) => {
                 for (k, v) in list.iter().enumerate() {
-                    if let Some(v) = num(v) {
-                        out.insert(first + k as u32, v);
+                    let cid = u32::try_from(k).ok().and_then(|k| first.checked_add(k));
+                    match (cid, num(v)) {
+                        (Some(cid), Some(v)) if cid <= LAST_CID => {
+                            out.insert(cid, v);
+                        }
+                        _ => break,
                     }
                 }
                 i += 2;
@@ -331,8 +415,10 @@ fn widths(doc: &Document, cid: &Dictionary) -> BTreeMap<u32, f32> {
                 ) else {
                     break;
                 };
-                for c in first..=last.min(first + 0xffff) {
-                    out.insert(c, v);
+                if first <= LAST_CID {
+                    for c in first..=last.min(LAST_CID) {
+                        out.insert(c, v);
+                    }
                 }
                 i += 3;
             }
@@ -432,13 +518,28 @@ fn load_font(
     })
 }
 
-fn check_page(doc: &Document, n: u32, page: ObjectId, problems: &mut Vec<String>) {
-    let mut fonts: BTreeMap<Vec<u8>, Option<CheckedFont>> = BTreeMap::new();
+/// Fonts already loaded, by the address of their dictionary in the parsed document (each font
+/// object is read once, however many pages use it).
+type FontCache = BTreeMap<usize, Option<std::rc::Rc<CheckedFont>>>;
+
+fn check_page(
+    doc: &Document,
+    n: u32,
+    page: ObjectId,
+    cache: &mut FontCache,
+    problems: &mut Vec<String>,
+) {
+    let mut fonts: BTreeMap<Vec<u8>, Option<std::rc::Rc<CheckedFont>>> = BTreeMap::new();
     match doc.get_page_fonts(page) {
         Ok(map) => {
             for (name, font) in map {
                 let label = String::from_utf8_lossy(&name).into_owned();
-                fonts.insert(name, load_font(doc, font, &label, problems));
+                let key = std::ptr::from_ref(font) as usize;
+                let loaded = cache
+                    .entry(key)
+                    .or_insert_with(|| load_font(doc, font, &label, problems).map(std::rc::Rc::new))
+                    .clone();
+                fonts.insert(name, loaded);
             }
         }
         Err(e) => problems.push(format!("page {n}: fonts unreadable: {e}")),
@@ -454,13 +555,31 @@ fn check_page(doc: &Document, n: u32, page: ObjectId, problems: &mut Vec<String>
         }
     }
     check_annotations(doc, n, page, problems);
-    let content = match doc.get_page_content(page) {
-        Ok(c) => c,
-        Err(e) => {
-            problems.push(format!("page {n}: content unreadable: {e}"));
-            return;
+    let mut content = Vec::new();
+    for id in doc.get_page_contents(page) {
+        match doc.get_object(id).ok().and_then(|o| o.as_stream().ok()) {
+            Some(s) => match stream_bytes(s) {
+                Ok(bytes) => {
+                    content.extend_from_slice(&bytes);
+                    content.push(b'\n');
+                }
+                Err(e) => {
+                    problems.push(format!("page {n}: a content stream {e}"));
+                    return;
+                }
+            },
+            None => {
+                problems.push(format!("page {n}: a content stream is missing"));
+                return;
+            }
         }
-    };
+    }
+    if nesting(&content) > MAX_NESTING {
+        problems.push(format!(
+            "page {n}: content nested deeper than {MAX_NESTING} levels"
+        ));
+        return;
+    }
     let ops = match lopdf::content::Content::decode(&content) {
         Ok(c) => c.operations,
         Err(e) => {
@@ -620,6 +739,42 @@ mod tests {
         assert_eq!(xmp_value(xml, "dc:title").as_deref(), Some("A & B"));
         assert_eq!(xmp_value(xml, "pdfaid:conformance").as_deref(), Some("B"));
         assert_eq!(xmp_value(xml, "pdf:Producer"), None);
+    }
+
+    #[test]
+    fn hostile_input_is_reported_without_recursing_or_inflating() {
+        let deep = format!("%PDF-1.7\n1 0 obj\n{}\nendobj\n", "[".repeat(10_000));
+        let problems = check(deep.as_bytes()).unwrap_err();
+        assert!(
+            problems.iter().any(|p| p.contains("nested")),
+            "{problems:?}"
+        );
+        // Nesting inside strings, comments and stream data does not count.
+        assert_eq!(
+            nesting(b"[ ([[[[) % [[[[\n << >> stream\n[[[[[[\nendstream ]"),
+            2
+        );
+        // Widths beyond two-byte codes are not expanded.
+        let cid = Dictionary::from_iter(vec![(
+            "W",
+            Object::Array(vec![
+                Object::Integer(4_294_967_295),
+                Object::Array(vec![Object::Integer(1), Object::Integer(2)]),
+                Object::Integer(0),
+                Object::Integer(4_294_967_295),
+                Object::Integer(5),
+            ]),
+        )]);
+        let w = widths(&Document::new(), &cid);
+        assert_eq!(w.len(), 0x10000);
+        // A deflate bomb is refused at the limit.
+        let zeros = vec![0u8; 40 * 1024 * 1024];
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut e, &zeros).unwrap();
+        let mut dict = Dictionary::new();
+        dict.set("Filter", Object::Name(b"FlateDecode".to_vec()));
+        let s = lopdf::Stream::new(dict, e.finish().unwrap());
+        assert!(stream_bytes(&s).unwrap_err().contains("more than"));
     }
 
     #[test]

@@ -318,7 +318,15 @@ pub fn seal(pdf: &[u8], key: &dyn SealKey, info: &SealInfo) -> Result<Vec<u8>, D
         .map_err(|_| DocumentError::Unsealable("the catalog is not text".into()))?
         .to_string();
     let (page_id, page) = first_page(pdf, &xref, &catalog_value)?;
-    if catalog_value.get(b"AcroForm").is_some() || page.contains("/Annots") {
+    if page_id.0 == root_id.0 {
+        return Err(DocumentError::Unsealable(
+            "the catalog is also the page".into(),
+        ));
+    }
+    let page_value = syntax::Parser::new(page.as_bytes(), 0)
+        .value()
+        .map_err(DocumentError::Unsealable)?;
+    if catalog_value.get(b"AcroForm").is_some() || page_value.get(b"Annots").is_some() {
         return Err(DocumentError::Unsealable(
             "the document already has a form or annotations".into(),
         ));
@@ -359,7 +367,8 @@ pub fn seal(pdf: &[u8], key: &dyn SealKey, info: &SealInfo) -> Result<Vec<u8>, D
     }
     let mut offsets: Vec<(u32, usize)> = Vec::new();
     let placeholder_range = "/ByteRange [0 0000000000 0000000000 0000000000]";
-    offsets.push((sig_id, out.len()));
+    let sig_at = out.len();
+    offsets.push((sig_id, sig_at));
     let sig_head = format!(
         "{sig_id} 0 obj\n<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached {placeholder_range} /M {} /Name {} /Location {} /Reason {} /Contents <",
         pdf_string(&pdf_date(info.signing_time)),
@@ -439,7 +448,8 @@ pub fn seal(pdf: &[u8], key: &dyn SealKey, info: &SealInfo) -> Result<Vec<u8>, D
         contents_end,
         out.len() - contents_end
     );
-    let at = find(&out, placeholder_range.as_bytes(), prev)
+    // Searched from the signature object, so nothing of the original document can match.
+    let at = find(&out, placeholder_range.as_bytes(), sig_at)
         .ok_or_else(|| DocumentError::Unsealable("byte range placeholder lost".into()))?;
     out[at..at + range.len()].copy_from_slice(range.as_bytes());
 
@@ -480,7 +490,7 @@ fn find_startxref(pdf: &[u8]) -> Result<usize, DocumentError> {
         .next()
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| DocumentError::Unsealable("bad startxref".into()))?;
-    if pdf.get(n..n + 4) != Some(b"xref") {
+    if n.checked_add(4).and_then(|end| pdf.get(n..end)) != Some(b"xref") {
         return Err(DocumentError::Unsealable(
             "the PDF has no classic cross-reference table".into(),
         ));

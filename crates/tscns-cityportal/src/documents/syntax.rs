@@ -44,6 +44,28 @@ impl Value {
     }
 }
 
+/// A name's bytes with its `#xx` escapes decoded (ISO 32000-1 §7.3.5).
+fn decode_name(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'#' {
+            if let Some(b) = raw
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(raw[i]);
+        i += 1;
+    }
+    out
+}
+
 /// Deepest nesting of arrays and dictionaries accepted.
 const MAX_DEPTH: usize = 32;
 
@@ -66,7 +88,10 @@ fn is_delimiter(b: u8) -> bool {
 
 impl<'a> Parser<'a> {
     pub(crate) fn new(bytes: &'a [u8], at: usize) -> Parser<'a> {
-        Parser { bytes, at }
+        Parser {
+            bytes,
+            at: at.min(bytes.len()),
+        }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -101,7 +126,7 @@ impl<'a> Parser<'a> {
             }
             self.at += 1;
         }
-        &self.bytes[start..self.at]
+        self.bytes.get(start..self.at).unwrap_or_default()
     }
 
     /// Consumes `keyword` if it is next.
@@ -147,7 +172,9 @@ impl<'a> Parser<'a> {
                     }
                     self.at += 1;
                 }
-                Ok(Value::Name(self.bytes[start..self.at].to_vec()))
+                Ok(Value::Name(decode_name(
+                    self.bytes.get(start..self.at).unwrap_or_default(),
+                )))
             }
             b'<' if self.bytes.get(self.at + 1) == Some(&b'<') => {
                 self.at += 2;
@@ -164,6 +191,12 @@ impl<'a> Parser<'a> {
                                 return Err("a dictionary key is not a name".into());
                             };
                             let v = self.value_at(depth + 1)?;
+                            if entries.iter().any(|(k, _)| *k == key) {
+                                return Err(format!(
+                                    "the key /{} twice in one dictionary",
+                                    String::from_utf8_lossy(&key)
+                                ));
+                            }
                             entries.push((key, v));
                         }
                         _ => return Err("a dictionary key is not a name".into()),
@@ -372,7 +405,7 @@ pub(crate) fn object_at(
     if !p.keyword(b"endobj") {
         return Err(format!("object {n} is not a plain object (a stream?)"));
     }
-    Ok((v, &pdf[start..end]))
+    Ok((v, pdf.get(start..end).unwrap_or_default()))
 }
 
 #[cfg(test)]
@@ -417,6 +450,14 @@ mod tests {
                 String::from_utf8_lossy(src)
             );
         }
+        assert!(
+            Parser::new(b"<< /A 1 /A 2 >>", 0).value().is_err(),
+            "a key twice"
+        );
+        let v = Parser::new(b"<< /AcroF#6frm 1 >>", 0).value().unwrap();
+        assert_eq!(v.get(b"AcroForm"), Some(&Value::Int(1)));
+        assert!(object_at(b"1 0 obj", 99, 1, 0).is_err());
+        assert!(Parser::new(b"x", 99).value().is_err());
         let deep = "[".repeat(100);
         assert!(Parser::new(deep.as_bytes(), 0).value().is_err());
     }

@@ -77,6 +77,9 @@ pub enum StoreError {
     /// The operating system's random generator failed.
     #[error("random generator: {0}")]
     Random(String),
+    /// The database could not be reached or failed before a commit: nothing was written.
+    #[error("the database is not available ({0}): nothing was stored and the marca was not used; try again in a few minutes")]
+    Unavailable(String),
     /// The program stopped before the store answered (the certificate may or may not have been
     /// stored: the citizen's list of certificates says which).
     #[error("the store did not answer before the program stopped: look for the certificate in the list of issued certificates before asking again")]
@@ -222,6 +225,28 @@ impl std::fmt::Debug for GroupCommit {
 /// The most issuances one commit writes (12 bound values each, well inside both engines'
 /// limits).
 const MAX_GROUP: usize = 32;
+
+/// Why a group's transaction did not commit.
+enum GroupFailure {
+    /// A statement was refused (a constraint): the transaction was rolled back.
+    Refused,
+    /// The database could not be reached or failed: nothing was written.
+    Unavailable(String),
+    /// The commit failed or its answer was lost: it may have happened.
+    Commit {
+        answers: Vec<Result<(), StoreError>>,
+        reason: String,
+    },
+}
+
+impl From<sqlx::Error> for GroupFailure {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Database(_) => GroupFailure::Refused,
+            other => GroupFailure::Unavailable(other.to_string()),
+        }
+    }
+}
 
 /// One issuance waiting in the queue, with its answer channel.
 struct Pending {
@@ -650,8 +675,13 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(Pending { job, done });
         let store = self.clone();
-        tokio::spawn(async move { store.write_queued().await });
+        tokio::spawn(store.writer_task());
         answer.await.unwrap_or(Err(StoreError::Interrupted))
+    }
+
+    /// [`write_queued`](Self::write_queued) as a task to spawn (boxed: it may spawn itself).
+    fn writer_task(self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async move { self.write_queued().await })
     }
 
     /// Takes the writer lock and writes what is queued (nothing, if an earlier writer took it).
@@ -669,37 +699,77 @@ impl Store {
         if group.is_empty() {
             return;
         }
-        // A marca twice in one group: the first issuance claims it.
+        // A marca twice in one group: the later issuance waits for the next group, so it is
+        // refused only once the first one's claim is committed.
         let mut seen = HashSet::new();
-        let mut writable = Vec::with_capacity(group.len());
+        let (mut writable, mut deferred) = (Vec::with_capacity(group.len()), Vec::new());
         for p in group {
             match &p.job.marca {
-                Some(m) if !seen.insert(m.clone()) => {
-                    let _ = p.done.send(Err(StoreError::MarcaAlreadyUsed(m.clone())));
-                }
+                Some(m) if !seen.insert(m.clone()) => deferred.push(p),
                 _ => writable.push(p),
             }
         }
-        let answers = if writable.len() == 1 {
-            None
-        } else {
-            self.write_group(&writable).await.ok()
-        };
-        match answers {
-            Some(answers) => {
+        if !deferred.is_empty() {
+            self.commits
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .splice(0..0, deferred);
+            let store = self.clone();
+            tokio::spawn(store.writer_task());
+        }
+        if writable.len() == 1 {
+            for p in writable {
+                let a = self.write_one(&p.job).await;
+                let _ = p.done.send(a);
+            }
+            return;
+        }
+        match self.write_group(&writable).await {
+            Ok(answers) => {
                 for (p, a) in writable.into_iter().zip(answers) {
                     let _ = p.done.send(a);
                 }
             }
-            // One issuance, or a group that failed as a whole: one transaction each, so each
-            // caller gets its own error.
-            None => {
+            // A statement refused (a constraint): the transaction is rolled back; one
+            // transaction each, so each caller gets its own answer.
+            Err(GroupFailure::Refused) => {
                 for p in writable {
                     let a = self.write_one(&p.job).await;
                     let _ = p.done.send(a);
                 }
             }
+            // The database is unreachable or failing: nothing was written, and trying each
+            // issuance again would only make every caller wait longer.
+            Err(GroupFailure::Unavailable(reason)) => {
+                for p in writable {
+                    let _ = p.done.send(Err(StoreError::Unavailable(reason.clone())));
+                }
+            }
+            // The commit's answer was lost: it may have happened. Each certificate says.
+            Err(GroupFailure::Commit { answers, reason }) => {
+                for (p, a) in writable.into_iter().zip(answers) {
+                    let a = match a {
+                        Ok(()) => match self.certificate_stored(&p.job.id).await {
+                            Ok(true) => Ok(()),
+                            Ok(false) => Err(StoreError::Unavailable(reason.clone())),
+                            Err(_) => Err(StoreError::Interrupted),
+                        },
+                        refused => refused,
+                    };
+                    let _ = p.done.send(a);
+                }
+            }
         }
+    }
+
+    /// Whether a certificate with this id is stored.
+    async fn certificate_stored(&self, id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM certificates WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
     }
 
     /// One transaction for a group: the claims (those already used are refused), then the
@@ -707,12 +777,15 @@ impl Store {
     async fn write_group(
         &self,
         group: &[Pending],
-    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let claims: Vec<(&str, &IssueJob)> = group
+    ) -> Result<Vec<Result<(), StoreError>>, GroupFailure> {
+        let mut tx = self.pool.begin().await.map_err(GroupFailure::from)?;
+        // In marca order, so two instances claiming the same marche never wait on each other
+        // in a cycle.
+        let mut claims: Vec<(&str, &IssueJob)> = group
             .iter()
             .filter_map(|p| p.job.marca.as_deref().map(|m| (m, &p.job)))
             .collect();
+        claims.sort_by(|a, b| a.0.cmp(b.0));
         let mut claimed = HashSet::new();
         if !claims.is_empty() {
             let sql = format!(
@@ -723,8 +796,11 @@ impl Store {
             for (m, job) in &claims {
                 q = q.bind(*m).bind(job.id.as_str()).bind(job.issued_at);
             }
-            for row in q.fetch_all(&mut *tx).await? {
-                claimed.insert(row.try_get::<String, _>("marca")?);
+            for row in q.fetch_all(&mut *tx).await.map_err(GroupFailure::from)? {
+                claimed.insert(
+                    row.try_get::<String, _>("marca")
+                        .map_err(GroupFailure::from)?,
+                );
             }
         }
         let answers: Vec<Result<(), StoreError>> = group
@@ -749,7 +825,7 @@ impl Store {
             for j in &ok {
                 q = j.bind_certificate(q);
             }
-            q.execute(&mut *tx).await?;
+            q.execute(&mut *tx).await.map_err(GroupFailure::from)?;
             let sql = format!(
                 "INSERT INTO audit_log (actor, auth_level, action, subject, at, remote_addr, outcome) VALUES {}",
                 placeholders(ok.len(), 7)
@@ -758,9 +834,14 @@ impl Store {
             for j in &ok {
                 q = bind_audit(q, &j.audit);
             }
-            q.execute(&mut *tx).await?;
+            q.execute(&mut *tx).await.map_err(GroupFailure::from)?;
         }
-        tx.commit().await?;
+        if let Err(e) = tx.commit().await {
+            return Err(GroupFailure::Commit {
+                answers,
+                reason: e.to_string(),
+            });
+        }
         Ok(answers)
     }
 
