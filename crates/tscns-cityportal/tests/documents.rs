@@ -11,8 +11,10 @@ use tscns_cityportal::documents::{
     certificate_pdf, seal, self_declaration_pdf, verification_url, verify, CertificateContent,
     DeclaredFact, DocumentError,
 };
-use tscns_cityportal::domain::{CertificateKind, Destination, Exemption, MarcaId, Stamp};
-use tscns_cityportal::store::Store;
+use tscns_cityportal::domain::{
+    CertificateKind, Destination, Exemption, MarcaId, RegistryRecord, Stamp,
+};
+use tscns_cityportal::store::{CertificateIds, Store};
 
 #[test]
 fn a_sealed_certificate_verifies_and_names_its_id() {
@@ -236,25 +238,26 @@ fn names_outside_the_latin_repertoire_are_embedded_too() {
     let mut rec = record("RSSMRA80A01H501U");
     rec.person.surname = "ΠΑΠΑΔΟΠΟΥΛΟΣ ЖУКОВ".into();
     let ids = Store::new_certificate_ids("H769").unwrap();
-    let content = CertificateContent {
-        record: &rec,
+    let pdf = residenza(&rec, &ids);
+    assert_pdfa(&pdf);
+    // Made again, from the cache of extended subsets: the same bytes.
+    assert_eq!(residenza(&rec, &ids), pdf);
+    let plain = residenza(&record("RSSMRA80A01H501U"), &ids);
+    assert!(pdf.len() > plain.len(), "the extra glyphs are embedded");
+}
+
+/// The unsealed certificate of residence of `rec` (ordinary use, exempt by law), issued at `AT`.
+fn residenza(rec: &RegistryRecord, ids: &CertificateIds) -> Vec<u8> {
+    certificate_pdf(&CertificateContent {
+        record: rec,
         kind: CertificateKind::Residenza,
         destination: Destination::Ordinaria,
         stamp: None,
-        ids: &ids,
+        ids,
         issued_at: AT,
         portal_base_url: BASE,
-    };
-    let pdf = certificate_pdf(&content).unwrap();
-    assert_pdfa(&pdf);
-    // Made again, from the cache of extended subsets: the same bytes.
-    assert_eq!(certificate_pdf(&content).unwrap(), pdf);
-    let plain = certificate_pdf(&CertificateContent {
-        record: &record("RSSMRA80A01H501U"),
-        ..content.clone()
     })
-    .unwrap();
-    assert!(pdf.len() > plain.len(), "the extra glyphs are embedded");
+    .unwrap()
 }
 
 /// Edits a PDF through lopdf and returns the saved bytes.
@@ -271,6 +274,13 @@ fn problems(pdf: &[u8]) -> String {
         "{:?}",
         tscns_cityportal::documents::pdfa::check(pdf).unwrap_err()
     )
+}
+
+/// Asserts that the check reports a breach of `clause` in `pdf`.
+#[track_caller]
+fn assert_caught(pdf: &[u8], clause: &str) {
+    let p = problems(pdf);
+    assert!(p.contains(clause), "{clause}: {p}");
 }
 
 /// The checker is not a rubber stamp: each rule it states fails on a document that breaks it.
@@ -307,11 +317,7 @@ fn the_pdfa_check_catches_what_it_checks() {
             }
         }
     });
-    assert!(
-        problems(&wrong_widths).contains("6.2.11.5"),
-        "{}",
-        problems(&wrong_widths)
-    );
+    assert_caught(&wrong_widths, "6.2.11.5");
     // Every character mapped to .notdef.
     let notdef = edited(&pdf, |doc| {
         for id in cid_fonts(doc) {
@@ -322,11 +328,7 @@ fn the_pdfa_check_catches_what_it_checks() {
                 lopdf::Object::Stream(lopdf::Stream::new(lopdf::Dictionary::new(), zeros));
         }
     });
-    assert!(
-        problems(&notdef).contains("6.2.11.8"),
-        "{}",
-        problems(&notdef)
-    );
+    assert_caught(&notdef, "6.2.11.8");
     // No output intent.
     let no_intent = edited(&pdf, |doc| {
         let root = doc.trailer.get(b"Root").unwrap().as_reference().unwrap();
@@ -336,11 +338,7 @@ fn the_pdfa_check_catches_what_it_checks() {
             .unwrap()
             .remove(b"OutputIntents");
     });
-    assert!(
-        problems(&no_intent).contains("6.2.2"),
-        "{}",
-        problems(&no_intent)
-    );
+    assert_caught(&no_intent, "6.2.2");
     // Info and XMP that disagree.
     let other_title = edited(&pdf, |doc| {
         let info = doc.trailer.get(b"Info").unwrap().as_reference().unwrap();
@@ -350,11 +348,7 @@ fn the_pdfa_check_catches_what_it_checks() {
             .unwrap()
             .set("Title", lopdf::Object::string_literal("Altro titolo"));
     });
-    assert!(
-        problems(&other_title).contains("6.6.3"),
-        "{}",
-        problems(&other_title)
-    );
+    assert_caught(&other_title, "6.6.3");
     // XMP claiming another part, and no file identifier.
     let part1 = edited(&pdf, |doc| {
         let root = doc.trailer.get(b"Root").unwrap().as_reference().unwrap();
@@ -385,17 +379,7 @@ fn control_characters_in_names_do_not_break_the_metadata() {
     rec.person.surname = "ROSSI\u{1}\r\nBIS\u{7f}".into();
     let pdf = self_declaration_pdf(&rec, &DeclaredFact::ALL, AT).unwrap();
     assert_pdfa(&pdf);
-    let ids = Store::new_certificate_ids("H769").unwrap();
-    let cert = certificate_pdf(&CertificateContent {
-        record: &rec,
-        kind: CertificateKind::Residenza,
-        destination: Destination::Ordinaria,
-        stamp: None,
-        ids: &ids,
-        issued_at: AT,
-        portal_base_url: BASE,
-    })
-    .unwrap();
+    let cert = residenza(&rec, &Store::new_certificate_ids("H769").unwrap());
     assert_pdfa(&cert);
 }
 
@@ -405,16 +389,7 @@ fn control_characters_in_names_do_not_break_the_metadata() {
 fn the_seal_reader_refuses_bad_offsets_and_keeps_the_original_bytes() {
     let rec = record("RSSMRA80A01H501U");
     let ids = Store::new_certificate_ids("H769").unwrap();
-    let pdf = certificate_pdf(&CertificateContent {
-        record: &rec,
-        kind: CertificateKind::Residenza,
-        destination: Destination::Ordinaria,
-        stamp: None,
-        ids: &ids,
-        issued_at: AT,
-        portal_base_url: BASE,
-    })
-    .unwrap();
+    let pdf = residenza(&rec, &ids);
     // Object 1's entry is the second line of the table.
     let xref = pdf.windows(6).rposition(|w| w == b"\nxref\n").unwrap() + 1;
     let first_entry = xref + pdf[xref..].iter().position(|b| *b == b'\n').unwrap() + 1;

@@ -357,13 +357,12 @@ impl Font {
     /// The subset for a document whose text needed `extra` glyphs beyond the base.
     fn embedded_with(&self, extra: &BTreeMap<u16, char>) -> Result<Arc<Embedded>, DocumentError> {
         let key: Vec<(u16, char)> = extra.iter().map(|(g, c)| (*g, *c)).collect();
-        let lock = |m: &Variants| {
-            m.lock()
+        let variants = || {
+            self.variants
+                .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(&key)
-                .cloned()
         };
-        if let Some(e) = lock(&self.variants) {
+        if let Some(e) = variants().get(&key).cloned() {
             return Ok(e);
         }
         let mut glyphs: BTreeMap<u16, char> = self.base.iter().copied().collect();
@@ -372,10 +371,7 @@ impl Font {
         }
         let glyphs: Vec<(u16, char)> = glyphs.into_iter().collect();
         let embedded = Arc::new(self.embed(&glyphs).ok_or(DocumentError::Font)?);
-        let mut map = self
-            .variants
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = variants();
         if map.len() >= MAX_VARIANTS {
             map.clear();
         }

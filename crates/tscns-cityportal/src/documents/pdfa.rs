@@ -98,6 +98,18 @@ fn resolve<'a>(doc: &'a Document, o: &'a Object) -> Option<&'a Object> {
     }
 }
 
+/// The value of `key` in `d`, references followed.
+fn entry<'a>(doc: &'a Document, d: &'a Dictionary, key: &[u8]) -> Option<&'a Object> {
+    d.get(key).ok().and_then(|o| resolve(doc, o))
+}
+
+/// A number, integer or real.
+fn number(o: &Object) -> Option<f32> {
+    o.as_float()
+        .ok()
+        .or_else(|| o.as_i64().ok().map(|i| i as f32))
+}
+
 fn dict<'a>(doc: &'a Document, o: &'a Object) -> Option<&'a Dictionary> {
     match resolve(doc, o)? {
         Object::Dictionary(d) => Some(d),
@@ -193,11 +205,7 @@ fn name_is(d: &Dictionary, key: &[u8], value: &[u8]) -> bool {
 }
 
 fn check_output_intent(doc: &Document, catalog: &Dictionary, problems: &mut Vec<String>) {
-    let intents = catalog
-        .get(b"OutputIntents")
-        .ok()
-        .and_then(|o| resolve(doc, o))
-        .and_then(|o| o.as_array().ok());
+    let intents = entry(doc, catalog, b"OutputIntents").and_then(|o| o.as_array().ok());
     let Some(intents) = intents else {
         problems.push("6.2.2: no /OutputIntents in the catalog".into());
         return;
@@ -210,11 +218,7 @@ fn check_output_intent(doc: &Document, catalog: &Dictionary, problems: &mut Vec<
         problems.push("6.2.2: no GTS_PDFA1 output intent".into());
         return;
     };
-    let profile = intent
-        .get(b"DestOutputProfile")
-        .ok()
-        .and_then(|o| resolve(doc, o))
-        .and_then(|o| o.as_stream().ok());
+    let profile = entry(doc, intent, b"DestOutputProfile").and_then(|o| o.as_stream().ok());
     match profile {
         Some(s) => {
             let n = s.dict.get(b"N").and_then(Object::as_i64).unwrap_or(0);
@@ -308,11 +312,7 @@ fn xmp_instant(s: &str) -> Option<String> {
 }
 
 fn check_metadata(doc: &Document, catalog: &Dictionary, problems: &mut Vec<String>) {
-    let stream = catalog
-        .get(b"Metadata")
-        .ok()
-        .and_then(|o| resolve(doc, o))
-        .and_then(|o| o.as_stream().ok());
+    let stream = entry(doc, catalog, b"Metadata").and_then(|o| o.as_stream().ok());
     let Some(stream) = stream else {
         problems.push("6.6.2.1: no /Metadata stream in the catalog".into());
         return;
@@ -375,18 +375,8 @@ struct CheckedFont {
 
 fn widths(doc: &Document, cid: &Dictionary) -> BTreeMap<u32, f32> {
     let mut out = BTreeMap::new();
-    let Some(w) = cid
-        .get(b"W")
-        .ok()
-        .and_then(|o| resolve(doc, o))
-        .and_then(|o| o.as_array().ok())
-    else {
+    let Some(w) = entry(doc, cid, b"W").and_then(|o| o.as_array().ok()) else {
         return out;
-    };
-    let num = |o: &Object| {
-        o.as_float()
-            .ok()
-            .or_else(|| o.as_i64().ok().map(|i| i as f32))
     };
     // Two-byte codes: CIDs above 0xFFFF cannot be shown, and a font has at most 65,536 widths.
     const LAST_CID: u32 = 0xffff;
@@ -399,7 +389,7 @@ fn widths(doc: &Document, cid: &Dictionary) -> BTreeMap<u32, f32> {
             Some(Object::Array(list)) => {
                 for (k, v) in list.iter().enumerate() {
                     let cid = u32::try_from(k).ok().and_then(|k| first.checked_add(k));
-                    match (cid, num(v)) {
+                    match (cid, number(v)) {
                         (Some(cid), Some(v)) if cid <= LAST_CID => {
                             out.insert(cid, v);
                         }
@@ -411,7 +401,7 @@ fn widths(doc: &Document, cid: &Dictionary) -> BTreeMap<u32, f32> {
             Some(last) => {
                 let (Some(last), Some(v)) = (
                     last.as_i64().ok().and_then(|v| u32::try_from(v).ok()),
-                    w.get(i + 2).and_then(num),
+                    w.get(i + 2).and_then(number),
                 ) else {
                     break;
                 };
@@ -440,10 +430,7 @@ fn load_font(
         ));
         return None;
     }
-    let cid = font
-        .get(b"DescendantFonts")
-        .ok()
-        .and_then(|o| resolve(doc, o))
+    let cid = entry(doc, font, b"DescendantFonts")
         .and_then(|o| o.as_array().ok())
         .and_then(|a| a.first())
         .and_then(|o| dict(doc, o));
@@ -455,7 +442,7 @@ fn load_font(
         problems.push(format!("6.2.11: font {name} is not CIDFontType2"));
         return None;
     }
-    let cid_to_gid = match cid.get(b"CIDToGIDMap").ok().and_then(|o| resolve(doc, o)) {
+    let cid_to_gid = match entry(doc, cid, b"CIDToGIDMap") {
         Some(Object::Name(n)) if n == b"Identity" => None,
         Some(Object::Stream(s)) => match stream_bytes(s) {
             Ok(b) => Some(b),
@@ -475,8 +462,7 @@ fn load_font(
         .get(b"FontDescriptor")
         .ok()
         .and_then(|o| dict(doc, o))
-        .and_then(|d| d.get(b"FontFile2").ok())
-        .and_then(|o| resolve(doc, o))
+        .and_then(|d| entry(doc, d, b"FontFile2"))
         .and_then(|o| o.as_stream().ok())
         .and_then(|s| stream_bytes(s).ok());
     let Some(program) = program else {
@@ -500,15 +486,7 @@ fn load_font(
                 .map_or(0.0, |a| f32::from(a) * scale)
         })
         .collect();
-    let default_width = cid
-        .get(b"DW")
-        .ok()
-        .and_then(|o| {
-            o.as_float()
-                .ok()
-                .or_else(|| o.as_i64().ok().map(|i| i as f32))
-        })
-        .unwrap_or(1000.0);
+    let default_width = cid.get(b"DW").ok().and_then(number).unwrap_or(1000.0);
     Some(CheckedFont {
         widths: widths(doc, cid),
         default_width,
@@ -678,12 +656,7 @@ fn check_annotations(doc: &Document, n: u32, page: ObjectId, problems: &mut Vec<
     let Ok(page_dict) = doc.get_dictionary(page) else {
         return;
     };
-    let Some(annots) = page_dict
-        .get(b"Annots")
-        .ok()
-        .and_then(|o| resolve(doc, o))
-        .and_then(|o| o.as_array().ok())
-    else {
+    let Some(annots) = entry(doc, page_dict, b"Annots").and_then(|o| o.as_array().ok()) else {
         return;
     };
     for a in annots {

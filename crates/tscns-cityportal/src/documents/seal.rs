@@ -231,12 +231,12 @@ fn pdf_date(t: OffsetDateTime) -> String {
     )
 }
 
-/// An object of the original file: its dictionary and the raw bytes `<< ... >>`.
-fn dictionary<'a>(
-    pdf: &'a [u8],
+/// A dictionary object of the original file: its value and its text `<< ... >>`.
+fn dictionary(
+    pdf: &[u8],
     xref: &[(u32, usize, u16)],
     id: (u32, u16),
-) -> Result<(Value, &'a [u8]), DocumentError> {
+) -> Result<(Value, String), DocumentError> {
     let offset = xref
         .iter()
         .find(|(n, _, _)| *n == id.0)
@@ -250,7 +250,9 @@ fn dictionary<'a>(
             id.0
         )));
     }
-    Ok((value, raw))
+    let text = std::str::from_utf8(raw)
+        .map_err(|_| DocumentError::Unsealable(format!("object {} is not text", id.0)))?;
+    Ok((value, text.to_string()))
 }
 
 /// The first page of the page tree under the catalog.
@@ -258,7 +260,7 @@ fn first_page(
     pdf: &[u8],
     xref: &[(u32, usize, u16)],
     catalog: &Value,
-) -> Result<((u32, u16), String), DocumentError> {
+) -> Result<((u32, u16), Value, String), DocumentError> {
     let no_page = || DocumentError::Unsealable("no page".into());
     let mut node = catalog
         .get(b"Pages")
@@ -268,9 +270,7 @@ fn first_page(
     for _ in 0..16 {
         let (dict, raw) = dictionary(pdf, xref, node)?;
         if dict.get(b"Type").is_some_and(|t| t.is_name(b"Page")) {
-            let raw = std::str::from_utf8(raw)
-                .map_err(|_| DocumentError::Unsealable("the page dictionary is not text".into()))?;
-            return Ok((node, raw.to_string()));
+            return Ok((node, dict, raw));
         }
         node = match dict.get(b"Kids") {
             Some(Value::Array(kids)) => kids.first().and_then(Value::as_ref).ok_or_else(no_page)?,
@@ -314,18 +314,12 @@ pub fn seal(pdf: &[u8], key: &dyn SealKey, info: &SealInfo) -> Result<Vec<u8>, D
         .and_then(Value::as_ref)
         .ok_or_else(|| DocumentError::Unsealable("no /Root".into()))?;
     let (catalog_value, catalog) = dictionary(pdf, &xref, root_id)?;
-    let catalog = std::str::from_utf8(catalog)
-        .map_err(|_| DocumentError::Unsealable("the catalog is not text".into()))?
-        .to_string();
-    let (page_id, page) = first_page(pdf, &xref, &catalog_value)?;
+    let (page_id, page_value, page) = first_page(pdf, &xref, &catalog_value)?;
     if page_id.0 == root_id.0 {
         return Err(DocumentError::Unsealable(
             "the catalog is also the page".into(),
         ));
     }
-    let page_value = syntax::Parser::new(page.as_bytes(), 0)
-        .value()
-        .map_err(DocumentError::Unsealable)?;
     if catalog_value.get(b"AcroForm").is_some() || page_value.get(b"Annots").is_some() {
         return Err(DocumentError::Unsealable(
             "the document already has a form or annotations".into(),

@@ -216,6 +216,15 @@ struct GroupCommit {
     writer: tokio::sync::Mutex<()>,
 }
 
+impl GroupCommit {
+    /// The queue (a panic elsewhere while it was held leaves it usable).
+    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Pending>> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 impl std::fmt::Debug for GroupCommit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GroupCommit").finish_non_exhaustive()
@@ -669,11 +678,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let job = IssueJob::new(certificate, audit)?;
         let (done, answer) = tokio::sync::oneshot::channel();
-        self.commits
-            .queue
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(Pending { job, done });
+        self.commits.queue().push(Pending { job, done });
         let store = self.clone();
         tokio::spawn(store.writer_task());
         answer.await.unwrap_or(Err(StoreError::Interrupted))
@@ -688,11 +693,7 @@ impl Store {
     async fn write_queued(&self) {
         let _writer = self.commits.writer.lock().await;
         let group: Vec<Pending> = {
-            let mut queue = self
-                .commits
-                .queue
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut queue = self.commits.queue();
             let n = queue.len().min(MAX_GROUP);
             queue.drain(..n).collect()
         };
@@ -710,19 +711,12 @@ impl Store {
             }
         }
         if !deferred.is_empty() {
-            self.commits
-                .queue
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .splice(0..0, deferred);
+            self.commits.queue().splice(0..0, deferred);
             let store = self.clone();
             tokio::spawn(store.writer_task());
         }
         if writable.len() == 1 {
-            for p in writable {
-                let a = self.write_one(&p.job).await;
-                let _ = p.done.send(a);
-            }
+            self.write_each(writable).await;
             return;
         }
         match self.write_group(&writable).await {
@@ -733,12 +727,7 @@ impl Store {
             }
             // A statement refused (a constraint): the transaction is rolled back; one
             // transaction each, so each caller gets its own answer.
-            Err(GroupFailure::Refused) => {
-                for p in writable {
-                    let a = self.write_one(&p.job).await;
-                    let _ = p.done.send(a);
-                }
-            }
+            Err(GroupFailure::Refused) => self.write_each(writable).await,
             // The database is unreachable or failing: nothing was written, and trying each
             // issuance again would only make every caller wait longer.
             Err(GroupFailure::Unavailable(reason)) => {
@@ -760,6 +749,14 @@ impl Store {
                     let _ = p.done.send(a);
                 }
             }
+        }
+    }
+
+    /// One transaction per issuance, each answered with its own outcome.
+    async fn write_each(&self, pending: Vec<Pending>) {
+        for p in pending {
+            let a = self.write_one(&p.job).await;
+            let _ = p.done.send(a);
         }
     }
 
