@@ -2,8 +2,10 @@
 //! placement, with the mask chosen here by the penalty rules of ISO/IEC 18004 (§7.8.3), scored
 //! on a plain module grid (the crate's own scoring costs more than the rest of a certificate).
 
-use qrcode::canvas::{Canvas, MaskPattern};
-use qrcode::EcLevel;
+use std::sync::OnceLock;
+
+use qrcode::canvas::{Canvas, MaskPattern, Module};
+use qrcode::{EcLevel, Version};
 
 /// A QR code: `width` × `width` modules, row by row, `true` for dark.
 pub(crate) struct Qr {
@@ -25,11 +27,52 @@ const MASKS: [MaskPattern; 8] = [
 /// Encodes `data` at error correction level M in the smallest version that holds it, with the
 /// mask of lowest penalty. `None` when it does not fit a QR code.
 pub(crate) fn encode(data: &[u8]) -> Option<Qr> {
-    let (canvas, width) = unmasked(data)?;
+    let (canvas, width, version) = unmasked(data)?;
+    if width > FAST_MAX {
+        return encode_plain(&canvas, width);
+    }
+    let template = template(version, width, &canvas)?;
+    // The data modules of this symbol, and which of them are dark before masking.
+    let mut data_rows = vec![0u128; width];
+    let mut dark_rows = vec![0u128; width];
+    for (y, (d, k)) in data_rows.iter_mut().zip(dark_rows.iter_mut()).enumerate() {
+        for x in 0..width {
+            if let Module::Unmasked(c) = canvas.get(coord(x), coord(y)) {
+                *d |= 1 << x;
+                if c == qrcode::Color::Dark {
+                    *k |= 1 << x;
+                }
+            }
+        }
+    }
+    let mut best: Option<(u32, Vec<u128>)> = None;
+    let mut rows = vec![0u128; width];
+    for (fixed, mask) in template.fixed.iter().zip(&template.masks) {
+        for (y, r) in rows.iter_mut().enumerate() {
+            // Function patterns and format information come from the template masked the
+            // same way; data modules are flipped where the mask says so.
+            *r = (fixed[y] & !data_rows[y]) | ((dark_rows[y] ^ mask[y]) & data_rows[y]);
+        }
+        let score = penalty_rows(&rows, width);
+        if best.as_ref().is_none_or(|(s, _)| score < *s) {
+            best = Some((score, rows.clone()));
+        }
+    }
+    let (_, rows) = best?;
+    let dark = rows
+        .iter()
+        .flat_map(|r| (0..width).map(move |x| r >> x & 1 == 1))
+        .collect();
+    Some(Qr { width, dark })
+}
+
+/// The eight masks tried one by one on the crate's canvas, each scored by [`penalty`]: the
+/// reference [`encode`] agrees with, and the way for symbols wider than [`FAST_MAX`].
+fn encode_plain(canvas: &Canvas, width: usize) -> Option<Qr> {
     let mut best: Option<(u32, Vec<bool>)> = None;
     for mask in MASKS {
-        let dark = masked(&canvas, mask);
-        let score = penalty_bits(&dark, width);
+        let dark = masked(canvas, mask);
+        let score = penalty(&dark, width);
         if best.as_ref().is_none_or(|(s, _)| score < *s) {
             best = Some((score, dark));
         }
@@ -37,8 +80,61 @@ pub(crate) fn encode(data: &[u8]) -> Option<Qr> {
     best.map(|(_, dark)| Qr { width, dark })
 }
 
-/// The symbol of `data` before masking, and its width in modules.
-fn unmasked(data: &[u8]) -> Option<(Canvas, usize)> {
+/// A module coordinate for the crate's API (symbols are at most 177 modules wide).
+fn coord(i: usize) -> i16 {
+    i16::try_from(i).unwrap_or(i16::MAX)
+}
+
+/// What every symbol of one version shares, as bit rows (bit `x` of row `y` is module `x, y`):
+/// the symbol without data masked by each of the eight masks (function patterns, format
+/// information), and which data modules each mask flips.
+struct Template {
+    fixed: [Vec<u128>; 8],
+    masks: [Vec<u128>; 8],
+}
+
+/// The template of `version`, made once per version (from `symbol`, the first symbol of that
+/// version) and kept.
+fn template(version: Version, width: usize, symbol: &Canvas) -> Option<&'static Template> {
+    static TEMPLATES: [OnceLock<Option<Template>>; 40] = [const { OnceLock::new() }; 40];
+    let Version::Normal(v) = version else {
+        return None;
+    };
+    let slot = TEMPLATES.get(usize::try_from(v).ok()?.checked_sub(1)?)?;
+    slot.get_or_init(|| {
+        let mut empty = Canvas::new(version, EcLevel::M);
+        empty.draw_all_functional_patterns();
+        let rows = |dark: &dyn Fn(usize, usize) -> bool| -> Vec<u128> {
+            (0..width)
+                .map(|y| {
+                    (0..width)
+                        .filter(|x| dark(*x, y))
+                        .fold(0, |r, x| r | 1 << x)
+                })
+                .collect()
+        };
+        let fixed = MASKS.map(|mask| {
+            let dark = masked(&empty, mask);
+            rows(&|x, y| dark[y * width + x])
+        });
+        // On data modules a mask is what it changes: the symbol masked against the symbol.
+        let plain: Vec<bool> = symbol
+            .clone()
+            .into_colors()
+            .into_iter()
+            .map(|m| m == qrcode::Color::Dark)
+            .collect();
+        let masks = MASKS.map(|mask| {
+            let dark = masked(symbol, mask);
+            rows(&|x, y| dark[y * width + x] != plain[y * width + x])
+        });
+        Some(Template { fixed, masks })
+    })
+    .as_ref()
+}
+
+/// The symbol of `data` before masking, its width in modules and its version.
+fn unmasked(data: &[u8]) -> Option<(Canvas, usize, Version)> {
     let bits = qrcode::bits::encode_auto(data, EcLevel::M).ok()?;
     let version = bits.version();
     let width = usize::try_from(version.width()).ok()?;
@@ -47,7 +143,7 @@ fn unmasked(data: &[u8]) -> Option<(Canvas, usize)> {
     let mut canvas = Canvas::new(version, EcLevel::M);
     canvas.draw_all_functional_patterns();
     canvas.draw_data(&codewords, &ec);
-    Some((canvas, width))
+    Some((canvas, width, version))
 }
 
 /// The modules of `canvas` with `mask` applied (and its format information drawn).
@@ -66,17 +162,37 @@ const FAST_MAX: usize = 120;
 
 /// [`penalty`] computed on rows and columns as bit sets (bit `x` is module `x`), for symbols
 /// up to [`FAST_MAX`] modules wide.
+#[cfg(test)]
 pub(crate) fn penalty_bits(dark: &[bool], n: usize) -> u32 {
     if !(2..=FAST_MAX).contains(&n) || dark.len() != n * n {
         return penalty(dark, n);
     }
-    let mut rows = vec![0u128; n];
+    let rows: Vec<u128> = dark
+        .chunks_exact(n)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .filter(|(_, d)| **d)
+                .fold(0, |r, (x, _)| r | 1 << x)
+        })
+        .collect();
+    penalty_rows(&rows, n)
+}
+
+/// [`penalty`] of the symbol whose row `y` is `rows[y]` (bit `x`: module `x` is dark), `n`
+/// modules wide, 2 ≤ `n` ≤ [`FAST_MAX`].
+fn penalty_rows(rows: &[u128], n: usize) -> u32 {
+    if !(2..=FAST_MAX).contains(&n) || rows.len() != n {
+        return u32::MAX;
+    }
     let mut cols = vec![0u128; n];
-    for (i, d) in dark.iter().enumerate() {
-        if *d {
-            let (x, y) = (i % n, i / n);
-            rows[y] |= 1 << x;
-            cols[x] |= 1 << y;
+    for (y, row) in rows.iter().enumerate() {
+        let mut r = *row;
+        while r != 0 {
+            if let Some(c) = cols.get_mut(r.trailing_zeros() as usize) {
+                *c |= 1 << y;
+            }
+            r &= r - 1;
         }
     }
     let full: u128 = (1u128 << n) - 1;
@@ -196,13 +312,50 @@ mod tests {
         // The finder patterns alone give N3 hits: both scorings see them.
         assert!(chosen >= 3 * 40, "{chosen}");
         assert_eq!(penalty_bits(&qr.dark, qr.width), chosen);
-        let (canvas, _) = unmasked(data).unwrap();
+        let (canvas, _, _) = unmasked(data).unwrap();
         for mask in MASKS {
             assert!(chosen <= penalty(&masked(&canvas, mask), qr.width));
         }
     }
 
+    /// The symbol [`encode`] makes is the one the plain way makes: every module, and so the
+    /// same mask and format information.
+    fn assert_same_as_plain(data: &[u8]) {
+        let fast = encode(data).unwrap();
+        let (canvas, width, _) = unmasked(data).unwrap();
+        let plain = encode_plain(&canvas, width).unwrap();
+        assert_eq!(fast.width, plain.width);
+        assert!(
+            fast.dark == plain.dark,
+            "{} bytes, width {width}",
+            data.len()
+        );
+    }
+
+    #[test]
+    fn every_fast_version_makes_the_plain_symbol() {
+        // Byte-mode capacities at level M run from 14 (version 1) to 1 091 (version 25, 117
+        // modules, the widest FAST_MAX allows); 26 and above take the plain way.
+        let mut widths = std::collections::BTreeSet::new();
+        for len in (1..1300).step_by(9) {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            assert_same_as_plain(&data);
+            widths.insert(encode(&data).unwrap().width);
+        }
+        assert!(
+            widths.contains(&21) && widths.contains(&117) && widths.contains(&121),
+            "{widths:?}"
+        );
+    }
+
     proptest::proptest! {
+        #[test]
+        fn arbitrary_data_makes_the_plain_symbol(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+        ) {
+            assert_same_as_plain(&data);
+        }
+
         #[test]
         fn the_bit_scoring_agrees_with_the_plain_one(
             n in 2usize..=FAST_MAX,
