@@ -2,12 +2,11 @@
 //! check, the PDF, the seal, and the one store transaction (marca claimed, certificate stored,
 //! audit line written). A refusal is written to the audit log too.
 
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tscns_cert::CodiceFiscale;
 
 use crate::documents::{
-    certificate_pdf, seal, CertificateContent, DocumentError, SealInfo, SealKey,
+    certificate_pdf, seal_with_digest, CertificateContent, DocumentError, SealInfo, SealKey,
 };
 use crate::domain::{eligibility, CertificateKind, DomainError, Purpose, Refusal, Stamp};
 use crate::store::{AuditEntry, Store, StoreError, StoredCertificate};
@@ -104,7 +103,7 @@ pub async fn issue_certificate(
         portal_base_url: req.portal_base_url,
     })?;
     let municipality = &subject.municipality.name;
-    let pdf = seal(
+    let sealed = seal_with_digest(
         &pdf,
         key,
         &SealInfo {
@@ -124,8 +123,8 @@ pub async fn issue_certificate(
         stamp: req.stamp.cloned(),
         destination: req.purpose.destination,
         issued_at: OffsetDateTime::from_unix_timestamp(req.now.unix_timestamp()).unwrap_or(req.now),
-        sha256: hex::encode(Sha256::digest(&pdf)),
-        pdf,
+        sha256: hex::encode(sealed.sha256),
+        pdf: sealed.pdf,
     };
     store
         .issue(&certificate, &audit(format!("ok {}", certificate.id)))

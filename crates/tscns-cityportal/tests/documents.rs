@@ -42,6 +42,30 @@ fn a_sealed_certificate_verifies_and_names_its_id() {
     let e = verify(&pdf, &[other.der().to_vec()]).unwrap_err();
     assert!(e.to_string().contains("trusted anchor"), "{e}");
     assert!(verify(&pdf, &[]).is_err());
+    // The digest that comes with the seal is the whole file's.
+    let rec = record("RSSMRA80A01H501U");
+    let unsealed = certificate_pdf(&CertificateContent {
+        record: &rec,
+        kind: CertificateKind::Residenza,
+        destination: Destination::Ordinaria,
+        stamp: Some(&marca),
+        ids: &ids,
+        issued_at: AT,
+        portal_base_url: BASE,
+    })
+    .unwrap();
+    let with = tscns_cityportal::documents::seal_with_digest(
+        &unsealed,
+        &seal_pki().key(),
+        &seal_info(&ids),
+    )
+    .unwrap();
+    use sha2::Digest;
+    assert_eq!(
+        with.sha256,
+        <[u8; 32]>::from(sha2::Sha256::digest(&with.pdf))
+    );
+    verify(&with.pdf, &[seal_pki().ca_der.clone()]).unwrap();
     // The QR code's URL.
     assert_eq!(
         verification_url(BASE, &ids),

@@ -33,7 +33,7 @@ fn open_import_issue_reopen_on_both_engines() {
     rt().block_on(async {
         for url in engines(&dir).await {
             let store = Store::open(&url).await.unwrap();
-            assert_eq!(store.schema_version().await.unwrap(), 1);
+            assert_eq!(store.schema_version().await.unwrap(), 2);
             if store.engine() == Engine::Sqlite {
                 assert_eq!(
                     store.sqlite_journal_mode().await.unwrap().as_deref(),
@@ -87,7 +87,7 @@ fn open_import_issue_reopen_on_both_engines() {
 
             // Reopen: everything committed is there; migrations do not run twice.
             let store = Store::open(&url).await.unwrap();
-            assert_eq!(store.schema_version().await.unwrap(), 1);
+            assert_eq!(store.schema_version().await.unwrap(), 2);
             assert_eq!(store.certificate(&c.id).await.unwrap().unwrap(), c);
             assert_eq!(
                 store
@@ -238,8 +238,8 @@ fn sixteen_instances_one_marca_exactly_one_certificate() {
 
 const CHILD_ENV: &str = "TSCNS_CITYPORTAL_SIGKILL_CHILD_URL";
 
-/// The child of `issuing_survives_sigkill`: issues certificates (distinct marche, 256 KiB PDFs)
-/// until it is killed.
+/// The child of `issuing_survives_sigkill`: issues certificates (distinct marche; 256 KiB of
+/// random bytes, or a real sealed certificate with its shared parts) until it is killed.
 #[test]
 #[ignore = "child process of issuing_survives_sigkill; does nothing without its environment"]
 fn sigkill_child_issuer() {
@@ -250,9 +250,21 @@ fn sigkill_child_issuer() {
         let store = Store::open(&url).await.unwrap();
         let started = Instant::now();
         let mut n: u64 = 0;
+        // Every other certificate is a real one, whose font objects go to the shared parts.
+        let (real, _) = sealed(
+            "RSSMRA80A01H501U",
+            tscns_cityportal::domain::CertificateKind::Residenza,
+            None,
+            tscns_cityportal::domain::Destination::Ordinaria,
+        );
         while started.elapsed() < Duration::from_secs(120) {
             let mut pdf = vec![0u8; 256 * 1024];
             getrandom::getrandom(&mut pdf).unwrap();
+            if n % 2 == 1 {
+                // Distinct bytes each time, the shared parts unchanged.
+                pdf = real.clone();
+                pdf.extend_from_slice(format!("% {n}\n").as_bytes());
+            }
             let marca = format!("{:014}", 10_000_000_000_000u64 + n);
             let c = sample_certificate(Some(&marca), pdf);
             store.issue(&c, &issue_audit(&c)).await.unwrap();
@@ -321,12 +333,156 @@ fn issuing_survives_sigkill() {
                 let c = store.certificate(id).await.unwrap().unwrap_or_else(|| {
                     panic!("{url}: marca {marca} claimed, certificate {id} missing")
                 });
-                assert_eq!(c.pdf.len(), 256 * 1024);
+                assert!(
+                    c.pdf.len() == 256 * 1024 || c.pdf.starts_with(b"%PDF-"),
+                    "{url}: {id} has {} bytes",
+                    c.pdf.len()
+                );
             }
+            // The real certificates' font objects are stored once, whatever the kill cut.
+            let size = store.archive_size().await.unwrap();
+            assert_eq!(size.certificates, ids.len() as u64);
+            assert_eq!(size.shared_parts, 2, "{url}: {size:?}");
             assert_eq!(store.audit_log(100_000).await.unwrap().len(), ids.len());
             store.close().await;
         });
     }
+}
+
+/// Real certificates keep their font objects once, in `pdf_parts`; every read puts them back.
+#[test]
+fn shared_parts_are_stored_once_and_put_back_on_every_read() {
+    use tscns_cityportal::domain::{CertificateKind, Destination};
+    let dir = tempfile::tempdir().unwrap();
+    let pdfs: Vec<Vec<u8>> = [
+        ("RSSMRA80A01H501U", CertificateKind::Residenza),
+        ("RSSLCU10C15H769O", CertificateKind::StatoDiFamiglia),
+        ("RSSMRA80A01H501U", CertificateKind::Nascita),
+    ]
+    .into_iter()
+    .map(|(cf, kind)| sealed(cf, kind, None, Destination::Ordinaria).0)
+    .collect();
+    rt().block_on(async {
+        for url in engines(&dir).await {
+            let store = Store::open(&url).await.unwrap();
+            let mut issued = Vec::new();
+            for pdf in &pdfs {
+                let c = sample_certificate(None, pdf.clone());
+                store.issue(&c, &issue_audit(&c)).await.unwrap();
+                issued.push(c);
+            }
+            // Made-up bytes have no shared part: their row keeps them whole.
+            let mut random = vec![0u8; 20_000];
+            getrandom::getrandom(&mut random).unwrap();
+            let plain = sample_certificate(None, random);
+            store.issue(&plain, &issue_audit(&plain)).await.unwrap();
+            let size = store.archive_size().await.unwrap();
+            assert_eq!(size.certificates, 4, "{url}");
+            assert_eq!(size.shared_parts, 2, "{url}: one part per font");
+            assert!(size.shared_part_bytes > 50_000, "{url}: {size:?}");
+            let whole: u64 = pdfs.iter().map(|p| p.len() as u64).sum();
+            assert_eq!(
+                size.certificate_bytes,
+                whole - 3 * size.shared_part_bytes + 20_000,
+                "{url}: each real certificate's row lacks both fonts' objects"
+            );
+            store.close().await;
+            // A fresh store knows no part: it reads them from the database.
+            let store = Store::open(&url).await.unwrap();
+            for c in issued.iter().chain([&plain]) {
+                let back = store.certificate(&c.id).await.unwrap().unwrap();
+                assert!(back.pdf == c.pdf, "{url}: {} differs", c.id);
+                assert_eq!(back.sha256, c.sha256);
+            }
+            let listed = store.certificates_of("RSSMRA80A01H501U").await.unwrap();
+            assert_eq!(listed.len(), 4, "{url}");
+            assert!(listed.iter().all(|l| issued
+                .iter()
+                .chain([&plain])
+                .any(|c| c.id == l.id && c.pdf == l.pdf)));
+            // Parts are never changed or deleted.
+            for sql in [
+                "UPDATE pdf_parts SET bytes = bytes",
+                "DELETE FROM pdf_parts",
+            ] {
+                assert!(store.execute_raw(sql).await.is_err(), "{url}: {sql}");
+            }
+            assert_eq!(store.archive_size().await.unwrap().shared_parts, 2);
+            // A row whose splices do not fit, or name a part that is not there, is corrupt.
+            let id = &issued[0].id;
+            for column in [
+                format!("1:{}", "0".repeat(64)),
+                "999999999:".to_string() + &issued[0].sha256,
+                "not a list".into(),
+            ] {
+                store
+                    .execute_raw(&format!(
+                        "UPDATE certificates SET pdf_parts = '{column}' WHERE id = '{id}'"
+                    ))
+                    .await
+                    .unwrap();
+                assert!(
+                    matches!(store.certificate(id).await, Err(StoreError::Corrupt { .. })),
+                    "{url}: {column}"
+                );
+            }
+            store.close().await;
+        }
+    });
+}
+
+/// A stored part altered behind the store's back (its triggers dropped): reading a certificate
+/// that uses it is refused, and so is issuing one that would.
+#[test]
+fn an_altered_part_is_refused_when_read_and_when_issuing() {
+    use tscns_cityportal::domain::{CertificateKind, Destination};
+    let dir = tempfile::tempdir().unwrap();
+    let (pdf, _) = sealed(
+        "RSSMRA80A01H501U",
+        CertificateKind::Residenza,
+        None,
+        Destination::Ordinaria,
+    );
+    rt().block_on(async {
+        for url in engines(&dir).await {
+            let store = Store::open(&url).await.unwrap();
+            let first = sample_certificate(None, pdf.clone());
+            store.issue(&first, &issue_audit(&first)).await.unwrap();
+            let drop_trigger = match store.engine() {
+                Engine::Sqlite => "DROP TRIGGER pdf_parts_no_update",
+                Engine::Postgres => "DROP TRIGGER pdf_parts_no_change ON pdf_parts",
+            };
+            store.execute_raw(drop_trigger).await.unwrap();
+            let flip = match store.engine() {
+                Engine::Sqlite => {
+                    "UPDATE pdf_parts SET bytes = CAST(X'00' || substr(bytes, 2) AS BLOB)"
+                }
+                Engine::Postgres => "UPDATE pdf_parts SET bytes = set_byte(bytes, 0, 0)",
+            };
+            assert_eq!(store.execute_raw(flip).await.unwrap(), 2, "{url}");
+            store.close().await;
+            let store = Store::open(&url).await.unwrap();
+            let read = store.certificate(&first.id).await;
+            assert!(
+                matches!(read, Err(StoreError::Corrupt { .. })),
+                "{url}: {:?}",
+                read.map(|c| c.map(|c| c.id))
+            );
+            let second = sample_certificate(Some("55555555555555"), pdf.clone());
+            let e = store
+                .issue(&second, &issue_audit(&second))
+                .await
+                .unwrap_err();
+            assert!(matches!(e, StoreError::Corrupt { .. }), "{url}: {e}");
+            // Nothing of the refused issuance was kept: not its row, not its marca.
+            assert_eq!(
+                store.certificate_ids().await.unwrap(),
+                vec![first.id.clone()]
+            );
+            assert!(store.used_marche().await.unwrap().is_empty(), "{url}");
+            store.close().await;
+        }
+    });
 }
 
 #[test]

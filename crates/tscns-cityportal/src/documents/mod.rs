@@ -20,7 +20,8 @@ use crate::store::CertificateIds;
 use layout::{paginate, Align, Block, Writer, MARGIN, PAGE_HEIGHT};
 use pdf::{fonts, Document, PAGE_WIDTH};
 
-pub use seal::{seal, Pkcs8Key, SealInfo, SealKey, CONTENTS_RESERVED};
+pub(crate) use pdf::shared_runs;
+pub use seal::{seal, seal_with_digest, Pkcs8Key, SealInfo, SealKey, SealedPdf, CONTENTS_RESERVED};
 pub use verify::{verify, Sealed};
 
 /// Why a document could not be made or verified.

@@ -79,13 +79,47 @@ const PAGES_AT: i32 = FONTS_AT + 2 * OBJECTS_PER_FONT;
 /// Deflate: the best compression for what is made once, the fastest for each document's
 /// content streams.
 fn deflate(data: &[u8], once: bool) -> Vec<u8> {
-    let level = if once {
-        flate2::Compression::best()
-    } else {
-        flate2::Compression::fast()
-    };
-    let mut e = flate2::write::ZlibEncoder::new(Vec::with_capacity(data.len() / 2 + 64), level);
-    // Writing into a Vec cannot fail.
+    if once {
+        let mut e = flate2::write::ZlibEncoder::new(
+            Vec::with_capacity(data.len() / 2 + 64),
+            flate2::Compression::best(),
+        );
+        // Writing into a Vec cannot fail.
+        let _ = e.write_all(data);
+        return e.finish().unwrap_or_default();
+    }
+    thread_local! {
+        // Setting up an encoder clears some 300 KiB of tables: each thread keeps one and resets
+        // it for the next stream.
+        static FAST: std::cell::RefCell<flate2::Compress> =
+            std::cell::RefCell::new(flate2::Compress::new(flate2::Compression::fast(), true));
+    }
+    FAST.with(|c| {
+        let mut c = c.borrow_mut();
+        c.reset();
+        let mut out = Vec::with_capacity(data.len() / 2 + 64);
+        loop {
+            let consumed = usize::try_from(c.total_in()).unwrap_or(data.len());
+            if out.len() == out.capacity() {
+                out.reserve(out.capacity().max(256));
+            }
+            let rest = data.get(consumed..).unwrap_or_default();
+            match c.compress_vec(rest, &mut out, flate2::FlushCompress::Finish) {
+                Ok(flate2::Status::StreamEnd) => return out,
+                Ok(_) => {}
+                // Not reachable with a valid state; a fresh encoder does the same work.
+                Err(_) => return deflate_fresh(data),
+            }
+        }
+    })
+}
+
+/// [`deflate`]'s fast level with an encoder of its own.
+fn deflate_fresh(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::ZlibEncoder::new(
+        Vec::with_capacity(data.len() / 2 + 64),
+        flate2::Compression::fast(),
+    );
     let _ = e.write_all(data);
     e.finish().unwrap_or_default()
 }
@@ -380,6 +414,17 @@ impl Font {
     }
 }
 
+/// The runs of bytes that every document of the base repertoire contains as they are: the
+/// objects of both fonts' base subsets (the store keeps them once, see `store::parts`).
+pub(crate) fn shared_runs() -> Vec<&'static [u8]> {
+    fonts().map_or_else(Vec::new, |f| {
+        vec![
+            f.regular.base_embedded.chunk.as_bytes(),
+            f.bold.base_embedded.chunk.as_bytes(),
+        ]
+    })
+}
+
 /// The embedded fonts, loaded (and their base subsets made) once.
 pub(crate) struct Fonts {
     pub(crate) regular: Font,
@@ -657,5 +702,35 @@ impl Document {
             pdf.stream(content_ref, content).filter(Filter::FlateDecode);
         }
         Ok(pdf.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inflate(data: &[u8]) -> Vec<u8> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::ZlibDecoder::new(data)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    proptest::proptest! {
+        /// The reused encoder gives, stream after stream, streams that inflate to their input,
+        /// each the same whatever came before it.
+        #[test]
+        fn the_reused_encoder_starts_afresh_each_time(
+            streams in proptest::collection::vec(proptest::collection::vec(0u8..8, 0..20_000), 1..5),
+        ) {
+            let first: Vec<Vec<u8>> = streams.iter().map(|d| deflate(d, false)).collect();
+            for (data, packed) in streams.iter().zip(&first).rev() {
+                proptest::prop_assert_eq!(&inflate(packed), data);
+                proptest::prop_assert_eq!(&deflate(data, false), packed);
+                proptest::prop_assert_eq!(&inflate(&deflate_fresh(data)), data);
+            }
+        }
     }
 }

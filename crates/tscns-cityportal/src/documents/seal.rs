@@ -290,6 +290,25 @@ fn with_entry(dict: &str, entry: &str) -> String {
 
 /// Seals `pdf` (a PDF this crate produced) with `key`: PAdES-B-B in an incremental update.
 pub fn seal(pdf: &[u8], key: &dyn SealKey, info: &SealInfo) -> Result<Vec<u8>, DocumentError> {
+    seal_with_digest(pdf, key, info).map(|s| s.pdf)
+}
+
+/// A sealed PDF and the SHA-256 of the whole file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedPdf {
+    /// The sealed PDF.
+    pub pdf: Vec<u8>,
+    /// SHA-256 of `pdf`.
+    pub sha256: [u8; 32],
+}
+
+/// As [`seal`], and the SHA-256 of the sealed file, computed in the same pass as the digest
+/// the seal signs (what a store keeps beside the file).
+pub fn seal_with_digest(
+    pdf: &[u8],
+    key: &dyn SealKey,
+    info: &SealInfo,
+) -> Result<SealedPdf, DocumentError> {
     let chain = key.certificate_chain();
     let cert_der = chain
         .first()
@@ -355,7 +374,9 @@ pub fn seal(pdf: &[u8], key: &dyn SealKey, info: &SealInfo) -> Result<Vec<u8>, D
     let (sig_id, field_id, ap_id) = (size, size + 1, size + 2);
 
     // The update.
-    let mut out = pdf.to_vec();
+    let reserved = reservation(&chain, key.key_bits());
+    let mut out = Vec::with_capacity(pdf.len() + 2 * reserved + 4096);
+    out.extend_from_slice(pdf);
     if !out.ends_with(b"\n") {
         out.push(b'\n');
     }
@@ -372,7 +393,7 @@ pub fn seal(pdf: &[u8], key: &dyn SealKey, info: &SealInfo) -> Result<Vec<u8>, D
     );
     out.extend_from_slice(sig_head.as_bytes());
     let contents_start = out.len() - 1; // the '<'
-    let reserved = reservation(&chain, key.key_bits());
+
     out.extend(std::iter::repeat_n(b'0', reserved * 2));
     out.extend_from_slice(b">");
     let contents_end = out.len(); // after the '>'
@@ -447,9 +468,10 @@ pub fn seal(pdf: &[u8], key: &dyn SealKey, info: &SealInfo) -> Result<Vec<u8>, D
         .ok_or_else(|| DocumentError::Unsealable("byte range placeholder lost".into()))?;
     out[at..at + range.len()].copy_from_slice(range.as_bytes());
 
-    // The CMS over the two ranges.
+    // The CMS over the two ranges; the whole file's digest goes on from the first one.
     let mut h = Sha256::new();
     h.update(&out[..contents_start]);
+    let mut whole = h.clone();
     h.update(&out[contents_end..]);
     let digest = h.finalize();
     let cms = signed_data(key, &cert, &chain, &digest)?;
@@ -461,7 +483,11 @@ pub fn seal(pdf: &[u8], key: &dyn SealKey, info: &SealInfo) -> Result<Vec<u8>, D
     }
     let hexed = hex::encode(&cms);
     out[contents_start + 1..contents_start + 1 + hexed.len()].copy_from_slice(hexed.as_bytes());
-    Ok(out)
+    whole.update(&out[contents_start..]);
+    Ok(SealedPdf {
+        pdf: out,
+        sha256: whole.finalize().into(),
+    })
 }
 
 pub(crate) fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {

@@ -521,12 +521,12 @@ impl Portal {
                 ),
                 signing_time: now,
             };
-            documents::seal(&pdf, key.as_ref(), &info)
+            documents::seal_with_digest(&pdf, key.as_ref(), &info)
         })
         .await
         .map_err(|e| Failure::Internal(format!("issuing task: {e}")))?
         .map_err(|e| Failure::Internal(format!("certificate PDF: {e}")))?;
-        let sha256 = hex::encode(Sha256::digest(&pdf));
+        let (pdf, sha256) = (pdf.pdf, hex::encode(pdf.sha256));
         let subject_cf = subject.person.codice_fiscale.as_str().to_string();
         let certificate = StoredCertificate {
             id: ids.id.clone(),

@@ -42,6 +42,21 @@ const MIGRATIONS: &[Migration] = &[Migration {
         "CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$",
         "CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()",
     ],
+}, Migration {
+    version: 2,
+    name: "shared parts of certificate PDFs stored once (see store::parts)",
+    sqlite: &[
+        "CREATE TABLE pdf_parts (sha256 TEXT PRIMARY KEY, bytes BLOB NOT NULL)",
+        "ALTER TABLE certificates ADD COLUMN pdf_parts TEXT",
+        "CREATE TRIGGER pdf_parts_no_update BEFORE UPDATE ON pdf_parts BEGIN SELECT RAISE(ABORT, 'stored PDF parts are never changed'); END",
+        "CREATE TRIGGER pdf_parts_no_delete BEFORE DELETE ON pdf_parts BEGIN SELECT RAISE(ABORT, 'stored PDF parts are never changed'); END",
+    ],
+    postgres: &[
+        "CREATE TABLE pdf_parts (sha256 TEXT PRIMARY KEY, bytes BYTEA NOT NULL)",
+        "ALTER TABLE certificates ADD COLUMN pdf_parts TEXT",
+        "CREATE FUNCTION pdf_parts_immutable() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'stored PDF parts are never changed'; END $$",
+        "CREATE TRIGGER pdf_parts_no_change BEFORE UPDATE OR DELETE OR TRUNCATE ON pdf_parts FOR EACH STATEMENT EXECUTE FUNCTION pdf_parts_immutable()",
+    ],
 }];
 
 /// The newest version this program knows.

@@ -15,6 +15,7 @@
 //! generator, never from a per-process counter.
 
 mod migrations;
+mod parts;
 mod portal;
 
 pub use portal::RateDecision;
@@ -193,6 +194,20 @@ pub struct Store {
     pool: AnyPool,
     engine: Engine,
     commits: Arc<GroupCommit>,
+    parts: Arc<parts::Known>,
+}
+
+/// How much an archive of certificates takes (see [`Store::archive_size`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveSize {
+    /// Certificates stored.
+    pub certificates: u64,
+    /// Bytes of their PDFs as the certificates' rows keep them (their shared parts cut out).
+    pub certificate_bytes: u64,
+    /// Shared parts stored (each once, whatever the number of certificates containing it).
+    pub shared_parts: u64,
+    /// Bytes of the shared parts.
+    pub shared_part_bytes: u64,
 }
 
 /// What a record is built from.
@@ -231,7 +246,7 @@ impl std::fmt::Debug for GroupCommit {
     }
 }
 
-/// The most issuances one commit writes (12 bound values each, well inside both engines'
+/// The most issuances one commit writes (13 bound values each, well inside both engines'
 /// limits).
 const MAX_GROUP: usize = 32;
 
@@ -276,12 +291,18 @@ struct IssueJob {
     destination: i64,
     issued_at: i64,
     sha256: String,
+    /// The PDF's own bytes (its shared parts cut out).
     pdf: Vec<u8>,
+    /// Where the shared parts go back (`None`: `pdf` is the whole file).
+    pdf_parts: Option<String>,
+    /// The shared parts cut out.
+    parts: Vec<parts::Part>,
     audit: AuditEntry,
 }
 
 impl IssueJob {
     fn new(c: &StoredCertificate, audit: &AuditEntry) -> Result<IssueJob, StoreError> {
+        let split = parts::split(&c.pdf, parts::candidates());
         Ok(IssueJob {
             id: c.id.clone(),
             verification_code: c.verification_code.clone(),
@@ -297,7 +318,9 @@ impl IssueJob {
             destination: i64::from(c.destination.code()),
             issued_at: unix(c.issued_at),
             sha256: c.sha256.clone(),
-            pdf: c.pdf.clone(),
+            pdf_parts: split.column(),
+            parts: split.splices.into_iter().map(|(_, p)| p).collect(),
+            pdf: split.own,
             audit: audit.clone(),
         })
     }
@@ -306,7 +329,7 @@ impl IssueJob {
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 impl IssueJob {
-    /// Binds the 12 columns of its `certificates` row, in table order.
+    /// Binds the 13 columns of its `certificates` row, in table order.
     fn bind_certificate<'q>(&'q self, q: AnyQuery<'q>) -> AnyQuery<'q> {
         q.bind(self.id.as_str())
             .bind(self.verification_code.as_str())
@@ -320,6 +343,7 @@ impl IssueJob {
             .bind(self.issued_at)
             .bind(self.sha256.as_str())
             .bind(self.pdf.as_slice())
+            .bind(self.pdf_parts.as_deref())
     }
 }
 
@@ -442,6 +466,7 @@ impl Store {
             pool,
             engine,
             commits: Arc::new(GroupCommit::default()),
+            parts: Arc::new(parts::Known::default()),
         };
         migrations::run(&store.pool, engine).await?;
         Ok(store)
@@ -813,10 +838,20 @@ impl Store {
             .filter(|(_, a)| a.is_ok())
             .map(|(p, _)| &p.job)
             .collect();
+        let mut stored = Vec::new();
         if !ok.is_empty() {
+            stored = self
+                .store_parts(&mut tx, ok.iter().copied())
+                .await
+                .map_err(|e| match e {
+                    StoreError::Database(e) => GroupFailure::from(e),
+                    // A stored part that is not what its key says: each issuance alone
+                    // gets that answer.
+                    _ => GroupFailure::Refused,
+                })?;
             let sql = format!(
-                "INSERT INTO certificates (id, verification_code, municipality, kind, subject, requester, stamp, marca, destination, issued_at, sha256, pdf) VALUES {}",
-                placeholders(ok.len(), 12)
+                "INSERT INTO certificates (id, verification_code, municipality, kind, subject, requester, stamp, marca, destination, issued_at, sha256, pdf, pdf_parts) VALUES {}",
+                placeholders(ok.len(), 13)
             );
             let mut q = sqlx::query(&sql);
             for j in &ok {
@@ -839,6 +874,7 @@ impl Store {
                 reason: e.to_string(),
             });
         }
+        self.remember_parts(stored);
         Ok(answers)
     }
 
@@ -864,27 +900,156 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
+        let stored = self.store_parts(&mut tx, [j]).await?;
         j.bind_certificate(sqlx::query(
-            "INSERT INTO certificates (id, verification_code, municipality, kind, subject, requester, stamp, marca, destination, issued_at, sha256, pdf) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "INSERT INTO certificates (id, verification_code, municipality, kind, subject, requester, stamp, marca, destination, issued_at, sha256, pdf, pdf_parts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         ))
         .execute(&mut *tx)
         .await?;
         insert_audit(&mut *tx, &j.audit).await?;
         tx.commit().await?;
+        self.remember_parts(stored);
         Ok(())
+    }
+
+    /// Makes sure the shared parts of `jobs` are in `pdf_parts`, inside `tx`: each part not yet
+    /// known to this store is inserted, or, if already there, compared byte for byte. Returns
+    /// the parts to remember once `tx` commits.
+    async fn store_parts<'j>(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        jobs: impl IntoIterator<Item = &'j IssueJob>,
+    ) -> Result<Vec<parts::Part>, StoreError> {
+        let mut todo: Vec<&parts::Part> = Vec::new();
+        for j in jobs {
+            for p in &j.parts {
+                if !self.parts.contains(&p.sha256) && !todo.iter().any(|t| t.sha256 == p.sha256) {
+                    todo.push(p);
+                }
+            }
+        }
+        for p in &todo {
+            let row = sqlx::query("SELECT bytes FROM pdf_parts WHERE sha256 = $1")
+                .bind(p.sha256.as_str())
+                .fetch_optional(&mut **tx)
+                .await?;
+            match row {
+                Some(r) if r.try_get::<Vec<u8>, _>("bytes")?[..] != p.bytes[..] => {
+                    return Err(StoreError::Corrupt {
+                        table: "pdf_parts",
+                        reason: format!("part {} is not what its SHA-256 says", p.sha256),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    sqlx::query(
+                        "INSERT INTO pdf_parts (sha256, bytes) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
+                    )
+                    .bind(p.sha256.as_str())
+                    .bind(&p.bytes[..])
+                    .execute(&mut **tx)
+                    .await?;
+                }
+            }
+        }
+        Ok(todo.into_iter().cloned().collect())
+    }
+
+    /// Remembers parts whose transaction committed.
+    fn remember_parts(&self, stored: Vec<parts::Part>) {
+        for p in stored {
+            self.parts.insert(p.sha256, p.bytes);
+        }
+    }
+
+    /// The bytes of a stored part, checked against its SHA-256 (kept in memory once read).
+    async fn part(&self, sha256: &str) -> Result<Arc<[u8]>, StoreError> {
+        if let Some(bytes) = self.parts.get(sha256) {
+            return Ok(bytes);
+        }
+        let row = sqlx::query("SELECT bytes FROM pdf_parts WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?;
+        let bad = |reason: String| StoreError::Corrupt {
+            table: "pdf_parts",
+            reason,
+        };
+        let row = row.ok_or_else(|| bad(format!("part {sha256} is missing")))?;
+        let bytes: Vec<u8> = row.try_get("bytes")?;
+        if hex::encode(Sha256::digest(&bytes)) != sha256 {
+            return Err(bad(format!("part {sha256} does not match its SHA-256")));
+        }
+        let bytes: Arc<[u8]> = Arc::from(bytes);
+        self.parts.insert(sha256.to_string(), Arc::clone(&bytes));
+        Ok(bytes)
+    }
+
+    /// A certificate from its row: its PDF put back together from its own bytes and its shared
+    /// parts, and checked against its SHA-256.
+    async fn certificate_from_row(&self, r: &AnyRow) -> Result<StoredCertificate, StoreError> {
+        let own: Vec<u8> = r.try_get("pdf")?;
+        let pdf = match r.try_get::<Option<String>, _>("pdf_parts")? {
+            None => own,
+            Some(column) => {
+                let mut splices = Vec::new();
+                for (at, sha256) in parts::parse_column(&column)? {
+                    splices.push((at, self.part(&sha256).await?));
+                }
+                parts::join(&own, &splices)?
+            }
+        };
+        let sha256: String = r.try_get("sha256")?;
+        if hex::encode(Sha256::digest(&pdf)) != sha256 {
+            return Err(StoreError::Corrupt {
+                table: "certificates",
+                reason: "the PDF does not match its SHA-256".into(),
+            });
+        }
+        certificate_fields(r, pdf)
+    }
+
+    /// How much the certificates take: their rows' bytes, and the shared parts stored once.
+    pub async fn archive_size(&self) -> Result<ArchiveSize, StoreError> {
+        let c = sqlx::query(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(pdf)), 0) AS b FROM certificates",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let p = sqlx::query(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(bytes)), 0) AS b FROM pdf_parts",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let count = |r: &AnyRow, col: &str| -> Result<u64, StoreError> {
+            let v: i64 = r.try_get(col)?;
+            u64::try_from(v).map_err(|_| StoreError::Corrupt {
+                table: "certificates",
+                reason: format!("{col} is {v}"),
+            })
+        };
+        Ok(ArchiveSize {
+            certificates: count(&c, "n")?,
+            certificate_bytes: count(&c, "b")?,
+            shared_parts: count(&p, "n")?,
+            shared_part_bytes: count(&p, "b")?,
+        })
     }
 
     /// The certificate with this id.
     pub async fn certificate(&self, id: &str) -> Result<Option<StoredCertificate>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, verification_code, municipality, kind, subject, requester, stamp, destination, issued_at, sha256, pdf \
+            "SELECT id, verification_code, municipality, kind, subject, requester, stamp, destination, issued_at, sha256, pdf, pdf_parts \
              FROM certificates WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| certificate_from_row(&r)).transpose()
+        match row {
+            Some(r) => Ok(Some(self.certificate_from_row(&r).await?)),
+            None => Ok(None),
+        }
     }
 
     /// The certificate with this id, its sealed PDF included, if `code` is its verification code
@@ -1135,18 +1300,6 @@ where
 /// What the sessions table keeps of a session id: its SHA-256, hex.
 pub(crate) fn session_key(id: &str) -> String {
     hex::encode(Sha256::digest(id.as_bytes()))
-}
-
-fn certificate_from_row(r: &AnyRow) -> Result<StoredCertificate, StoreError> {
-    let pdf: Vec<u8> = r.try_get("pdf")?;
-    let sha256: String = r.try_get("sha256")?;
-    if hex::encode(Sha256::digest(&pdf)) != sha256 {
-        return Err(StoreError::Corrupt {
-            table: "certificates",
-            reason: "the PDF does not match its SHA-256".into(),
-        });
-    }
-    certificate_fields(r, pdf)
 }
 
 /// A certificate's row with `pdf` (read and checked by the caller, or empty).

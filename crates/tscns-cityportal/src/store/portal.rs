@@ -6,9 +6,7 @@
 use sqlx::{Executor, Row};
 use time::OffsetDateTime;
 
-use super::{
-    certificate_from_row, from_unix, unix, AuditEntry, Engine, StoreError, StoredCertificate,
-};
+use super::{from_unix, unix, AuditEntry, Engine, StoreError, StoredCertificate};
 
 /// The portal's migrations: (version, name, SQLite statements, PostgreSQL statements).
 type PortalMigration = (
@@ -191,13 +189,17 @@ impl super::Store {
     /// The certificates a citizen requested or is the subject of, newest first.
     pub async fn certificates_of(&self, cf: &str) -> Result<Vec<StoredCertificate>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, verification_code, municipality, kind, subject, requester, stamp, destination, issued_at, sha256, pdf \
+            "SELECT id, verification_code, municipality, kind, subject, requester, stamp, destination, issued_at, sha256, pdf, pdf_parts \
              FROM certificates WHERE requester = $1 OR subject = $1 ORDER BY issued_at DESC, id",
         )
         .bind(cf)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(certificate_from_row).collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.certificate_from_row(r).await?);
+        }
+        Ok(out)
     }
 
     /// The audit log, oldest first, optionally only the lines by or about one codice fiscale.
