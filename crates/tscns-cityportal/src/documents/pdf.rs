@@ -414,6 +414,44 @@ impl Font {
     }
 }
 
+/// The objects a document starts with, after the header: the ICC profile, then each font's
+/// subset (the base one, or the extended one of `variants`).
+fn write_head(pdf: &mut Pdf, fonts: &Fonts, variants: &[Option<Arc<Embedded>>]) {
+    pdf.icc_profile(ICC, SRGB_ICC)
+        .n(3)
+        .range([0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
+    for (i, font) in [&fonts.regular, &fonts.bold].into_iter().enumerate() {
+        match variants.get(i).and_then(Option::as_ref) {
+            Some(v) => pdf.extend(&v.chunk),
+            None => pdf.extend(&font.base_embedded.chunk),
+        }
+    }
+}
+
+/// The first bytes of every document of the base repertoire (header, ICC profile, both base
+/// subsets), and the SHA-256 state after them: the seal hashes only what follows.
+pub(crate) struct SharedHead {
+    /// The bytes.
+    pub(crate) bytes: Vec<u8>,
+    /// SHA-256 after `bytes`.
+    pub(crate) sha256: Sha256,
+}
+
+/// The [`SharedHead`] (made once).
+pub(crate) fn shared_head() -> Option<&'static SharedHead> {
+    static HEAD: OnceLock<Option<SharedHead>> = OnceLock::new();
+    HEAD.get_or_init(|| {
+        let fonts = fonts()?;
+        let mut pdf = Pdf::new();
+        write_head(&mut pdf, fonts, &[None, None]);
+        let bytes = pdf.as_bytes().to_vec();
+        let mut sha256 = Sha256::new();
+        sha256.update(&bytes);
+        Some(SharedHead { bytes, sha256 })
+    })
+    .as_ref()
+}
+
 /// The runs of bytes that every document of the base repertoire contains as they are: the
 /// objects of both fonts' base subsets (the store keeps them once, see `store::parts`).
 pub(crate) fn shared_runs() -> Vec<&'static [u8]> {
@@ -618,6 +656,9 @@ impl Document {
             + fonts.bold.base_embedded.chunk.len()
             + 8 * 1024;
         let mut pdf = Pdf::with_capacity(size);
+        // First what documents share: with the base subsets, every document starts with the
+        // same bytes (see `shared_head`).
+        write_head(&mut pdf, fonts, &variants);
         // The file id: a digest of what makes this document itself.
         let mut id = Sha256::new();
         id.update(self.title.as_bytes());
@@ -671,15 +712,6 @@ impl Document {
             .pdfa_conformance("B");
         let xmp = xmp.finish(None);
         pdf.metadata(METADATA, xmp.as_bytes());
-        pdf.icc_profile(ICC, SRGB_ICC)
-            .n(3)
-            .range([0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
-        for (font, variant) in [&fonts.regular, &fonts.bold].into_iter().zip(&variants) {
-            match variant {
-                Some(v) => pdf.extend(&v.chunk),
-                None => pdf.extend(&font.base_embedded.chunk),
-            }
-        }
         for (page_ref, content) in page_refs.iter().zip(&contents) {
             let content_ref = Ref::new(page_ref.get() + 1);
             let mut page = pdf.page(*page_ref);

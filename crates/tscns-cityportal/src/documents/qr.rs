@@ -185,16 +185,6 @@ fn penalty_rows(rows: &[u128], n: usize) -> u32 {
     if !(2..=FAST_MAX).contains(&n) || rows.len() != n {
         return u32::MAX;
     }
-    let mut cols = vec![0u128; n];
-    for (y, row) in rows.iter().enumerate() {
-        let mut r = *row;
-        while r != 0 {
-            if let Some(c) = cols.get_mut(r.trailing_zeros() as usize) {
-                *c |= 1 << y;
-            }
-            r &= r - 1;
-        }
-    }
     let full: u128 = (1u128 << n) - 1;
     let pairs: u128 = (1u128 << (n - 1)) - 1;
     // N3 looks at starts 4..=n-3 of the line shifted by four (the quiet zone).
@@ -204,7 +194,7 @@ fn penalty_rows(rows: &[u128], n: usize) -> u32 {
         0
     };
     let mut score = 0u32;
-    for &line in rows.iter().chain(&cols) {
+    for &line in rows {
         // N1: bit x of `same` says modules x and x+1 match; bit x of `five` that x..x+4 do. A
         // run of L ≥ 5 sets L-4 bits of `five`, starting once: its 3 + (L-5) is 2 + (L-4).
         let same = !(line ^ (line >> 1)) & pairs;
@@ -216,6 +206,37 @@ fn penalty_rows(rows: &[u128], n: usize) -> u32 {
         let finder = p & !(p >> 1) & (p >> 2) & (p >> 3) & (p >> 4) & !(p >> 5) & (p >> 6);
         let light = !(p | (p >> 1) | (p >> 2) | (p >> 3));
         score += 40 * (finder & ((light << 4) | (light >> 7)) & starts).count_ones();
+    }
+    // The same two rules down the columns, all columns at once: bit x of a row word is
+    // column x, and rows outside the symbol are light (the quiet zone).
+    let row = |y: isize| -> u128 {
+        usize::try_from(y)
+            .ok()
+            .and_then(|y| rows.get(y))
+            .copied()
+            .unwrap_or(0)
+    };
+    let height = isize::try_from(n).unwrap_or(0);
+    let same_down = |y: isize| !(row(y) ^ row(y + 1)) & full;
+    let five_down = |y: isize| {
+        if y < 0 || y + 4 >= height {
+            0
+        } else {
+            same_down(y) & same_down(y + 1) & same_down(y + 2) & same_down(y + 3)
+        }
+    };
+    let mut five_above = 0u128;
+    for y in 0..height {
+        let five = five_down(y);
+        score += 2 * (five & !five_above).count_ones() + five.count_ones();
+        five_above = five;
+        if y + 7 <= height {
+            let r = |k: isize| row(y + k);
+            let finder = r(0) & !r(1) & r(2) & r(3) & r(4) & !r(5) & r(6);
+            let before = !(row(y - 4) | row(y - 3) | row(y - 2) | row(y - 1));
+            let after = !(r(7) | r(8) | r(9) | r(10));
+            score += 40 * (finder & (before | after) & full).count_ones();
+        }
     }
     // N2: 2×2 blocks of one colour.
     for w in rows.windows(2) {

@@ -29,14 +29,71 @@ use super::syntax::{self, Value};
 use super::DocumentError;
 
 /// The most bytes reserved for the CMS in `/Contents` (hex doubles it in the file). A seal
-/// reserves what its key's chain needs (the certificates, the signature and 2 KiB for the rest
-/// of the CMS), at least 4 KiB and at most this.
+/// reserves what its CMS takes (measured on a CMS with the same chain and a signature of the
+/// key's length) and [`RESERVE_SLACK`] bytes more, at most this.
 pub const CONTENTS_RESERVED: usize = 16 * 1024;
 
-/// The bytes to reserve for the CMS of `key_bits` with `chain`.
-fn reservation(chain: &[Vec<u8>], key_bits: usize) -> usize {
-    let certificates: usize = chain.iter().map(Vec::len).sum();
-    (certificates + key_bits.div_ceil(8) + 2048).clamp(4096, CONTENTS_RESERVED)
+/// Bytes reserved beyond the measured CMS.
+const RESERVE_SLACK: usize = 64;
+
+/// What a seal needs of its key's chain, parsed once: the certificates, and the bytes to
+/// reserve for the CMS.
+struct Prepared {
+    chain_der: Vec<Vec<u8>>,
+    key_bits: usize,
+    cert: Certificate,
+    chain: Vec<Certificate>,
+    reserved: usize,
+}
+
+/// The chain parsed and the reservation measured (the last chain prepared is kept: a portal
+/// seals with one key).
+fn prepared(
+    chain_der: &[Vec<u8>],
+    key_bits: usize,
+) -> Result<std::sync::Arc<Prepared>, DocumentError> {
+    use std::sync::{Arc, Mutex, PoisonError};
+    static LAST: Mutex<Option<Arc<Prepared>>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(p) = last.as_ref() {
+        if p.key_bits == key_bits && p.chain_der[..] == chain_der[..] {
+            return Ok(Arc::clone(p));
+        }
+    }
+    let cert_der = chain_der
+        .first()
+        .ok_or_else(|| DocumentError::Key("the seal key has no certificate".into()))?;
+    let cert = Certificate::from_der(cert_der)
+        .map_err(|e| DocumentError::Key(format!("seal certificate: {e}")))?;
+    let chain = chain_der
+        .iter()
+        .map(|c| Certificate::from_der(c))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| DocumentError::Key(format!("seal certificate chain: {e}")))?;
+    // The CMS's length depends on the chain and on the signature's length only.
+    let attrs = signed_attributes(&cert, cert_der, &[0u8; 32])?;
+    let measured = cms(
+        &cert,
+        &chain,
+        attrs,
+        vec![0xff; key_bits.div_ceil(8).max(1)],
+    )?
+    .len();
+    let reserved = measured + RESERVE_SLACK;
+    if reserved > CONTENTS_RESERVED {
+        return Err(DocumentError::Key(format!(
+            "the seal's CMS would take {measured} bytes, more than the {CONTENTS_RESERVED} a seal reserves: a certificate chain that long cannot seal"
+        )));
+    }
+    let p = Arc::new(Prepared {
+        chain_der: chain_der.to_vec(),
+        key_bits,
+        cert,
+        chain,
+        reserved,
+    });
+    *last = Some(Arc::clone(&p));
+    Ok(p)
 }
 
 /// Object identifiers (RFC 5652, RFC 5035, RFC 8017, NIST).
@@ -309,12 +366,7 @@ pub fn seal_with_digest(
     key: &dyn SealKey,
     info: &SealInfo,
 ) -> Result<SealedPdf, DocumentError> {
-    let chain = key.certificate_chain();
-    let cert_der = chain
-        .first()
-        .ok_or_else(|| DocumentError::Key("the seal key has no certificate".into()))?;
-    let cert = Certificate::from_der(cert_der)
-        .map_err(|e| DocumentError::Key(format!("seal certificate: {e}")))?;
+    let prepared = prepared(&key.certificate_chain(), key.key_bits())?;
     if !key.schemes().contains(&SignatureScheme::Pkcs1Sha256) {
         return Err(DocumentError::Key(
             "the seal key cannot make RSA PKCS#1 v1.5 SHA-256 signatures".into(),
@@ -374,7 +426,7 @@ pub fn seal_with_digest(
     let (sig_id, field_id, ap_id) = (size, size + 1, size + 2);
 
     // The update.
-    let reserved = reservation(&chain, key.key_bits());
+    let reserved = prepared.reserved;
     let mut out = Vec::with_capacity(pdf.len() + 2 * reserved + 4096);
     out.extend_from_slice(pdf);
     if !out.ends_with(b"\n") {
@@ -468,13 +520,24 @@ pub fn seal_with_digest(
         .ok_or_else(|| DocumentError::Unsealable("byte range placeholder lost".into()))?;
     out[at..at + range.len()].copy_from_slice(range.as_bytes());
 
-    // The CMS over the two ranges; the whole file's digest goes on from the first one.
-    let mut h = Sha256::new();
-    h.update(&out[..contents_start]);
+    // The CMS over the two ranges; the whole file's digest goes on from the first one. A
+    // document that starts with the writer's shared head is hashed from the state after it.
+    let mut h = match super::pdf::shared_head() {
+        Some(head) if head.bytes.len() <= contents_start && out.starts_with(&head.bytes) => {
+            let mut h = head.sha256.clone();
+            h.update(&out[head.bytes.len()..contents_start]);
+            h
+        }
+        _ => {
+            let mut h = Sha256::new();
+            h.update(&out[..contents_start]);
+            h
+        }
+    };
     let mut whole = h.clone();
     h.update(&out[contents_end..]);
     let digest = h.finalize();
-    let cms = signed_data(key, &cert, &chain, &digest)?;
+    let cms = signed_data(key, &prepared, &digest)?;
     if cms.len() > reserved {
         return Err(DocumentError::Sign(format!(
             "the CMS ({} bytes) does not fit the {reserved} reserved (a certificate chain longer than {CONTENTS_RESERVED} bytes?)",
@@ -568,20 +631,26 @@ pub(crate) fn signed_attributes(
     Ok(attrs)
 }
 
-/// CMS ContentInfo(SignedData), detached, DER.
-fn signed_data(
-    key: &dyn SealKey,
-    cert: &Certificate,
-    chain: &[Vec<u8>],
-    digest: &[u8],
-) -> Result<Vec<u8>, DocumentError> {
+/// CMS ContentInfo(SignedData), detached, DER, signed by `key`.
+fn signed_data(key: &dyn SealKey, p: &Prepared, digest: &[u8]) -> Result<Vec<u8>, DocumentError> {
     let e = |e: der::Error| DocumentError::Sign(e.to_string());
-    let cert_der = chain.first().map(Vec::as_slice).unwrap_or_default();
-    let attrs = signed_attributes(cert, cert_der, digest)?;
+    let cert_der = p.chain_der.first().map(Vec::as_slice).unwrap_or_default();
+    let attrs = signed_attributes(&p.cert, cert_der, digest)?;
     let to_sign = attrs.to_der().map_err(e)?;
     let signature = key
         .sign(SignatureScheme::Pkcs1Sha256, &to_sign)
         .map_err(|err| DocumentError::Sign(err.to_string()))?;
+    cms(&p.cert, &p.chain, attrs, signature)
+}
+
+/// The CMS of `attrs` and their `signature`, with `chain`.
+fn cms(
+    cert: &Certificate,
+    chain: &[Certificate],
+    attrs: SetOfVec<Attribute>,
+    signature: Vec<u8>,
+) -> Result<Vec<u8>, DocumentError> {
+    let e = |e: der::Error| DocumentError::Sign(e.to_string());
     let sha256 = AlgorithmIdentifierOwned {
         oid: oid::SHA256,
         parameters: None,
@@ -589,9 +658,7 @@ fn signed_data(
     let mut certs = SetOfVec::new();
     for c in chain {
         certs
-            .insert(CertificateChoices::Certificate(
-                Certificate::from_der(c).map_err(e)?,
-            ))
+            .insert(CertificateChoices::Certificate(c.clone()))
             .map_err(e)?;
     }
     let signer = SignerInfo {

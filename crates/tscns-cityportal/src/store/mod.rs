@@ -452,6 +452,9 @@ impl Store {
             .max_connections(if engine == Engine::Sqlite { 4 } else { 8 })
             .acquire_timeout(Duration::from_secs(30));
         if engine == Engine::Sqlite {
+            // A connection to a local file does not go stale: no round trip to test it each
+            // time it is taken from the pool.
+            options = options.test_before_acquire(false);
             options = options.after_connect(|conn, _meta| {
                 Box::pin(async move {
                     conn.execute("PRAGMA journal_mode = WAL").await?;
