@@ -70,8 +70,12 @@ pub async fn issue_certificate(
         remote_addr: req.remote_addr.to_string(),
         outcome,
     };
-    let (requester, subject) = store
-        .records(req.municipality, req.requester, req.subject)
+    let marca = match req.stamp {
+        Some(Stamp::Marca(m)) => Some(m.as_str()),
+        _ => None,
+    };
+    let (requester, subject, marca_used) = store
+        .records_and_marca(req.municipality, req.requester, req.subject, marca)
         .await?;
     let checked = match (&requester, &subject) {
         (None, _) => Err(Refusal::RequesterNotResident),
@@ -87,10 +91,8 @@ pub async fn issue_certificate(
         (Ok(_), None) => return Err(Refusal::NotInFamily.into()),
     };
     eligible.check_stamp(req.stamp)?;
-    if let Some(Stamp::Marca(m)) = req.stamp {
-        if store.marca_used(m.as_str()).await? {
-            return Err(StoreError::MarcaAlreadyUsed(m.as_str().to_string()).into());
-        }
+    if let (Some(m), true) = (marca, marca_used) {
+        return Err(StoreError::MarcaAlreadyUsed(m.to_string()).into());
     }
     let ids = Store::new_certificate_ids(req.municipality)?;
     let pdf = certificate_pdf(&CertificateContent {

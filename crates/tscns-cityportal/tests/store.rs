@@ -33,7 +33,7 @@ fn open_import_issue_reopen_on_both_engines() {
     rt().block_on(async {
         for url in engines(&dir).await {
             let store = Store::open(&url).await.unwrap();
-            assert_eq!(store.schema_version().await.unwrap(), 2);
+            assert_eq!(store.schema_version().await.unwrap(), 3);
             if store.engine() == Engine::Sqlite {
                 assert_eq!(
                     store.sqlite_journal_mode().await.unwrap().as_deref(),
@@ -87,7 +87,7 @@ fn open_import_issue_reopen_on_both_engines() {
 
             // Reopen: everything committed is there; migrations do not run twice.
             let store = Store::open(&url).await.unwrap();
-            assert_eq!(store.schema_version().await.unwrap(), 2);
+            assert_eq!(store.schema_version().await.unwrap(), 3);
             assert_eq!(store.certificate(&c.id).await.unwrap().unwrap(), c);
             assert_eq!(
                 store
@@ -481,6 +481,69 @@ fn an_altered_part_is_refused_when_read_and_when_issuing() {
             );
             assert!(store.used_marche().await.unwrap().is_empty(), "{url}");
             store.close().await;
+        }
+    });
+}
+
+/// Records are kept in memory by the registry's version: every change of the registry's tables,
+/// through this store, another instance or by hand, is seen by the next read.
+#[test]
+fn kept_records_follow_every_change_of_the_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let mario = CodiceFiscale::parse("RSSMRA80A01H501U").unwrap();
+    let luca = CodiceFiscale::parse("RSSLCU10C15H769O").unwrap();
+    rt().block_on(async {
+        for url in engines(&dir).await {
+            let a = Store::open(&url).await.unwrap();
+            let b = Store::open(&url).await.unwrap();
+            a.import(&fixture()).await.unwrap();
+            let street = |r: &tscns_cityportal::domain::RegistryRecord| {
+                r.family.as_ref().unwrap().address.street.clone()
+            };
+            let first = a.record("H769", &mario).await.unwrap().unwrap();
+            assert_eq!(street(&first), "VIA ROMA");
+            // Read again: the same, and the marca check still answers.
+            let (r, s, used) = a
+                .records_and_marca("H769", &mario, &luca, Some("12345678901234"))
+                .await
+                .unwrap();
+            assert_eq!(r.unwrap(), first);
+            assert!(s.unwrap().person.codice_fiscale == luca && !used);
+            // Another instance imports a registry where the family moved.
+            let moved = tscns_cityportal::SAN_BENEDETTO_FIXTURE.replacen("VIA ROMA", "VIA MILANO", 1);
+            b.import(&Registry::from_json(moved.as_bytes()).unwrap())
+                .await
+                .unwrap();
+            let after = a.record("H769", &mario).await.unwrap().unwrap();
+            assert_eq!(street(&after), "VIA MILANO", "{url}: a stale record");
+            let (_, s, _) = a.records_and_marca("H769", &mario, &luca, None).await.unwrap();
+            assert_eq!(street(&s.unwrap()), "VIA MILANO", "{url}");
+            // An edit by hand.
+            b.execute_raw(
+                "UPDATE people SET data = replace(data, 'MARIO', 'MARIANO') WHERE codice_fiscale = 'RSSMRA80A01H501U'",
+            )
+            .await
+            .unwrap();
+            let edited = a.record("H769", &mario).await.unwrap().unwrap();
+            assert_eq!(edited.person.given_name, "MARIANO", "{url}");
+            // A deletion: no longer in the registry.
+            b.execute_raw("DELETE FROM people WHERE codice_fiscale = 'RSSLCU10C15H769O'")
+                .await
+                .unwrap();
+            assert!(a.record("H769", &luca).await.unwrap().is_none(), "{url}");
+            let (r, s, _) = a.records_and_marca("H769", &mario, &luca, None).await.unwrap();
+            assert!(r.unwrap().members.iter().all(|m| m.codice_fiscale != luca));
+            assert!(s.is_none(), "{url}");
+            // A used marca is seen at once.
+            let c = sample_certificate(Some("12345678901234"), b"%PDF-1.7 x".to_vec());
+            b.issue(&c, &issue_audit(&c)).await.unwrap();
+            let (_, _, used) = a
+                .records_and_marca("H769", &mario, &mario, Some("12345678901234"))
+                .await
+                .unwrap();
+            assert!(used, "{url}");
+            a.close().await;
+            b.close().await;
         }
     });
 }

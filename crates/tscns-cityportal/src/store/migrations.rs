@@ -57,6 +57,30 @@ const MIGRATIONS: &[Migration] = &[Migration {
         "CREATE FUNCTION pdf_parts_immutable() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'stored PDF parts are never changed'; END $$",
         "CREATE TRIGGER pdf_parts_no_change BEFORE UPDATE OR DELETE OR TRUNCATE ON pdf_parts FOR EACH STATEMENT EXECUTE FUNCTION pdf_parts_immutable()",
     ],
+}, Migration {
+    version: 3,
+    name: "registry version, bumped on every change of the registry (records are cached by it)",
+    sqlite: &[
+        "CREATE TABLE registry_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)",
+        "INSERT INTO registry_version (id, version) VALUES (1, 0)",
+        "CREATE TRIGGER municipalities_insert_version AFTER INSERT ON municipalities BEGIN UPDATE registry_version SET version = version + 1; END",
+        "CREATE TRIGGER municipalities_update_version AFTER UPDATE ON municipalities BEGIN UPDATE registry_version SET version = version + 1; END",
+        "CREATE TRIGGER municipalities_delete_version AFTER DELETE ON municipalities BEGIN UPDATE registry_version SET version = version + 1; END",
+        "CREATE TRIGGER families_insert_version AFTER INSERT ON families BEGIN UPDATE registry_version SET version = version + 1; END",
+        "CREATE TRIGGER families_update_version AFTER UPDATE ON families BEGIN UPDATE registry_version SET version = version + 1; END",
+        "CREATE TRIGGER families_delete_version AFTER DELETE ON families BEGIN UPDATE registry_version SET version = version + 1; END",
+        "CREATE TRIGGER people_insert_version AFTER INSERT ON people BEGIN UPDATE registry_version SET version = version + 1; END",
+        "CREATE TRIGGER people_update_version AFTER UPDATE ON people BEGIN UPDATE registry_version SET version = version + 1; END",
+        "CREATE TRIGGER people_delete_version AFTER DELETE ON people BEGIN UPDATE registry_version SET version = version + 1; END",
+    ],
+    postgres: &[
+        "CREATE TABLE registry_version (id BIGINT PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)",
+        "INSERT INTO registry_version (id, version) VALUES (1, 0)",
+        "CREATE FUNCTION bump_registry_version() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE registry_version SET version = version + 1; RETURN NULL; END $$",
+        "CREATE TRIGGER municipalities_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON municipalities FOR EACH STATEMENT EXECUTE FUNCTION bump_registry_version()",
+        "CREATE TRIGGER families_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON families FOR EACH STATEMENT EXECUTE FUNCTION bump_registry_version()",
+        "CREATE TRIGGER people_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON people FOR EACH STATEMENT EXECUTE FUNCTION bump_registry_version()",
+    ],
 }];
 
 /// The newest version this program knows.

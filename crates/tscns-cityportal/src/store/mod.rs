@@ -20,7 +20,7 @@ mod portal;
 
 pub use portal::RateDecision;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -195,6 +195,7 @@ pub struct Store {
     engine: Engine,
     commits: Arc<GroupCommit>,
     parts: Arc<parts::Known>,
+    records: Arc<RecordCache>,
 }
 
 /// How much an archive of certificates takes (see [`Store::archive_size`]).
@@ -216,6 +217,62 @@ struct RecordRows {
     person: Person,
     family: Option<Family>,
     family_people: Vec<Person>,
+}
+
+impl RecordRows {
+    /// The person's record.
+    fn record(&self) -> RegistryRecord {
+        build_record(
+            self.municipality.clone(),
+            self.person.clone(),
+            self.family.clone(),
+            &self.family_people,
+        )
+    }
+}
+
+/// People's rows as last read, by (municipality, codice fiscale), with the registry version
+/// they were read at (`None`: not in the registry).
+#[derive(Default)]
+struct RecordCache {
+    map: std::sync::Mutex<HashMap<(String, String), (i64, Option<Arc<RecordRows>>)>>,
+}
+
+/// At most this many people are kept (the cache is emptied when full).
+const MAX_CACHED_RECORDS: usize = 4096;
+
+impl RecordCache {
+    fn map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), (i64, Option<Arc<RecordRows>>)>> {
+        self.map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The rows kept for `key` at `version`, if any (`Some(None)`: not in the registry).
+    fn get(&self, key: &(String, String), version: i64) -> Option<Option<Arc<RecordRows>>> {
+        match self.map().get(key) {
+            Some((v, rows)) if *v == version => Some(rows.clone()),
+            _ => None,
+        }
+    }
+
+    fn insert(&self, key: (String, String), version: i64, rows: Option<Arc<RecordRows>>) {
+        let mut map = self.map();
+        if map.len() >= MAX_CACHED_RECORDS {
+            map.clear();
+        }
+        map.insert(key, (version, rows));
+    }
+}
+
+impl std::fmt::Debug for RecordCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordCache")
+            .field("people", &self.map().len())
+            .finish()
+    }
 }
 
 /// Issuances waiting to be written, and the lock the writer of a group holds.
@@ -470,6 +527,7 @@ impl Store {
             engine,
             commits: Arc::new(GroupCommit::default()),
             parts: Arc::new(parts::Known::default()),
+            records: Arc::new(RecordCache::default()),
         };
         migrations::run(&store.pool, engine).await?;
         Ok(store)
@@ -570,103 +628,91 @@ impl Store {
         code: &str,
         cf: &CodiceFiscale,
     ) -> Result<Option<RegistryRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let version = registry_version(&mut conn, None).await?.0;
         Ok(self
-            .record_rows(code, cf)
+            .record_rows(&mut conn, version, code, cf)
             .await?
-            .map(|r| build_record(r.municipality, r.person, r.family, &r.family_people)))
+            .map(|r| r.record()))
     }
 
     /// The records of a requester and of the subject of their request, read together: when the
-    /// subject is the requester or one of their family, from the same two round trips.
+    /// subject is the requester or one of their family, from the same reads.
     pub async fn records(
         &self,
         code: &str,
         requester: &CodiceFiscale,
         subject: &CodiceFiscale,
     ) -> Result<(Option<RegistryRecord>, Option<RegistryRecord>), StoreError> {
-        let Some(rows) = self.record_rows(code, requester).await? else {
-            return Ok((None, None));
-        };
-        let subject_person = if subject == requester {
-            Some(rows.person.clone())
-        } else {
-            rows.family_people
-                .iter()
-                .find(|p| p.codice_fiscale == *subject)
-                .cloned()
-        };
-        let subject_record = match subject_person {
-            Some(person) => Some(build_record(
-                rows.municipality.clone(),
-                person,
-                rows.family.clone(),
-                &rows.family_people,
-            )),
-            None => self.record(code, subject).await?,
-        };
-        let requester_record = build_record(
-            rows.municipality,
-            rows.person,
-            rows.family,
-            &rows.family_people,
-        );
-        Ok((Some(requester_record), subject_record))
+        let (requester, subject, _) = self
+            .records_and_marca(code, requester, subject, None)
+            .await?;
+        Ok((requester, subject))
     }
 
-    /// A person's rows: the person with municipality and family, then the family's people (two
-    /// round trips).
-    async fn record_rows(
+    /// As [`records`](Self::records), and whether `marca` was already used (a cheap check
+    /// before building a PDF; the claim in [`issue`](Self::issue) is what counts), on one
+    /// connection. Records are kept in memory with the registry's version, which triggers bump
+    /// on every change of the registry's tables (an import, another instance's import, an edit
+    /// by hand): while it stays the same, this is one round trip.
+    pub async fn records_and_marca(
         &self,
         code: &str,
-        cf: &CodiceFiscale,
-    ) -> Result<Option<RecordRows>, StoreError> {
-        // Two round trips: the person with municipality and family, then the family's people.
-        let row = sqlx::query(
-            "SELECT p.data AS person, m.data AS municipality, f.data AS family \
-             FROM people p JOIN municipalities m ON m.cadastral_code = p.municipality \
-             LEFT JOIN families f ON f.municipality = p.municipality AND f.id = p.family_id \
-             WHERE p.municipality = $1 AND p.codice_fiscale = $2",
-        )
-        .bind(code)
-        .bind(cf.as_str().to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let person: Person = serde_json::from_str(&row.try_get::<String, _>("person")?)
-            .map_err(corrupt("people"))?;
-        let municipality: Municipality =
-            serde_json::from_str(&row.try_get::<String, _>("municipality")?)
-                .map_err(corrupt("municipalities"))?;
-        let family: Option<Family> = row
-            .try_get::<Option<String>, _>("family")?
-            .map(|f| serde_json::from_str(&f).map_err(corrupt("families")))
-            .transpose()?;
-        let members = match &family {
-            // A convivenza's residents are not each other's family (see `build_record`).
-            Some(f) if f.convivenza => Vec::new(),
-            Some(f) => {
-                let rows = sqlx::query(
-                    "SELECT data FROM people WHERE municipality = $1 AND family_id = $2 ORDER BY codice_fiscale",
-                )
-                .bind(code)
-                .bind(f.id.as_str())
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter()
-                    .map(|r| {
-                        serde_json::from_str::<Person>(&r.try_get::<String, _>("data")?)
-                            .map_err(corrupt("people"))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?
-            }
-            None => Vec::new(),
+        requester: &CodiceFiscale,
+        subject: &CodiceFiscale,
+        marca: Option<&str>,
+    ) -> Result<(Option<RegistryRecord>, Option<RegistryRecord>, bool), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let (version, used) = registry_version(&mut conn, marca).await?;
+        let Some(rows) = self
+            .record_rows(&mut conn, version, code, requester)
+            .await?
+        else {
+            return Ok((None, None, used));
         };
-        Ok(Some(RecordRows {
-            municipality,
-            person,
-            family,
-            family_people: members,
-        }))
+        let subject_record = if subject == requester {
+            Some(rows.record())
+        } else {
+            match rows
+                .family_people
+                .iter()
+                .find(|p| p.codice_fiscale == *subject)
+            {
+                Some(person) => Some(build_record(
+                    rows.municipality.clone(),
+                    person.clone(),
+                    rows.family.clone(),
+                    &rows.family_people,
+                )),
+                None => self
+                    .record_rows(&mut conn, version, code, subject)
+                    .await?
+                    .map(|r| r.record()),
+            }
+        };
+        Ok((Some(rows.record()), subject_record, used))
+    }
+
+    /// A person's rows: from memory when kept at this registry `version`, else from the
+    /// database (and kept).
+    async fn record_rows(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        version: Option<i64>,
+        code: &str,
+        cf: &CodiceFiscale,
+    ) -> Result<Option<Arc<RecordRows>>, StoreError> {
+        let key = (code.to_string(), cf.as_str().to_string());
+        if let Some(v) = version {
+            if let Some(rows) = self.records.get(&key, v) {
+                return Ok(rows);
+            }
+        }
+        let rows = read_record_rows(conn, code, cf).await?.map(Arc::new);
+        if let Some(v) = version {
+            self.records.insert(key, v, rows.clone());
+        }
+        Ok(rows)
     }
 
     // ---- certificates ----
@@ -1283,6 +1329,81 @@ impl Store {
     pub async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
         Ok(self.pool.execute(sql).await?.rows_affected())
     }
+}
+
+/// A person's rows from the database: the person with municipality and family, then the
+/// family's people.
+async fn read_record_rows(
+    conn: &mut sqlx::AnyConnection,
+    code: &str,
+    cf: &CodiceFiscale,
+) -> Result<Option<RecordRows>, StoreError> {
+    // Two round trips: the person with municipality and family, then the family's people.
+    let row = sqlx::query(
+        "SELECT p.data AS person, m.data AS municipality, f.data AS family \
+         FROM people p JOIN municipalities m ON m.cadastral_code = p.municipality \
+         LEFT JOIN families f ON f.municipality = p.municipality AND f.id = p.family_id \
+         WHERE p.municipality = $1 AND p.codice_fiscale = $2",
+    )
+    .bind(code)
+    .bind(cf.as_str().to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let person: Person =
+        serde_json::from_str(&row.try_get::<String, _>("person")?).map_err(corrupt("people"))?;
+    let municipality: Municipality =
+        serde_json::from_str(&row.try_get::<String, _>("municipality")?)
+            .map_err(corrupt("municipalities"))?;
+    let family: Option<Family> = row
+        .try_get::<Option<String>, _>("family")?
+        .map(|f| serde_json::from_str(&f).map_err(corrupt("families")))
+        .transpose()?;
+    let members = match &family {
+        // A convivenza's residents are not each other's family (see `build_record`).
+        Some(f) if f.convivenza => Vec::new(),
+        Some(f) => {
+            let rows = sqlx::query(
+                "SELECT data FROM people WHERE municipality = $1 AND family_id = $2 ORDER BY codice_fiscale",
+            )
+            .bind(code)
+            .bind(f.id.as_str())
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    serde_json::from_str::<Person>(&r.try_get::<String, _>("data")?)
+                        .map_err(corrupt("people"))
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        None => Vec::new(),
+    };
+    Ok(Some(RecordRows {
+        municipality,
+        person,
+        family,
+        family_people: members,
+    }))
+}
+
+/// The registry's version (bumped by triggers on every change of its tables; `None` if its row
+/// is gone, and then nothing is cached) and whether `marca` was used, in one round trip.
+async fn registry_version(
+    conn: &mut sqlx::AnyConnection,
+    marca: Option<&str>,
+) -> Result<(Option<i64>, bool), StoreError> {
+    let row = sqlx::query(
+        "SELECT (SELECT version FROM registry_version WHERE id = 1) AS version, \
+         (SELECT COUNT(*) FROM used_marche WHERE marca = $1) AS used",
+    )
+    .bind(marca)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((
+        row.try_get::<Option<i64>, _>("version")?,
+        row.try_get::<i64, _>("used")? > 0,
+    ))
 }
 
 async fn insert_audit<'c, E>(exec: E, a: &AuditEntry) -> Result<(), StoreError>
