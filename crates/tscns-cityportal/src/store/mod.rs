@@ -235,16 +235,17 @@ impl RecordRows {
 /// they were read at (`None`: not in the registry).
 #[derive(Default)]
 struct RecordCache {
-    map: std::sync::Mutex<HashMap<(String, String), (i64, Option<Arc<RecordRows>>)>>,
+    map: std::sync::Mutex<KeptRecords>,
 }
+
+/// (municipality, codice fiscale) → (registry version, rows).
+type KeptRecords = HashMap<(String, String), (i64, Option<Arc<RecordRows>>)>;
 
 /// At most this many people are kept (the cache is emptied when full).
 const MAX_CACHED_RECORDS: usize = 4096;
 
 impl RecordCache {
-    fn map(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), (i64, Option<Arc<RecordRows>>)>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, KeptRecords> {
         self.map
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
