@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use tscns_cert::CodiceFiscale;
 
 use crate::documents::{
-    certificate_pdf, seal_with_digest, CertificateContent, DocumentError, SealInfo, SealKey,
+    certificate_pdf, seal_vec, CertificateContent, DocumentError, SealInfo, SealKey,
 };
 use crate::domain::{eligibility, CertificateKind, DomainError, Purpose, Refusal, Stamp};
 use crate::store::{AuditEntry, Store, StoreError, StoredCertificate};
@@ -105,8 +105,8 @@ pub async fn issue_certificate(
         portal_base_url: req.portal_base_url,
     })?;
     let municipality = &subject.municipality.name;
-    let sealed = seal_with_digest(
-        &pdf,
+    let sealed = seal_vec(
+        pdf,
         key,
         &SealInfo {
             name: format!("Comune di {municipality}"),

@@ -21,7 +21,9 @@ use layout::{paginate, Align, Block, Writer, MARGIN, PAGE_HEIGHT};
 use pdf::{fonts, Document, PAGE_WIDTH};
 
 pub(crate) use pdf::shared_runs;
-pub use seal::{seal, seal_with_digest, Pkcs8Key, SealInfo, SealKey, SealedPdf, CONTENTS_RESERVED};
+pub use seal::{
+    seal, seal_vec, seal_with_digest, Pkcs8Key, SealInfo, SealKey, SealedPdf, CONTENTS_RESERVED,
+};
 pub use verify::{verify, Sealed};
 
 /// Why a document could not be made or verified.

@@ -654,7 +654,8 @@ impl Document {
         let size: usize = contents.iter().map(Vec::len).sum::<usize>()
             + fonts.regular.base_embedded.chunk.len()
             + fonts.bold.base_embedded.chunk.len()
-            + 8 * 1024;
+            + 8 * 1024
+            + super::seal::UPDATE_ROOM;
         let mut pdf = Pdf::with_capacity(size);
         // First what documents share: with the base subsets, every document starts with the
         // same bytes (see `shared_head`).

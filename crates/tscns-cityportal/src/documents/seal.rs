@@ -366,6 +366,20 @@ pub fn seal_with_digest(
     key: &dyn SealKey,
     info: &SealInfo,
 ) -> Result<SealedPdf, DocumentError> {
+    let mut owned = Vec::with_capacity(pdf.len() + UPDATE_ROOM);
+    owned.extend_from_slice(pdf);
+    seal_vec(owned, key, info)
+}
+
+/// Room for the update a seal appends with a usual chain (more is allocated when needed).
+pub(crate) const UPDATE_ROOM: usize = 16 * 1024;
+
+/// As [`seal_with_digest`], appending the update to `pdf` itself (no copy of the document).
+pub fn seal_vec(
+    pdf: Vec<u8>,
+    key: &dyn SealKey,
+    info: &SealInfo,
+) -> Result<SealedPdf, DocumentError> {
     let prepared = prepared(&key.certificate_chain(), key.key_bits())?;
     if !key.schemes().contains(&SignatureScheme::Pkcs1Sha256) {
         return Err(DocumentError::Key(
@@ -373,8 +387,9 @@ pub fn seal_with_digest(
         ));
     }
 
-    let prev = find_startxref(pdf)?;
-    let (xref, trailer) = syntax::xref_and_trailer(pdf, prev).map_err(DocumentError::Unsealable)?;
+    let prev = find_startxref(&pdf)?;
+    let (xref, trailer) =
+        syntax::xref_and_trailer(&pdf, prev).map_err(DocumentError::Unsealable)?;
     if trailer.get(b"Prev").is_some() || trailer.get(b"Encrypt").is_some() {
         return Err(DocumentError::Unsealable(
             "the document was already updated or is encrypted".into(),
@@ -384,8 +399,8 @@ pub fn seal_with_digest(
         .get(b"Root")
         .and_then(Value::as_ref)
         .ok_or_else(|| DocumentError::Unsealable("no /Root".into()))?;
-    let (catalog_value, catalog) = dictionary(pdf, &xref, root_id)?;
-    let (page_id, page_value, page) = first_page(pdf, &xref, &catalog_value)?;
+    let (catalog_value, catalog) = dictionary(&pdf, &xref, root_id)?;
+    let (page_id, page_value, page) = first_page(&pdf, &xref, &catalog_value)?;
     if page_id.0 == root_id.0 {
         return Err(DocumentError::Unsealable(
             "the catalog is also the page".into(),
@@ -427,8 +442,8 @@ pub fn seal_with_digest(
 
     // The update.
     let reserved = prepared.reserved;
-    let mut out = Vec::with_capacity(pdf.len() + 2 * reserved + 4096);
-    out.extend_from_slice(pdf);
+    let mut out = pdf;
+    out.reserve(2 * reserved + 4096);
     if !out.ends_with(b"\n") {
         out.push(b'\n');
     }

@@ -521,7 +521,7 @@ impl Portal {
                 ),
                 signing_time: now,
             };
-            documents::seal_with_digest(&pdf, key.as_ref(), &info)
+            documents::seal_vec(pdf, key.as_ref(), &info)
         })
         .await
         .map_err(|e| Failure::Internal(format!("issuing task: {e}")))?
