@@ -10,7 +10,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(cf) = CodiceFiscale::parse(&s) {
         let canonical = cf.canonical();
         assert!(!canonical.is_omocodic());
-        assert_eq!(CodiceFiscale::parse(canonical.as_str()).ok(), Some(canonical.clone()));
+        assert_eq!(
+            CodiceFiscale::parse(canonical.as_str()).ok(),
+            Some(canonical.clone())
+        );
         assert_eq!(canonical.birthplace_code(), cf.birthplace_code());
         let _ = cf.birth_date(Date::MIN);
         let _ = cf.birth_date(Date::MAX);

@@ -35,7 +35,10 @@ fuzz_target!(|data: &[u8]| {
     if let Err(problems) = pdfa::check(data) {
         assert!(problems.iter().all(|p| !p.is_empty()));
     }
-    assert!(verify(data, &[]).is_err(), "verified without a trust anchor");
+    assert!(
+        verify(data, &[]).is_err(),
+        "verified without a trust anchor"
+    );
     let info = SealInfo {
         name: "Comune".into(),
         location: "Luogo".into(),

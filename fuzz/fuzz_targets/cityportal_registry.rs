@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
                 if let Some(f) = &p.family {
                     assert!(families.contains(f.as_str()), "person in a missing family");
                 }
-                assert!(seen.insert(p.codice_fiscale.as_str().to_owned()), "duplicate person");
+                assert!(
+                    seen.insert(p.codice_fiscale.as_str().to_owned()),
+                    "duplicate person"
+                );
             }
         }
         Err(e) => assert!(!e.to_string().is_empty()),

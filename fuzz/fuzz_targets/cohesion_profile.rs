@@ -20,7 +20,9 @@ fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         let build = |mode| {
             let mut b = SpConfig::builder()
-                .environment(Environment::Custom(Url::parse("https://127.0.0.1:1/").unwrap()))
+                .environment(Environment::Custom(
+                    Url::parse("https://127.0.0.1:1/").unwrap(),
+                ))
                 .site_id("FUZZ")
                 .mode(mode)
                 .allow(AuthRestriction::Password)
@@ -30,7 +32,9 @@ fn fixture() -> &'static Fixture {
                     checks.replay = false;
                     checks
                 })
-                .trust_ca(include_bytes!("../../crates/tscns-cohesion/tests/fixtures/xmlsec1-signer.pem"))
+                .trust_ca(include_bytes!(
+                    "../../crates/tscns-cohesion/tests/fixtures/xmlsec1-signer.pem"
+                ))
                 .native_roots(false);
             if matches!(mode, Mode::Saml { .. }) {
                 b = b.cohesion_certificate(include_bytes!(
@@ -39,14 +43,21 @@ fn fixture() -> &'static Fixture {
             }
             ServiceProvider::new(b.build().unwrap()).unwrap()
         };
-        let mut doc = tscns_cohesion::DsAuth::request("FUZZ", "https://fuzz.example/cb", "https://fuzz.example/", "AuthRestriction=0");
+        let mut doc = tscns_cohesion::DsAuth::request(
+            "FUZZ",
+            "https://fuzz.example/cb",
+            "https://fuzz.example/",
+            "AuthRestriction=0",
+        );
         doc.set("user", "RSSMRA85T10A562S");
         doc.set("esito_auth_sso", "OK");
         doc.set("id_sessione_sso", "ABCDEF");
         doc.set("id_sessione_aspnet_sso", "abc");
         Fixture {
             classic: build(Mode::Classic),
-            saml: build(Mode::Saml { direct_to_cohesion_idp: false }),
+            saml: build(Mode::Saml {
+                direct_to_cohesion_idp: false,
+            }),
             callback: UntrustedCallback::parse(&doc.to_base64()).unwrap(),
         }
     })
@@ -54,7 +65,9 @@ fn fixture() -> &'static Fixture {
 
 fuzz_target!(|data: &[u8]| {
     let f = fixture();
-    let Some((first, body)) = data.split_first() else { return };
+    let Some((first, body)) = data.split_first() else {
+        return;
+    };
     let sp = if first & 1 == 0 { &f.classic } else { &f.saml };
     let _ = sp.redeem_with_response(f.callback.clone(), body);
 });

@@ -5,7 +5,9 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(s) = std::str::from_utf8(data) else { return };
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Some(p) = tscns_cohesion::same_origin_path(s) {
         assert!(p.starts_with('/') && !p.starts_with("//"));
         assert!(!p.bytes().any(|b| b.is_ascii_control() || b == b'\\'));

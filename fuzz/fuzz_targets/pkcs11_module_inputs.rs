@@ -11,7 +11,11 @@ fuzz_target!(|data: &[u8]| {
         let _ = tscns_pkcs11_module::config::Config::from_toml(text);
     }
     let kind = data.first().map_or(0, |b| u64::from(b % 0x48));
-    let m = Mechanism { kind, pss: None, param_len: 0 };
+    let m = Mechanism {
+        kind,
+        pss: None,
+        param_len: 0,
+    };
     if let Ok(mut op) = SignOp::new(&m, 1024) {
         if op.update(data).is_ok() {
             let _ = op.block();

@@ -22,7 +22,9 @@ fuzz_target!(|data: &[u8]| {
     while let Some((&len, tail)) = rest.split_first() {
         let len = usize::from(len).min(tail.len());
         let (apdu, next) = tail.split_at(len);
-        let answer = card.transmit_raw(apdu).expect("the simulator always answers");
+        let answer = card
+            .transmit_raw(apdu)
+            .expect("the simulator always answers");
         assert!(answer.len() >= 2);
         rest = next;
     }

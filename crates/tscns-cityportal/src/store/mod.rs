@@ -198,6 +198,27 @@ pub struct Store {
     records: Arc<RecordCache>,
 }
 
+/// A certificate's PDF from its stored form, as [`Store::certificate`] rebuilds it: the row's
+/// own bytes, its `pdf_parts` column (`OFFSET:SHA256` entries, comma-separated, in file order)
+/// and `part`, which gives the bytes of a stored part by its SHA-256. A column that does not
+/// parse, a missing part or offsets that do not fit give [`StoreError::Corrupt`]. The caller
+/// checks the result against the row's SHA-256.
+pub fn stored_pdf(
+    own: &[u8],
+    column: &str,
+    mut part: impl FnMut(&str) -> Option<Arc<[u8]>>,
+) -> Result<Vec<u8>, StoreError> {
+    let mut splices = Vec::new();
+    for (at, sha256) in parts::parse_column(column)? {
+        let bytes = part(&sha256).ok_or_else(|| StoreError::Corrupt {
+            table: "pdf_parts",
+            reason: format!("part {sha256} is missing"),
+        })?;
+        splices.push((at, bytes));
+    }
+    parts::join(own, &splices)
+}
+
 /// How much an archive of certificates takes (see [`Store::archive_size`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArchiveSize {
