@@ -13,6 +13,11 @@
 //! answered only after the commit. A marca is used once whichever instance sees it (a primary key, not a check in
 //! memory); certificate ids and verification codes come from the operating system's random
 //! generator, never from a per-process counter.
+//!
+//! The font objects every certificate PDF contains are kept once (table `pdf_parts`, see
+//! [`stored_pdf`]); every read puts them back and checks the whole file's SHA-256. People's
+//! records are kept in memory with the registry's version, which triggers bump on every change
+//! of the registry's tables: a change made anywhere is seen by the next read.
 
 mod migrations;
 mod parts;
