@@ -30,7 +30,7 @@ use super::DocumentError;
 
 /// The most bytes reserved for the CMS in `/Contents` (hex doubles it in the file). A seal
 /// reserves what its CMS takes (measured on a CMS with the same chain and a signature of the
-/// key's length) and [`RESERVE_SLACK`] bytes more, at most this.
+/// key's length) and 64 bytes more, at most this.
 pub const CONTENTS_RESERVED: usize = 16 * 1024;
 
 /// Bytes reserved beyond the measured CMS.
