@@ -44,6 +44,66 @@ struct Prepared {
     cert: Certificate,
     chain: Vec<Certificate>,
     reserved: usize,
+    /// The DER of the signed attributes and of the CMS with placeholders, when each
+    /// placeholder occurs once: a seal patches in its digest and signature.
+    template: Option<Template>,
+}
+
+/// A CMS made with placeholder digest and signature, and where they are.
+struct Template {
+    attrs: Vec<u8>,
+    attrs_digest: usize,
+    cms: Vec<u8>,
+    cms_digest: usize,
+    cms_signature: usize,
+    signature_len: usize,
+}
+
+/// Placeholder bytes: the SHA-256 of a label, repeated to `n` bytes (found once, or the
+/// template is not used).
+fn placeholder(label: &[u8], n: usize) -> Vec<u8> {
+    let block = Sha256::digest(label);
+    block.iter().copied().cycle().take(n).collect()
+}
+
+/// Where `needle` occurs in `hay`, if exactly once.
+fn only_at(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let mut found = memchr::memmem::find_iter(hay, needle);
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
+}
+
+impl Template {
+    fn new(
+        cert: &Certificate,
+        cert_der: &[u8],
+        chain: &[Certificate],
+        signature_len: usize,
+    ) -> Result<Option<Template>, DocumentError> {
+        let e = |e: der::Error| DocumentError::Sign(e.to_string());
+        let digest = placeholder(b"tscns seal digest placeholder", 32);
+        let signature = placeholder(b"tscns seal signature placeholder", signature_len);
+        let attrs = signed_attributes(cert, cert_der, &digest)?;
+        let attrs_der = attrs.to_der().map_err(e)?;
+        let cms = cms(cert, chain, attrs, signature.clone())?;
+        Ok(
+            match (
+                only_at(&attrs_der, &digest),
+                only_at(&cms, &digest),
+                only_at(&cms, &signature),
+            ) {
+                (Some(attrs_digest), Some(cms_digest), Some(cms_signature)) => Some(Template {
+                    attrs: attrs_der,
+                    attrs_digest,
+                    cms,
+                    cms_digest,
+                    cms_signature,
+                    signature_len,
+                }),
+                _ => None,
+            },
+        )
+    }
 }
 
 /// The chain parsed and the reservation measured (the last chain prepared is kept: a portal
@@ -85,7 +145,10 @@ fn prepared(
             "the seal's CMS would take {measured} bytes, more than the {CONTENTS_RESERVED} a seal reserves: a certificate chain that long cannot seal"
         )));
     }
+    let signature_len = key_bits.div_ceil(8).max(1);
+    let template = Template::new(&cert, cert_der, &chain, signature_len)?;
     let p = Arc::new(Prepared {
+        template,
         chain_der: chain_der.to_vec(),
         key_bits,
         cert,
@@ -649,6 +712,24 @@ pub(crate) fn signed_attributes(
 /// CMS ContentInfo(SignedData), detached, DER, signed by `key`.
 fn signed_data(key: &dyn SealKey, p: &Prepared, digest: &[u8]) -> Result<Vec<u8>, DocumentError> {
     let e = |e: der::Error| DocumentError::Sign(e.to_string());
+    // DER of the same values with another digest and a signature of the same length differs
+    // only in those bytes (the attributes' order in their SET is fixed by their lengths).
+    if let (Some(t), 32) = (&p.template, digest.len()) {
+        let mut to_sign = t.attrs.clone();
+        to_sign[t.attrs_digest..t.attrs_digest + 32].copy_from_slice(digest);
+        let signature = key
+            .sign(SignatureScheme::Pkcs1Sha256, &to_sign)
+            .map_err(|err| DocumentError::Sign(err.to_string()))?;
+        if signature.len() == t.signature_len {
+            let mut out = t.cms.clone();
+            out[t.cms_digest..t.cms_digest + 32].copy_from_slice(digest);
+            out[t.cms_signature..t.cms_signature + t.signature_len].copy_from_slice(&signature);
+            return Ok(out);
+        }
+        let cert_der = p.chain_der.first().map(Vec::as_slice).unwrap_or_default();
+        let attrs = signed_attributes(&p.cert, cert_der, digest)?;
+        return cms(&p.cert, &p.chain, attrs, signature);
+    }
     let cert_der = p.chain_der.first().map(Vec::as_slice).unwrap_or_default();
     let attrs = signed_attributes(&p.cert, cert_der, digest)?;
     let to_sign = attrs.to_der().map_err(e)?;
@@ -711,4 +792,66 @@ fn cms(
         content: Any::encode_from(&sd).map_err(e)?,
     };
     ci.to_der().map_err(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key whose signature is a pattern of the signed bytes' digest (RSA is not what is
+    /// tested).
+    #[derive(Debug)]
+    struct PatternKey(usize);
+
+    static CERT: &[u8] = include_bytes!("../../../../fuzz/fixtures/seal-cert.der");
+
+    impl SealKey for PatternKey {
+        fn certificate_chain(&self) -> Vec<Vec<u8>> {
+            vec![CERT.to_vec()]
+        }
+        fn key_bits(&self) -> usize {
+            2048
+        }
+        fn schemes(&self) -> Vec<SignatureScheme> {
+            SignatureScheme::ALL.to_vec()
+        }
+        fn sign(&self, _: SignatureScheme, message: &[u8]) -> Result<Vec<u8>, SignError> {
+            Ok(Sha256::digest(message)
+                .iter()
+                .copied()
+                .cycle()
+                .take(self.0)
+                .collect())
+        }
+    }
+
+    proptest::proptest! {
+        /// The patched template is, byte for byte, the CMS built from the values.
+        #[test]
+        fn the_template_gives_the_cms_the_values_give(digest in proptest::array::uniform32(proptest::num::u8::ANY)) {
+            let key = PatternKey(256);
+            let p = prepared(&key.certificate_chain(), 2048).unwrap();
+            proptest::prop_assert!(p.template.is_some());
+            let fast = signed_data(&key, &p, &digest).unwrap();
+            let attrs = signed_attributes(&p.cert, CERT, &digest).unwrap();
+            let signature = key.sign(SignatureScheme::Pkcs1Sha256, &attrs.to_der().unwrap()).unwrap();
+            let slow = cms(&p.cert, &p.chain, attrs, signature).unwrap();
+            proptest::prop_assert_eq!(&fast, &slow);
+            proptest::prop_assert!(fast.len() + RESERVE_SLACK == p.reserved);
+        }
+    }
+
+    #[test]
+    fn a_signature_of_another_length_is_built_from_the_values() {
+        // The key says 2048 bits and gives 255 bytes: the CMS is built, not patched.
+        let key = PatternKey(255);
+        let p = prepared(&key.certificate_chain(), 2048).unwrap();
+        let digest = [7u8; 32];
+        let cms_der = signed_data(&key, &p, &digest).unwrap();
+        let attrs = signed_attributes(&p.cert, CERT, &digest).unwrap();
+        let signature = key
+            .sign(SignatureScheme::Pkcs1Sha256, &attrs.to_der().unwrap())
+            .unwrap();
+        assert_eq!(cms_der, cms(&p.cert, &p.chain, attrs, signature).unwrap());
+    }
 }
