@@ -43,17 +43,12 @@ fn a_sealed_certificate_verifies_and_names_its_id() {
     assert!(e.to_string().contains("trusted anchor"), "{e}");
     assert!(verify(&pdf, &[]).is_err());
     // The digest that comes with the seal is the whole file's.
-    let rec = record("RSSMRA80A01H501U");
-    let unsealed = certificate_pdf(&CertificateContent {
-        record: &rec,
-        kind: CertificateKind::Residenza,
-        destination: Destination::Ordinaria,
-        stamp: Some(&marca),
-        ids: &ids,
-        issued_at: AT,
-        portal_base_url: BASE,
-    })
-    .unwrap();
+    let unsealed = common::unsealed(
+        "RSSMRA80A01H501U",
+        CertificateKind::Residenza,
+        Some(&marca),
+        &ids,
+    );
     let with = tscns_cityportal::documents::seal_with_digest(
         &unsealed,
         &seal_pki().key(),

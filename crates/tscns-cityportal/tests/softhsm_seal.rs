@@ -10,9 +10,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{record, seal_info, seal_pki, AT, BASE};
-use tscns_cityportal::documents::{certificate_pdf, seal, verify, CertificateContent};
-use tscns_cityportal::domain::{CertificateKind, Destination, MarcaId, Stamp};
+use common::{seal_info, seal_pki};
+use tscns_cityportal::documents::{seal, verify};
+use tscns_cityportal::domain::{CertificateKind, MarcaId, Stamp};
 use tscns_cityportal::store::Store;
 use tscns_pkcs11::{KeySelector, Module, Pin, Pkcs11Key};
 
@@ -133,19 +133,14 @@ fn a_seal_signed_in_softhsm_verifies() {
     let key = Pkcs11Key::open(&module, &KeySelector::Label("SEAL".into())).unwrap();
     key.login(&Pin::new(PIN).unwrap()).unwrap();
 
-    let rec = record("RSSMRA80A01H501U");
     let ids = Store::new_certificate_ids("H769").unwrap();
     let marca = Stamp::Marca(MarcaId::parse("22222222222222").unwrap());
-    let pdf = certificate_pdf(&CertificateContent {
-        record: &rec,
-        kind: CertificateKind::Residenza,
-        destination: Destination::Ordinaria,
-        stamp: Some(&marca),
-        ids: &ids,
-        issued_at: AT,
-        portal_base_url: BASE,
-    })
-    .unwrap();
+    let pdf = common::unsealed(
+        "RSSMRA80A01H501U",
+        CertificateKind::Residenza,
+        Some(&marca),
+        &ids,
+    );
     let sealed = seal(&pdf, &key, &seal_info(&ids)).unwrap();
     key.logout().unwrap();
     let v = verify(&sealed, std::slice::from_ref(&pki.ca_der)).unwrap();

@@ -194,6 +194,26 @@ pub fn seal_info(ids: &CertificateIds) -> SealInfo {
     }
 }
 
+/// The certificate PDF (not sealed) of `kind` for `cf`, at [`AT`], ordinary destination.
+pub fn unsealed(
+    cf: &str,
+    kind: CertificateKind,
+    stamp: Option<&Stamp>,
+    ids: &CertificateIds,
+) -> Vec<u8> {
+    let rec = record(cf);
+    certificate_pdf(&CertificateContent {
+        record: &rec,
+        kind,
+        destination: Destination::Ordinaria,
+        stamp,
+        ids,
+        issued_at: AT,
+        portal_base_url: BASE,
+    })
+    .unwrap()
+}
+
 /// A sealed certificate of `kind` for `cf`.
 pub fn sealed(
     cf: &str,
