@@ -241,7 +241,15 @@ proptest! {
             record: &rec, kind, destination: dest, stamp: Some(&stamp), ids: &ids, issued_at: AT, portal_base_url: BASE,
         }).unwrap();
         prop_assert_eq!(tscns_cityportal::documents::pdfa::check(&pdf), Ok(()));
+        // The digest that comes with the seal is the file's, whether the document starts with
+        // the shared head (Latin names) or not (other letters: extended subsets).
+        let with = tscns_cityportal::documents::seal_vec(pdf.clone(), &seal_pki().key(), &seal_info(&ids)).unwrap();
+        {
+            use sha2::Digest;
+            prop_assert_eq!(with.sha256, <[u8; 32]>::from(sha2::Sha256::digest(&with.pdf)));
+        }
         let sealed = seal(&pdf, &seal_pki().key(), &seal_info(&ids)).unwrap();
+        prop_assert_eq!(&sealed, &with.pdf);
         prop_assert_eq!(tscns_cityportal::documents::pdfa::check(&sealed), Ok(()));
         prop_assert_eq!(verify(&sealed, &[seal_pki().ca_der.clone()]).unwrap().certificate_id, ids.id);
         let decl = self_declaration_pdf(&rec, &DeclaredFact::ALL, AT).unwrap();

@@ -431,6 +431,53 @@ fn shared_parts_are_stored_once_and_put_back_on_every_read() {
     });
 }
 
+/// Parts lost behind the store's back (a restored backup, a failover, a deletion by hand): the
+/// next issuance stores them again, so every certificate reads back. On SQLite, INSERT OR
+/// REPLACE cannot replace a part either.
+#[test]
+fn lost_parts_are_stored_again_and_parts_cannot_be_replaced() {
+    use tscns_cityportal::domain::{CertificateKind, Destination};
+    let dir = tempfile::tempdir().unwrap();
+    let (pdf, _) = sealed(
+        "RSSMRA80A01H501U",
+        CertificateKind::Residenza,
+        None,
+        Destination::Ordinaria,
+    );
+    rt().block_on(async {
+        for url in engines(&dir).await {
+            let store = Store::open(&url).await.unwrap();
+            let first = sample_certificate(None, pdf.clone());
+            store.issue(&first, &issue_audit(&first)).await.unwrap();
+            if store.engine() == Engine::Sqlite {
+                let before = store.archive_size().await.unwrap();
+                store
+                    .execute_raw("INSERT OR REPLACE INTO pdf_parts (sha256, bytes) SELECT sha256, X'00' FROM pdf_parts")
+                    .await
+                    .unwrap();
+                assert_eq!(store.archive_size().await.unwrap(), before);
+            }
+            let drop_trigger = match store.engine() {
+                Engine::Sqlite => "DROP TRIGGER pdf_parts_no_delete",
+                Engine::Postgres => "DROP TRIGGER pdf_parts_no_change ON pdf_parts",
+            };
+            store.execute_raw(drop_trigger).await.unwrap();
+            assert_eq!(store.execute_raw("DELETE FROM pdf_parts").await.unwrap(), 2);
+            // The same store, which knew the parts, issues again: they are stored again.
+            let second = sample_certificate(None, pdf.clone());
+            store.issue(&second, &issue_audit(&second)).await.unwrap();
+            store.close().await;
+            let fresh = Store::open(&url).await.unwrap();
+            assert_eq!(fresh.archive_size().await.unwrap().shared_parts, 2, "{url}");
+            for c in [&first, &second] {
+                let back = fresh.certificate(&c.id).await.unwrap().unwrap();
+                assert!(back.pdf == c.pdf, "{url}: {}", c.id);
+            }
+            fresh.close().await;
+        }
+    });
+}
+
 /// A stored part altered behind the store's back (its triggers dropped): reading a certificate
 /// that uses it is refused, and so is issuing one that would.
 #[test]
@@ -534,11 +581,26 @@ fn kept_records_follow_every_change_of_the_registry() {
             let (r, s, _) = a.records_and_marca("H769", &mario, &luca, None).await.unwrap();
             assert!(r.unwrap().members.iter().all(|m| m.codice_fiscale != luca));
             assert!(s.is_none(), "{url}");
+            // The records are really kept: a deletion that bypasses the triggers is not seen by
+            // this store (within the kept rows' minute), and is by a fresh one.
+            let mario_before = a.record("H769", &mario).await.unwrap().unwrap();
+            let drop_trigger = match a.engine() {
+                Engine::Sqlite => "DROP TRIGGER people_delete_version",
+                Engine::Postgres => "DROP TRIGGER people_version ON people",
+            };
+            b.execute_raw(drop_trigger).await.unwrap();
+            b.execute_raw("DELETE FROM people WHERE codice_fiscale = 'RSSMRA80A01H501U'")
+                .await
+                .unwrap();
+            assert_eq!(a.record("H769", &mario).await.unwrap().unwrap(), mario_before, "{url}");
+            let fresh = Store::open(&url).await.unwrap();
+            assert!(fresh.record("H769", &mario).await.unwrap().is_none(), "{url}");
+            fresh.close().await;
             // A used marca is seen at once.
             let c = sample_certificate(Some("12345678901234"), b"%PDF-1.7 x".to_vec());
             b.issue(&c, &issue_audit(&c)).await.unwrap();
             let (_, _, used) = a
-                .records_and_marca("H769", &mario, &mario, Some("12345678901234"))
+                .records_and_marca("H769", &luca, &luca, Some("12345678901234"))
                 .await
                 .unwrap();
             assert!(used, "{url}");

@@ -16,7 +16,7 @@
 //!
 //! The font objects every certificate PDF contains are kept once (table `pdf_parts`, see
 //! [`stored_pdf`]); every read puts them back and checks the whole file's SHA-256. People's
-//! records are kept in memory with the registry's version, which triggers bump on every change
+//! records are kept in memory with the registry's version, which triggers set anew on every change
 //! of the registry's tables: a change made anywhere is seen by the next read.
 
 mod migrations;
@@ -27,7 +27,7 @@ pub use portal::RateDecision;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -264,8 +264,12 @@ struct RecordCache {
     map: std::sync::Mutex<KeptRecords>,
 }
 
-/// (municipality, codice fiscale) → (registry version, rows).
-type KeptRecords = HashMap<(String, String), (i64, Option<Arc<RecordRows>>)>;
+/// (municipality, codice fiscale) → (registry version, when read, rows).
+type KeptRecords = HashMap<(String, String), (String, Instant, Option<Arc<RecordRows>>)>;
+
+/// Kept rows are read again after this long even when the version says nothing changed (a
+/// change that bypassed the triggers is seen within it).
+const RECORD_TTL: Duration = Duration::from_secs(60);
 
 /// At most this many people are kept (the cache is emptied when full).
 const MAX_CACHED_RECORDS: usize = 4096;
@@ -278,19 +282,19 @@ impl RecordCache {
     }
 
     /// The rows kept for `key` at `version`, if any (`Some(None)`: not in the registry).
-    fn get(&self, key: &(String, String), version: i64) -> Option<Option<Arc<RecordRows>>> {
+    fn get(&self, key: &(String, String), version: &str) -> Option<Option<Arc<RecordRows>>> {
         match self.map().get(key) {
-            Some((v, rows)) if *v == version => Some(rows.clone()),
+            Some((v, at, rows)) if v == version && at.elapsed() < RECORD_TTL => Some(rows.clone()),
             _ => None,
         }
     }
 
-    fn insert(&self, key: (String, String), version: i64, rows: Option<Arc<RecordRows>>) {
+    fn insert(&self, key: (String, String), version: String, rows: Option<Arc<RecordRows>>) {
         let mut map = self.map();
         if map.len() >= MAX_CACHED_RECORDS {
             map.clear();
         }
-        map.insert(key, (version, rows));
+        map.insert(key, (version, Instant::now(), rows));
     }
 }
 
@@ -658,7 +662,7 @@ impl Store {
         let mut conn = self.pool.acquire().await?;
         let version = registry_version(&mut conn, None).await?.0;
         Ok(self
-            .record_rows(&mut conn, version, code, cf)
+            .record_rows(&mut conn, version.as_deref(), code, cf)
             .await?
             .map(|r| r.record()))
     }
@@ -679,7 +683,7 @@ impl Store {
 
     /// As [`records`](Self::records), and whether `marca` was already used (a cheap check
     /// before building a PDF; the claim in [`issue`](Self::issue) is what counts), on one
-    /// connection. Records are kept in memory with the registry's version, which triggers bump
+    /// connection. Records are kept in memory with the registry's version, which triggers set anew
     /// on every change of the registry's tables (an import, another instance's import, an edit
     /// by hand): while it stays the same, this is one round trip.
     pub async fn records_and_marca(
@@ -691,6 +695,7 @@ impl Store {
     ) -> Result<(Option<RegistryRecord>, Option<RegistryRecord>, bool), StoreError> {
         let mut conn = self.pool.acquire().await?;
         let (version, used) = registry_version(&mut conn, marca).await?;
+        let version = version.as_deref();
         let Some(rows) = self
             .record_rows(&mut conn, version, code, requester)
             .await?
@@ -725,7 +730,7 @@ impl Store {
     async fn record_rows(
         &self,
         conn: &mut sqlx::AnyConnection,
-        version: Option<i64>,
+        version: Option<&str>,
         code: &str,
         cf: &CodiceFiscale,
     ) -> Result<Option<Arc<RecordRows>>, StoreError> {
@@ -737,7 +742,7 @@ impl Store {
         }
         let rows = read_record_rows(conn, code, cf).await?.map(Arc::new);
         if let Some(v) = version {
-            self.records.insert(key, v, rows.clone());
+            self.records.insert(key, v.to_string(), rows.clone());
         }
         Ok(rows)
     }
@@ -916,15 +921,6 @@ impl Store {
             .collect();
         let mut stored = Vec::new();
         if !ok.is_empty() {
-            stored = self
-                .store_parts(&mut tx, ok.iter().copied())
-                .await
-                .map_err(|e| match e {
-                    StoreError::Database(e) => GroupFailure::from(e),
-                    // A stored part that is not what its key says: each issuance alone
-                    // gets that answer.
-                    _ => GroupFailure::Refused,
-                })?;
             let sql = format!(
                 "INSERT INTO certificates (id, verification_code, municipality, kind, subject, requester, stamp, marca, destination, issued_at, sha256, pdf, pdf_parts) VALUES {}",
                 placeholders(ok.len(), 13)
@@ -934,6 +930,15 @@ impl Store {
                 q = j.bind_certificate(q);
             }
             q.execute(&mut *tx).await.map_err(GroupFailure::from)?;
+            stored = self
+                .store_parts(&mut tx, ok.iter().copied())
+                .await
+                .map_err(|e| match e {
+                    StoreError::Database(e) => GroupFailure::from(e),
+                    // A stored part that is not what its key says: each issuance alone
+                    // gets that answer.
+                    _ => GroupFailure::Refused,
+                })?;
             let sql = format!(
                 "INSERT INTO audit_log (actor, auth_level, action, subject, at, remote_addr, outcome) VALUES {}",
                 placeholders(ok.len(), 7)
@@ -976,60 +981,82 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
-        let stored = self.store_parts(&mut tx, [j]).await?;
         j.bind_certificate(sqlx::query(
             "INSERT INTO certificates (id, verification_code, municipality, kind, subject, requester, stamp, marca, destination, issued_at, sha256, pdf, pdf_parts) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         ))
         .execute(&mut *tx)
         .await?;
+        let stored = self.store_parts(&mut tx, [j]).await?;
         insert_audit(&mut *tx, &j.audit).await?;
         tx.commit().await?;
         self.remember_parts(stored);
         Ok(())
     }
 
-    /// Makes sure the shared parts of `jobs` are in `pdf_parts`, inside `tx`: each part not yet
-    /// known to this store is inserted, or, if already there, compared byte for byte. Returns
-    /// the parts to remember once `tx` commits.
+    /// Makes sure the shared parts of `jobs` are in `pdf_parts`, inside `tx` (after a write, so
+    /// on SQLite the transaction already holds the write lock). Every transaction looks them up:
+    /// a part missing (a restored backup, a failover, a hand deletion) is inserted again, so no
+    /// certificate is committed without its parts. A part there but not yet known to this store
+    /// is compared byte for byte. Returns the parts to remember once `tx` commits.
     async fn store_parts<'j>(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         jobs: impl IntoIterator<Item = &'j IssueJob>,
     ) -> Result<Vec<parts::Part>, StoreError> {
-        let mut todo: Vec<&parts::Part> = Vec::new();
+        let mut used: Vec<&parts::Part> = Vec::new();
         for j in jobs {
             for p in &j.parts {
-                if !self.parts.contains(&p.sha256) && !todo.iter().any(|t| t.sha256 == p.sha256) {
-                    todo.push(p);
+                if !used.iter().any(|t| t.sha256 == p.sha256) {
+                    used.push(p);
                 }
             }
         }
-        for p in &todo {
-            let row = sqlx::query("SELECT bytes FROM pdf_parts WHERE sha256 = $1")
+        if used.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT sha256 FROM pdf_parts WHERE sha256 IN ({})",
+            (1..=used.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for p in &used {
+            q = q.bind(p.sha256.as_str());
+        }
+        let present: HashSet<String> = q
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>("sha256"))
+            .collect::<Result<_, _>>()?;
+        let mut stored = Vec::new();
+        for p in used {
+            if !present.contains(&p.sha256) {
+                sqlx::query(
+                    "INSERT INTO pdf_parts (sha256, bytes) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
+                )
                 .bind(p.sha256.as_str())
-                .fetch_optional(&mut **tx)
+                .bind(&p.bytes[..])
+                .execute(&mut **tx)
                 .await?;
-            match row {
-                Some(r) if r.try_get::<Vec<u8>, _>("bytes")?[..] != p.bytes[..] => {
+            } else if !self.parts.contains(&p.sha256) {
+                let row = sqlx::query("SELECT bytes FROM pdf_parts WHERE sha256 = $1")
+                    .bind(p.sha256.as_str())
+                    .fetch_one(&mut **tx)
+                    .await?;
+                if row.try_get::<Vec<u8>, _>("bytes")?[..] != p.bytes[..] {
                     return Err(StoreError::Corrupt {
                         table: "pdf_parts",
                         reason: format!("part {} is not what its SHA-256 says", p.sha256),
                     });
                 }
-                Some(_) => {}
-                None => {
-                    sqlx::query(
-                        "INSERT INTO pdf_parts (sha256, bytes) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
-                    )
-                    .bind(p.sha256.as_str())
-                    .bind(&p.bytes[..])
-                    .execute(&mut **tx)
-                    .await?;
-                }
             }
+            stored.push(p.clone());
         }
-        Ok(todo.into_iter().cloned().collect())
+        Ok(stored)
     }
 
     /// Remembers parts whose transaction committed.
@@ -1414,12 +1441,13 @@ async fn read_record_rows(
     }))
 }
 
-/// The registry's version (bumped by triggers on every change of its tables; `None` if its row
-/// is gone, and then nothing is cached) and whether `marca` was used, in one round trip.
+/// The registry's version (a new random value, set by triggers, on every change of its tables;
+/// `None` if its row is gone, and then nothing is kept) and whether `marca` was used, in one
+/// round trip.
 async fn registry_version(
     conn: &mut sqlx::AnyConnection,
     marca: Option<&str>,
-) -> Result<(Option<i64>, bool), StoreError> {
+) -> Result<(Option<String>, bool), StoreError> {
     let row = sqlx::query(
         "SELECT (SELECT version FROM registry_version WHERE id = 1) AS version, \
          (SELECT COUNT(*) FROM used_marche WHERE marca = $1) AS used",
@@ -1428,7 +1456,7 @@ async fn registry_version(
     .fetch_one(&mut *conn)
     .await?;
     Ok((
-        row.try_get::<Option<i64>, _>("version")?,
+        row.try_get::<Option<String>, _>("version")?,
         row.try_get::<i64, _>("used")? > 0,
     ))
 }
