@@ -72,6 +72,7 @@ pub mod client;
 pub mod documents;
 pub mod domain;
 pub mod issue;
+mod kept;
 pub mod registry;
 #[cfg(feature = "server")]
 pub mod server;

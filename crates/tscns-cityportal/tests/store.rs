@@ -23,6 +23,19 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A real sealed certificate (residenza of the default card's holder): its font objects are the
+/// shared parts.
+fn real_certificate() -> Vec<u8> {
+    use tscns_cityportal::domain::{CertificateKind, Destination};
+    sealed(
+        "RSSMRA80A01H501U",
+        CertificateKind::Residenza,
+        None,
+        Destination::Ordinaria,
+    )
+    .0
+}
+
 fn fixture() -> Registry {
     Registry::from_json(tscns_cityportal::SAN_BENEDETTO_FIXTURE.as_bytes()).unwrap()
 }
@@ -251,12 +264,7 @@ fn sigkill_child_issuer() {
         let started = Instant::now();
         let mut n: u64 = 0;
         // Every other certificate is a real one, whose font objects go to the shared parts.
-        let (real, _) = sealed(
-            "RSSMRA80A01H501U",
-            tscns_cityportal::domain::CertificateKind::Residenza,
-            None,
-            tscns_cityportal::domain::Destination::Ordinaria,
-        );
+        let real = real_certificate();
         while started.elapsed() < Duration::from_secs(120) {
             let mut pdf = vec![0u8; 256 * 1024];
             getrandom::getrandom(&mut pdf).unwrap();
@@ -436,14 +444,8 @@ fn shared_parts_are_stored_once_and_put_back_on_every_read() {
 /// REPLACE cannot replace a part either.
 #[test]
 fn lost_parts_are_stored_again_and_parts_cannot_be_replaced() {
-    use tscns_cityportal::domain::{CertificateKind, Destination};
     let dir = tempfile::tempdir().unwrap();
-    let (pdf, _) = sealed(
-        "RSSMRA80A01H501U",
-        CertificateKind::Residenza,
-        None,
-        Destination::Ordinaria,
-    );
+    let pdf = real_certificate();
     rt().block_on(async {
         for url in engines(&dir).await {
             let store = Store::open(&url).await.unwrap();
@@ -482,14 +484,8 @@ fn lost_parts_are_stored_again_and_parts_cannot_be_replaced() {
 /// that uses it is refused, and so is issuing one that would.
 #[test]
 fn an_altered_part_is_refused_when_read_and_when_issuing() {
-    use tscns_cityportal::domain::{CertificateKind, Destination};
     let dir = tempfile::tempdir().unwrap();
-    let (pdf, _) = sealed(
-        "RSSMRA80A01H501U",
-        CertificateKind::Residenza,
-        None,
-        Destination::Ordinaria,
-    );
+    let pdf = real_certificate();
     rt().block_on(async {
         for url in engines(&dir).await {
             let store = Store::open(&url).await.unwrap();

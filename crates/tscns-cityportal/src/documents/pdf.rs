@@ -21,9 +21,9 @@
 //! In the content streams a character code (CID) is the glyph id in the full font; the
 //! `/CIDToGIDMap` stream maps it to the subset's glyph id.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use pdf_writer::types::{CidFontType, FontFlags, OutputIntentSubtype, SystemInfo, UnicodeCmap};
 use pdf_writer::{Chunk, Content, Date, Filter, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
@@ -139,7 +139,7 @@ struct Descriptor {
 }
 
 /// Extended subsets, by their sorted extra (glyph, character) pairs.
-type Variants = Mutex<HashMap<Vec<(u16, char)>, Arc<Embedded>>>;
+type Variants = crate::kept::Kept<Vec<(u16, char)>, Arc<Embedded>>;
 
 /// One embedded font: metrics for layout, the glyph lookup, and its PDF objects.
 pub(crate) struct Font {
@@ -231,7 +231,7 @@ impl Font {
             },
             base: Vec::new(),
             descriptor,
-            variants: Mutex::new(HashMap::new()),
+            variants: Variants::new(MAX_VARIANTS),
         };
         font.base_embedded = font.embed(&base)?;
         font.base = base;
@@ -391,12 +391,7 @@ impl Font {
     /// The subset for a document whose text needed `extra` glyphs beyond the base.
     fn embedded_with(&self, extra: &BTreeMap<u16, char>) -> Result<Arc<Embedded>, DocumentError> {
         let key: Vec<(u16, char)> = extra.iter().map(|(g, c)| (*g, *c)).collect();
-        let variants = || {
-            self.variants
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-        };
-        if let Some(e) = variants().get(&key).cloned() {
+        if let Some(e) = self.variants.get(&key) {
             return Ok(e);
         }
         let mut glyphs: BTreeMap<u16, char> = self.base.iter().copied().collect();
@@ -405,11 +400,7 @@ impl Font {
         }
         let glyphs: Vec<(u16, char)> = glyphs.into_iter().collect();
         let embedded = Arc::new(self.embed(&glyphs).ok_or(DocumentError::Font)?);
-        let mut map = variants();
-        if map.len() >= MAX_VARIANTS {
-            map.clear();
-        }
-        map.insert(key, Arc::clone(&embedded));
+        self.variants.insert(key, Arc::clone(&embedded));
         Ok(embedded)
     }
 }

@@ -74,35 +74,17 @@ fn only_at(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 impl Template {
-    fn new(
-        cert: &Certificate,
-        cert_der: &[u8],
-        chain: &[Certificate],
-        signature_len: usize,
-    ) -> Result<Option<Template>, DocumentError> {
-        let e = |e: der::Error| DocumentError::Sign(e.to_string());
-        let digest = placeholder(b"tscns seal digest placeholder", 32);
-        let signature = placeholder(b"tscns seal signature placeholder", signature_len);
-        let attrs = signed_attributes(cert, cert_der, &digest)?;
-        let attrs_der = attrs.to_der().map_err(e)?;
-        let cms = cms(cert, chain, attrs, signature.clone())?;
-        Ok(
-            match (
-                only_at(&attrs_der, &digest),
-                only_at(&cms, &digest),
-                only_at(&cms, &signature),
-            ) {
-                (Some(attrs_digest), Some(cms_digest), Some(cms_signature)) => Some(Template {
-                    attrs: attrs_der,
-                    attrs_digest,
-                    cms,
-                    cms_digest,
-                    cms_signature,
-                    signature_len,
-                }),
-                _ => None,
-            },
-        )
+    /// The template of a CMS made with `digest` and `signature` as placeholders, if each is
+    /// found once.
+    fn locate(attrs: Vec<u8>, cms: Vec<u8>, digest: &[u8], signature: &[u8]) -> Option<Template> {
+        Some(Template {
+            attrs_digest: only_at(&attrs, digest)?,
+            cms_digest: only_at(&cms, digest)?,
+            cms_signature: only_at(&cms, signature)?,
+            signature_len: signature.len(),
+            attrs,
+            cms,
+        })
     }
 }
 
@@ -130,25 +112,26 @@ fn prepared(
         .map(|c| Certificate::from_der(c))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| DocumentError::Key(format!("seal certificate chain: {e}")))?;
-    // The CMS's length depends on the chain and on the signature's length only.
-    let attrs = signed_attributes(&cert, cert_der, &[0u8; 32])?;
-    let measured = cms(
-        &cert,
-        &chain,
-        attrs,
-        vec![0xff; key_bits.div_ceil(8).max(1)],
-    )?
-    .len();
+    // The CMS's length depends on the chain and on the signature's length only: one made with
+    // placeholders measures it, and is the template seals patch.
+    let e = |e: der::Error| DocumentError::Sign(e.to_string());
+    let digest = placeholder(b"tscns seal digest placeholder", 32);
+    let signature = placeholder(
+        b"tscns seal signature placeholder",
+        key_bits.div_ceil(8).max(1),
+    );
+    let attrs = signed_attributes(&cert, cert_der, &digest)?;
+    let attrs_der = attrs.to_der().map_err(e)?;
+    let cms_der = cms(&cert, &chain, attrs, signature.clone())?;
+    let measured = cms_der.len();
     let reserved = measured + RESERVE_SLACK;
     if reserved > CONTENTS_RESERVED {
         return Err(DocumentError::Key(format!(
             "the seal's CMS would take {measured} bytes, more than the {CONTENTS_RESERVED} a seal reserves: a certificate chain that long cannot seal"
         )));
     }
-    let signature_len = key_bits.div_ceil(8).max(1);
-    let template = Template::new(&cert, cert_der, &chain, signature_len)?;
     let p = Arc::new(Prepared {
-        template,
+        template: Template::locate(attrs_der, cms_der, &digest, &signature),
         chain_der: chain_der.to_vec(),
         key_bits,
         cert,

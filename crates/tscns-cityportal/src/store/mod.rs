@@ -25,7 +25,7 @@ mod portal;
 
 pub use portal::RateDecision;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -257,54 +257,16 @@ impl RecordRows {
     }
 }
 
-/// People's rows as last read, by (municipality, codice fiscale), with the registry version
-/// they were read at (`None`: not in the registry).
-#[derive(Default)]
-struct RecordCache {
-    map: std::sync::Mutex<KeptRecords>,
-}
-
-/// (municipality, codice fiscale) → (registry version, when read, rows).
-type KeptRecords = HashMap<(String, String), (String, Instant, Option<Arc<RecordRows>>)>;
+/// People's rows as last read, by (municipality, codice fiscale): the registry version they
+/// were read at, when, and the rows (`None`: not in the registry).
+type RecordCache = crate::kept::Kept<(String, String), (String, Instant, Option<Arc<RecordRows>>)>;
 
 /// Kept rows are read again after this long even when the version says nothing changed (a
 /// change that bypassed the triggers is seen within it).
 const RECORD_TTL: Duration = Duration::from_secs(60);
 
-/// At most this many people are kept (the cache is emptied when full).
+/// At most this many people are kept.
 const MAX_CACHED_RECORDS: usize = 4096;
-
-impl RecordCache {
-    fn map(&self) -> std::sync::MutexGuard<'_, KeptRecords> {
-        self.map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The rows kept for `key` at `version`, if any (`Some(None)`: not in the registry).
-    fn get(&self, key: &(String, String), version: &str) -> Option<Option<Arc<RecordRows>>> {
-        match self.map().get(key) {
-            Some((v, at, rows)) if v == version && at.elapsed() < RECORD_TTL => Some(rows.clone()),
-            _ => None,
-        }
-    }
-
-    fn insert(&self, key: (String, String), version: String, rows: Option<Arc<RecordRows>>) {
-        let mut map = self.map();
-        if map.len() >= MAX_CACHED_RECORDS {
-            map.clear();
-        }
-        map.insert(key, (version, Instant::now(), rows));
-    }
-}
-
-impl std::fmt::Debug for RecordCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordCache")
-            .field("people", &self.map().len())
-            .finish()
-    }
-}
 
 /// Issuances waiting to be written, and the lock the writer of a group holds.
 ///
@@ -557,8 +519,8 @@ impl Store {
             pool,
             engine,
             commits: Arc::new(GroupCommit::default()),
-            parts: Arc::new(parts::Known::default()),
-            records: Arc::new(RecordCache::default()),
+            parts: Arc::new(parts::Known::new(parts::MAX_KNOWN)),
+            records: Arc::new(RecordCache::new(MAX_CACHED_RECORDS)),
         };
         migrations::run(&store.pool, engine).await?;
         Ok(store)
@@ -736,13 +698,16 @@ impl Store {
     ) -> Result<Option<Arc<RecordRows>>, StoreError> {
         let key = (code.to_string(), cf.as_str().to_string());
         if let Some(v) = version {
-            if let Some(rows) = self.records.get(&key, v) {
-                return Ok(rows);
+            if let Some((kept_at, at, rows)) = self.records.get(&key) {
+                if kept_at == v && at.elapsed() < RECORD_TTL {
+                    return Ok(rows);
+                }
             }
         }
         let rows = read_record_rows(conn, code, cf).await?.map(Arc::new);
         if let Some(v) = version {
-            self.records.insert(key, v.to_string(), rows.clone());
+            self.records
+                .insert(key, (v.to_string(), Instant::now(), rows.clone()));
         }
         Ok(rows)
     }

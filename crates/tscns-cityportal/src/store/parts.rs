@@ -11,8 +11,7 @@
 //! SHA-256, so a part that is missing or altered gives [`StoreError::Corrupt`], never other
 //! bytes. Parts are never updated or deleted (triggers refuse it), like the audit log.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -202,48 +201,12 @@ pub(crate) fn join(own: &[u8], parts: &[(usize, Arc<[u8]>)]) -> Result<Vec<u8>, 
     Ok(out)
 }
 
-/// The parts known to be committed in one database, with their bytes (parts are never
-/// deleted, so what is known stays true).
-#[derive(Default)]
-pub(crate) struct Known {
-    parts: Mutex<HashMap<String, Arc<[u8]>>>,
-}
+/// The parts known to be committed in one database, with their bytes, by SHA-256 (parts are
+/// never deleted, so what is known stays true).
+pub(crate) type Known = crate::kept::Kept<String, Arc<[u8]>>;
 
-/// At most this many parts are kept in memory (the map is emptied when full).
-const MAX_KNOWN: usize = 256;
-
-impl Known {
-    fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<[u8]>>> {
-        self.parts.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The bytes of a part known to be stored.
-    pub(crate) fn get(&self, sha256: &str) -> Option<Arc<[u8]>> {
-        self.map().get(sha256).cloned()
-    }
-
-    /// Whether a part is known to be stored.
-    pub(crate) fn contains(&self, sha256: &str) -> bool {
-        self.map().contains_key(sha256)
-    }
-
-    /// Remembers that a part is stored.
-    pub(crate) fn insert(&self, sha256: String, bytes: Arc<[u8]>) {
-        let mut map = self.map();
-        if map.len() >= MAX_KNOWN {
-            map.clear();
-        }
-        map.insert(sha256, bytes);
-    }
-}
-
-impl std::fmt::Debug for Known {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Known")
-            .field("parts", &self.map().len())
-            .finish()
-    }
-}
+/// At most this many parts are kept in memory.
+pub(crate) const MAX_KNOWN: usize = 256;
 
 #[cfg(test)]
 mod tests {
