@@ -1,6 +1,8 @@
 //! Page layout over the PDF writer: wrapped paragraphs, label/value rows, rules, a QR code.
 //! Coordinates are PDF points from the top-left corner.
 
+use std::borrow::Cow;
+
 use super::pdf::{Font, Fonts, Page, Rgb, PAGE_WIDTH};
 use super::qr;
 
@@ -17,18 +19,25 @@ pub(crate) enum Align {
 }
 
 /// Keeps only what the embedded font can draw (no control characters); the rest becomes `?`.
-pub(crate) fn printable(face: &Font, s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                ' '
-            } else if face.has(c) {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect()
+/// Borrows `s` when it is all drawable, as nearly every line is.
+pub(crate) fn printable<'s>(face: &Font, s: &'s str) -> Cow<'s, str> {
+    let drawable = |c: char| !c.is_control() && face.has(c);
+    if s.chars().all(drawable) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    ' '
+                } else if face.has(c) {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect(),
+    )
 }
 
 /// Breaks `text` into lines no wider than `width` at `size` (long words are cut).
@@ -94,44 +103,53 @@ const ROW_SIZE: f32 = 10.5;
 const LABEL_WIDTH: f32 = 150.0;
 
 impl Block {
-    fn height(&self, fonts: &Fonts) -> f32 {
+    /// The lines the block wraps into (none for space), and its height.
+    fn measure(&self, fonts: &Fonts) -> (Vec<String>, f32) {
         let width = PAGE_WIDTH - 2.0 * MARGIN;
         match self {
             Block::Para {
                 text, size, bold, ..
             } => {
                 let face = if *bold { &fonts.bold } else { &fonts.regular };
-                wrap(face, &printable(face, text), *size, width).len() as f32 * size * 1.3
+                let lines = wrap(face, &printable(face, text), *size, width);
+                let h = lines.len() as f32 * size * 1.3;
+                (lines, h)
             }
             Block::Row(_, value) => {
                 let face = &fonts.bold;
-                let lines = wrap(face, &printable(face, value), ROW_SIZE, width - LABEL_WIDTH)
-                    .len()
-                    .max(1);
-                lines as f32 * ROW_SIZE * 1.3
+                let lines = wrap(face, &printable(face, value), ROW_SIZE, width - LABEL_WIDTH);
+                let h = lines.len().max(1) as f32 * ROW_SIZE * 1.3;
+                (lines, h)
             }
-            Block::Space(h) => *h,
+            Block::Space(h) => (Vec::new(), *h),
         }
     }
 }
 
+/// A block and the lines it was measured to wrap into (wrapped once, for its height and for
+/// drawing).
+pub(crate) struct Measured {
+    block: Block,
+    lines: Vec<String>,
+}
+
 /// Splits `blocks` into pages of at most `room` points each, breaking only between blocks (a
 /// block taller than a page gets a page of its own).
-pub(crate) fn paginate(fonts: &Fonts, blocks: Vec<Block>, room: f32) -> Vec<Vec<Block>> {
+pub(crate) fn paginate(fonts: &Fonts, blocks: Vec<Block>, room: f32) -> Vec<Vec<Measured>> {
     let mut pages = vec![Vec::new()];
     let mut used = 0.0;
-    for b in blocks {
-        let h = b.height(fonts);
+    for block in blocks {
+        let (lines, h) = block.measure(fonts);
         if used + h > room && used > 0.0 {
             pages.push(Vec::new());
             used = 0.0;
-            if matches!(b, Block::Space(_)) {
+            if matches!(block, Block::Space(_)) {
                 continue;
             }
         }
         used += h;
         if let Some(page) = pages.last_mut() {
-            page.push(b);
+            page.push(Measured { block, lines });
         }
     }
     pages
@@ -180,48 +198,57 @@ impl Writer<'_> {
         align: Align,
     ) {
         let face = self.face(bold);
-        let text = printable(face, text);
-        for line in wrap(face, &text, size, width) {
+        let lines = wrap(face, &printable(face, text), size, width);
+        self.lines_in(x, width, &lines, size, bold, align);
+    }
+
+    /// Lines already wrapped to a column; moves the cursor below them.
+    fn lines_in(
+        &mut self,
+        x: f32,
+        width: f32,
+        lines: &[String],
+        size: f32,
+        bold: bool,
+        align: Align,
+    ) {
+        let face = self.face(bold);
+        for line in lines {
             self.y += size * 1.3;
             let lx = match align {
                 Align::Left => x,
-                Align::Center => x + (width - face.width(&line, size)) / 2.0,
+                Align::Center => x + (width - face.width(line, size)) / 2.0,
             };
-            let y = self.y;
-            self.text_at(lx, y, &line, size, bold);
+            self.page.text(face, lx, self.y, size, line);
         }
     }
 
-    /// Draws one block.
-    pub(crate) fn draw(&mut self, b: &Block) {
-        match b {
+    /// Draws one measured block.
+    pub(crate) fn draw(&mut self, m: &Measured) {
+        match &m.block {
             Block::Para {
-                text,
-                size,
-                bold,
-                align,
-            } => self.paragraph(text, *size, *bold, *align),
-            Block::Row(label, value) => self.row(label, value, ROW_SIZE),
+                size, bold, align, ..
+            } => self.lines_in(MARGIN, self.width(), &m.lines, *size, *bold, *align),
+            Block::Row(label, _) => {
+                let top = self.y;
+                self.y += ROW_SIZE * 1.3;
+                let y = self.y;
+                self.text_at(MARGIN, y, label, ROW_SIZE, false);
+                self.y = top;
+                self.lines_in(
+                    MARGIN + LABEL_WIDTH,
+                    self.width() - LABEL_WIDTH,
+                    &m.lines,
+                    ROW_SIZE,
+                    true,
+                    Align::Left,
+                );
+                if m.lines.is_empty() {
+                    self.y += ROW_SIZE * 1.3;
+                }
+            }
             Block::Space(h) => self.space(*h),
         }
-    }
-
-    /// "Label: value", the value wrapped in its column.
-    pub(crate) fn row(&mut self, label: &str, value: &str, size: f32) {
-        let label_width = LABEL_WIDTH;
-        let top = self.y;
-        self.y += size * 1.3;
-        let y = self.y;
-        self.text_at(MARGIN, y, label, size, false);
-        self.y = top;
-        self.paragraph_in(
-            MARGIN + label_width,
-            self.width() - label_width,
-            value,
-            size,
-            true,
-            Align::Left,
-        );
     }
 
     /// Vertical space.

@@ -26,7 +26,7 @@ use std::io::Write as _;
 use std::sync::{Arc, OnceLock};
 
 use pdf_writer::types::{CidFontType, FontFlags, OutputIntentSubtype, SystemInfo, UnicodeCmap};
-use pdf_writer::{Chunk, Content, Date, Filter, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
+use pdf_writer::{Chunk, Date, Filter, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -476,30 +476,154 @@ pub(crate) fn fonts() -> Option<&'static Fonts> {
 #[derive(Clone, Copy, PartialEq)]
 pub(crate) struct Rgb(pub f32, pub f32, pub f32);
 
+/// A content stream, written directly: the few operators these documents use, numbers to at
+/// most four decimals, and text as literal strings of raw two-byte codes (about half the bytes
+/// of octal escapes or hex, so less to compress, hash and store). Consecutive lines of text
+/// share one text object.
+pub(crate) struct Ops {
+    buf: Vec<u8>,
+    in_text: bool,
+}
+
+impl Ops {
+    fn with_capacity(n: usize) -> Ops {
+        Ops {
+            buf: Vec::with_capacity(n),
+            in_text: false,
+        }
+    }
+
+    /// Writes `v` rounded to four decimals, without trailing zeros (a non-finite value,
+    /// which layout never makes, is written as 0).
+    fn num(&mut self, v: f32) {
+        let scaled = if v.is_finite() {
+            (f64::from(v) * 10_000.0).round()
+        } else {
+            0.0
+        };
+        // Page coordinates are far inside i64; `as` saturates anyway.
+        #[allow(clippy::cast_possible_truncation)]
+        let scaled = scaled as i64;
+        if scaled < 0 {
+            self.buf.push(b'-');
+        }
+        let magnitude = scaled.unsigned_abs();
+        self.int(magnitude / 10_000);
+        let mut frac = magnitude % 10_000;
+        if frac != 0 {
+            let mut digits = 4;
+            while frac % 10 == 0 {
+                frac /= 10;
+                digits -= 1;
+            }
+            self.buf.push(b'.');
+            let mut out = [b'0'; 4];
+            for d in out[..digits].iter_mut().rev() {
+                // A digit: `frac % 10` < 10.
+                *d = b'0' + u8::try_from(frac % 10).unwrap_or(0);
+                frac /= 10;
+            }
+            self.buf.extend_from_slice(&out[..digits]);
+        }
+    }
+
+    fn int(&mut self, mut v: u64) {
+        let mut out = [0u8; 20];
+        let mut at = out.len();
+        loop {
+            at -= 1;
+            out[at] = b'0' + u8::try_from(v % 10).unwrap_or(0);
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.buf.extend_from_slice(&out[at..]);
+    }
+
+    /// Numbers then an operator: `1 2 3 op\n`.
+    fn op(&mut self, nums: &[f32], op: &[u8]) {
+        for n in nums {
+            self.num(*n);
+            self.buf.push(b' ');
+        }
+        self.buf.extend_from_slice(op);
+        self.buf.push(b'\n');
+    }
+
+    fn end_text(&mut self) {
+        if self.in_text {
+            self.buf.extend_from_slice(b"ET\n");
+            self.in_text = false;
+        }
+    }
+
+    fn begin_text(&mut self) {
+        if !self.in_text {
+            self.buf.extend_from_slice(b"BT\n");
+            self.in_text = true;
+        }
+    }
+
+    /// `/name size Tf`.
+    fn font(&mut self, name: &[u8], size: f32) {
+        self.buf.push(b'/');
+        self.buf.extend_from_slice(name);
+        self.buf.push(b' ');
+        self.op(&[size], b"Tf");
+    }
+
+    /// `(codes) Tj`: a literal string; only the delimiters, the backslash and line ends (which
+    /// a reader would normalise) are escaped.
+    fn show(&mut self, codes: &[u8]) {
+        self.buf.push(b'(');
+        for &b in codes {
+            match b {
+                b'(' | b')' | b'\\' => {
+                    self.buf.push(b'\\');
+                    self.buf.push(b);
+                }
+                b'\r' => self.buf.extend_from_slice(b"\\r"),
+                b'\n' => self.buf.extend_from_slice(b"\\n"),
+                _ => self.buf.push(b),
+            }
+        }
+        self.buf.extend_from_slice(b") Tj\n");
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.end_text();
+        self.buf
+    }
+}
+
 /// One page being drawn. Coordinates are points from the top-left corner.
 pub(crate) struct Page {
-    content: Content,
+    content: Ops,
     /// Glyphs outside the base subsets, per font slot.
     extra: [BTreeMap<u16, char>; 2],
     /// The font and size last set, to skip repeating `Tf`.
     font: Option<(i32, f32)>,
+    /// Glyph codes of the line being drawn (reused).
+    codes: Vec<u8>,
 }
 
 impl Page {
     fn new() -> Page {
-        let mut content = Content::with_capacity(8 * 1024);
-        content.set_fill_rgb(0.0, 0.0, 0.0);
+        let mut content = Ops::with_capacity(12 * 1024);
+        content.op(&[0.0, 0.0, 0.0], b"rg");
         Page {
             content,
             extra: [BTreeMap::new(), BTreeMap::new()],
             font: None,
+            codes: Vec::with_capacity(256),
         }
     }
 
     /// Draws one line of text with its baseline at (`x`, `y`). A character the font lacks is
     /// drawn as `?`.
     pub(crate) fn text(&mut self, font: &Font, x: f32, y: f32, size: f32, text: &str) {
-        let mut codes = Vec::with_capacity(2 * text.len());
+        self.codes.clear();
         let extra = &mut self.extra[usize::from(font.slot != 0)];
         for c in text.chars() {
             let (g, c) = match font.glyph(c) {
@@ -509,29 +633,29 @@ impl Page {
             if !font.in_base.get(usize::from(g)).copied().unwrap_or(false) {
                 extra.entry(g).or_insert(c);
             }
-            codes.extend_from_slice(&g.to_be_bytes());
+            self.codes.extend_from_slice(&g.to_be_bytes());
         }
         self.content.begin_text();
         if self.font != Some((font.slot, size)) {
-            self.content.set_font(Name(font.resource()), size);
+            self.content.font(font.resource(), size);
             self.font = Some((font.slot, size));
         }
         self.content
-            .set_text_matrix([1.0, 0.0, 0.0, 1.0, x, PAGE_HEIGHT - y])
-            .show(Str(&codes))
-            .end_text();
+            .op(&[1.0, 0.0, 0.0, 1.0, x, PAGE_HEIGHT - y], b"Tm");
+        self.content.show(&self.codes);
     }
 
     /// A straight line from (`x1`, `y1`) to (`x2`, `y2`).
     pub(crate) fn line(&mut self, from: (f32, f32), to: (f32, f32), width: f32, color: Rgb) {
-        self.content
-            .save_state()
-            .set_stroke_rgb(color.0, color.1, color.2)
-            .set_line_width(width)
-            .move_to(from.0, PAGE_HEIGHT - from.1)
-            .line_to(to.0, PAGE_HEIGHT - to.1)
-            .stroke()
-            .restore_state();
+        let c = &mut self.content;
+        c.end_text();
+        c.op(&[], b"q");
+        c.op(&[color.0, color.1, color.2], b"RG");
+        c.op(&[width], b"w");
+        c.op(&[from.0, PAGE_HEIGHT - from.1], b"m");
+        c.op(&[to.0, PAGE_HEIGHT - to.1], b"l");
+        c.op(&[], b"S");
+        c.op(&[], b"Q");
     }
 
     /// Black rectangles on a grid of `unit`-point cells whose top-left corner is at (`x`, `y`):
@@ -544,19 +668,23 @@ impl Page {
     ) {
         // Cell coordinates are small integers: scaling and flipping once keeps the numbers
         // short.
-        self.content
-            .save_state()
-            .transform([unit, 0.0, 0.0, -unit, x, PAGE_HEIGHT - y]);
+        let c = &mut self.content;
+        c.end_text();
+        c.op(&[], b"q");
+        c.op(&[unit, 0.0, 0.0, -unit, x, PAGE_HEIGHT - y], b"cm");
         let mut any = false;
         for (cx, cy, w, h) in cells {
-            self.content
-                .rect(f32::from(cx), f32::from(cy), f32::from(w), f32::from(h));
+            for v in [cx, cy, w, h] {
+                c.int(u64::from(v));
+                c.buf.push(b' ');
+            }
+            c.buf.extend_from_slice(b"re\n");
             any = true;
         }
         if any {
-            self.content.fill_nonzero();
+            c.op(&[], b"f");
         }
-        self.content.restore_state();
+        c.op(&[], b"Q");
     }
 }
 
@@ -756,5 +884,65 @@ mod tests {
                 proptest::prop_assert_eq!(&inflate(&deflate_fresh(data)), data);
             }
         }
+
+        /// What the content writer writes is read back as written: each line of codes, in
+        /// any bytes, is one string of exactly those bytes, and each number is the value to
+        /// four decimals, read by a PDF parser.
+        #[test]
+        fn the_content_writer_reads_back_as_written(
+            lines in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..64), 1..8),
+            numbers in proptest::collection::vec(-100_000.0f32..100_000.0, 1..8),
+        ) {
+            let mut ops = Ops::with_capacity(0);
+            for (codes, n) in lines.iter().zip(numbers.iter().cycle()) {
+                ops.begin_text();
+                ops.font(b"F0", 10.0);
+                ops.op(&[1.0, 0.0, 0.0, 1.0, *n, -*n], b"Tm");
+                ops.show(codes);
+                ops.end_text();
+                ops.op(&[*n], b"w");
+            }
+            let decoded = lopdf::content::Content::decode(&ops.finish()).unwrap();
+            let shown: Vec<Vec<u8>> = decoded
+                .operations
+                .iter()
+                .filter(|o| o.operator == "Tj")
+                .map(|o| o.operands[0].as_str().unwrap().to_vec())
+                .collect();
+            proptest::prop_assert_eq!(&shown, &lines);
+            let widths: Vec<f32> = decoded
+                .operations
+                .iter()
+                .filter(|o| o.operator == "w")
+                .map(|o| o.operands[0].as_float().unwrap())
+                .collect();
+            for (w, n) in widths.iter().zip(numbers.iter().cycle()) {
+                proptest::prop_assert!((f64::from(*w) - f64::from(*n)).abs() <= 0.0001 + f64::from(n.abs()) * 1e-6, "{} for {}", w, n);
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_are_short_and_exact_to_four_decimals() {
+        let mut ops = Ops::with_capacity(0);
+        for v in [
+            0.0,
+            1.0,
+            -1.0,
+            108.04236,
+            595.28,
+            -2.0754716,
+            0.00004,
+            -0.00004,
+            16.5,
+            f32::NAN,
+        ] {
+            ops.num(v);
+            ops.buf.push(b' ');
+        }
+        assert_eq!(
+            String::from_utf8(ops.finish()).unwrap(),
+            "0 1 -1 108.0424 595.28 -2.0755 0 0 16.5 0 "
+        );
     }
 }
