@@ -512,7 +512,7 @@ impl Ops {
         let mut frac = magnitude % 10_000;
         if frac != 0 {
             let mut digits = 4;
-            while frac % 10 == 0 {
+            while frac.is_multiple_of(10) {
                 frac /= 10;
                 digits -= 1;
             }
