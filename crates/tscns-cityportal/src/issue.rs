@@ -74,29 +74,60 @@ pub async fn issue_certificate(
         Some(Stamp::Marca(m)) => Some(m.as_str()),
         _ => None,
     };
-    let (requester, subject, marca_used) = store
-        .records_and_marca(req.municipality, req.requester, req.subject, marca)
-        .await?;
-    let checked = match (&requester, &subject) {
-        (None, _) => Err(Refusal::RequesterNotResident),
-        (Some(_), None) => Err(Refusal::NotInFamily),
-        (Some(r), Some(s)) => eligibility(Some(r), s, req.kind, req.purpose, req.now.date()),
-    };
-    let (eligible, subject) = match (checked, subject) {
-        (Ok(e), Some(s)) => (e, s),
-        (Err(refusal), _) => {
-            store.audit(&audit(format!("refused: {refusal}"))).await?;
-            return Err(refusal.into());
+    // Records kept in memory are used at once; the issuing transaction stores the certificate
+    // only if the registry is still at their version. A refusal, or a registry that changed,
+    // is decided again on records read from the database (once).
+    let mut fresh = false;
+    loop {
+        let records = store
+            .issue_records(req.municipality, req.requester, req.subject, marca, fresh)
+            .await?;
+        let checked = match (&records.requester, &records.subject) {
+            (None, _) => Err(Refusal::RequesterNotResident),
+            (Some(_), None) => Err(Refusal::NotInFamily),
+            (Some(r), Some(s)) => eligibility(Some(r), s, req.kind, req.purpose, req.now.date()),
+        };
+        let (eligible, subject) = match (checked, records.subject) {
+            (Ok(e), Some(s)) => (e, s),
+            (Err(_), _) if records.kept => {
+                fresh = true;
+                continue;
+            }
+            (Err(refusal), _) => {
+                store.audit(&audit(format!("refused: {refusal}"))).await?;
+                return Err(refusal.into());
+            }
+            (Ok(_), None) => return Err(Refusal::NotInFamily.into()),
+        };
+        eligible.check_stamp(req.stamp)?;
+        if let (Some(m), true) = (marca, records.marca_used) {
+            return Err(StoreError::MarcaAlreadyUsed(m.to_string()).into());
         }
-        (Ok(_), None) => return Err(Refusal::NotInFamily.into()),
-    };
-    eligible.check_stamp(req.stamp)?;
-    if let (Some(m), true) = (marca, marca_used) {
-        return Err(StoreError::MarcaAlreadyUsed(m.to_string()).into());
+        let certificate = make_certificate(key, req, &subject)?;
+        match store
+            .issue_checked(
+                &certificate,
+                &audit(format!("ok {}", certificate.id)),
+                records.version,
+            )
+            .await
+        {
+            Ok(()) => return Ok(certificate),
+            Err(StoreError::RegistryChanged) if !fresh => fresh = true,
+            Err(e) => return Err(e.into()),
+        }
     }
+}
+
+/// The sealed certificate of `subject` for `req`, with fresh ids.
+fn make_certificate(
+    key: &dyn SealKey,
+    req: &IssueRequest<'_>,
+    subject: &crate::domain::RegistryRecord,
+) -> Result<StoredCertificate, IssueError> {
     let ids = Store::new_certificate_ids(req.municipality)?;
     let pdf = certificate_pdf(&CertificateContent {
-        record: &subject,
+        record: subject,
         kind: req.kind,
         destination: req.purpose.destination,
         stamp: req.stamp,
@@ -115,7 +146,7 @@ pub async fn issue_certificate(
             signing_time: req.now,
         },
     )?;
-    let certificate = StoredCertificate {
+    Ok(StoredCertificate {
         id: ids.id,
         verification_code: ids.verification_code,
         municipality: req.municipality.to_string(),
@@ -127,9 +158,5 @@ pub async fn issue_certificate(
         issued_at: OffsetDateTime::from_unix_timestamp(req.now.unix_timestamp()).unwrap_or(req.now),
         sha256: hex::encode(sealed.sha256),
         pdf: sealed.pdf,
-    };
-    store
-        .issue(&certificate, &audit(format!("ok {}", certificate.id)))
-        .await?;
-    Ok(certificate)
+    })
 }

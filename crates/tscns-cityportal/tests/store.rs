@@ -606,6 +606,149 @@ fn kept_records_follow_every_change_of_the_registry() {
     });
 }
 
+/// A seal key that counts its signatures.
+#[derive(Debug)]
+struct Counting {
+    key: tscns_cityportal::documents::Pkcs8Key,
+    signed: std::sync::atomic::AtomicUsize,
+}
+
+impl tscns_cert::sign::SigningKey for Counting {
+    fn certificate_chain(&self) -> Vec<Vec<u8>> {
+        self.key.certificate_chain()
+    }
+    fn key_bits(&self) -> usize {
+        self.key.key_bits()
+    }
+    fn schemes(&self) -> Vec<tscns_cert::sign::SignatureScheme> {
+        self.key.schemes()
+    }
+    fn sign(
+        &self,
+        scheme: tscns_cert::sign::SignatureScheme,
+        message: &[u8],
+    ) -> Result<Vec<u8>, tscns_cert::sign::SignError> {
+        self.signed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.key.sign(scheme, message)
+    }
+}
+
+/// Issuing uses records kept in memory without asking the database, and stores the certificate
+/// only if the registry is still at their version: after another instance's import, the
+/// certificate made from the kept records is not stored (its marca not claimed), and the one
+/// stored is made from the new records.
+#[test]
+fn certificates_from_kept_records_are_stored_only_if_the_registry_did_not_change() {
+    use std::sync::atomic::Ordering;
+    use tscns_cityportal::documents::{certificate_pdf, CertificateContent};
+    use tscns_cityportal::domain::{CertificateKind, MarcaId, Purpose, Stamp};
+    use tscns_cityportal::issue::{issue_certificate, IssueRequest};
+    use tscns_cityportal::store::CertificateIds;
+    let dir = tempfile::tempdir().unwrap();
+    let mario = CodiceFiscale::parse("RSSMRA80A01H501U").unwrap();
+    let luca = CodiceFiscale::parse("RSSLCU10C15H769O").unwrap();
+    let purpose = Purpose::ordinary();
+    rt().block_on(async {
+        for (n, url) in engines(&dir).await.into_iter().enumerate() {
+            let a = Store::open(&url).await.unwrap();
+            let b = Store::open(&url).await.unwrap();
+            a.import(&fixture()).await.unwrap();
+            let key = Counting {
+                key: seal_pki().key(),
+                signed: 0.into(),
+            };
+            let marca = |i: u64| {
+                Stamp::Marca(
+                    MarcaId::parse(&format!("{:014}", 60_000_000_000_000 + 10 * n as u64 + i))
+                        .unwrap(),
+                )
+            };
+            let stamps = [marca(1), marca(2), marca(3)];
+            let request = |stamp| IssueRequest {
+                municipality: "H769",
+                requester: &mario,
+                auth_level: 4,
+                remote_addr: "127.0.0.1",
+                subject: &luca,
+                kind: CertificateKind::Residenza,
+                purpose: &purpose,
+                stamp: Some(stamp),
+                portal_base_url: BASE,
+                now: AT,
+            };
+            // The first reads the records (and keeps them).
+            issue_certificate(&a, &key, &request(&stamps[0]))
+                .await
+                .unwrap();
+            assert_eq!(key.signed.load(Ordering::SeqCst), 1);
+            // Another instance imports a registry where the family moved.
+            let moved =
+                tscns_cityportal::SAN_BENEDETTO_FIXTURE.replacen("VIA ROMA", "VIA MILANO", 1);
+            b.import(&Registry::from_json(moved.as_bytes()).unwrap())
+                .await
+                .unwrap();
+            // The second is made from the kept records, refused by its transaction, and made
+            // again from the new ones: two signatures, one certificate.
+            let c = issue_certificate(&a, &key, &request(&stamps[1]))
+                .await
+                .unwrap();
+            assert_eq!(key.signed.load(Ordering::SeqCst), 3, "{url}");
+            let now_record = b.record("H769", &luca).await.unwrap().unwrap();
+            assert_eq!(
+                now_record.family.as_ref().unwrap().address.street,
+                "VIA MILANO"
+            );
+            let ids = CertificateIds {
+                id: c.id.clone(),
+                verification_code: c.verification_code.clone(),
+            };
+            let made = |record| {
+                certificate_pdf(&CertificateContent {
+                    record,
+                    kind: CertificateKind::Residenza,
+                    destination: purpose.destination,
+                    stamp: Some(&stamps[1]),
+                    ids: &ids,
+                    issued_at: AT,
+                    portal_base_url: BASE,
+                })
+                .unwrap()
+            };
+            let stored = a.certificate(&c.id).await.unwrap().unwrap();
+            assert!(
+                stored.pdf.starts_with(&made(&now_record)),
+                "{url}: made from stale records"
+            );
+            let mut old = now_record.clone();
+            old.family.as_mut().unwrap().address.street = "VIA ROMA".into();
+            assert!(!stored.pdf.starts_with(&made(&old)));
+            // Each marca claimed once, by its certificate; nothing else stored.
+            let used = a.used_marche().await.unwrap();
+            assert_eq!(used.len(), 2, "{url}: {used:?}");
+            assert_eq!(a.certificate_ids().await.unwrap().len(), 2, "{url}");
+            let second = format!("{:014}", 60_000_000_000_000 + 10 * n as u64 + 2);
+            assert!(
+                used.iter().any(|(m, id)| *m == second && *id == c.id),
+                "{used:?}"
+            );
+            // The third is made from the records kept at the new version: one signature.
+            issue_certificate(&a, &key, &request(&stamps[2]))
+                .await
+                .unwrap();
+            assert_eq!(key.signed.load(Ordering::SeqCst), 4, "{url}");
+            // A marca this store used is refused before anything is signed.
+            let e = issue_certificate(&a, &key, &request(&stamps[2]))
+                .await
+                .unwrap_err();
+            assert!(e.to_string().contains("already been used"), "{e}");
+            assert_eq!(key.signed.load(Ordering::SeqCst), 4, "{url}");
+            a.close().await;
+            b.close().await;
+        }
+    });
+}
+
 #[test]
 fn bad_urls_are_refused() {
     rt().block_on(async {

@@ -90,6 +90,10 @@ pub enum StoreError {
     /// stored: the citizen's list of certificates says which).
     #[error("the store did not answer before the program stopped: look for the certificate in the list of issued certificates before asking again")]
     Interrupted,
+    /// The registry changed after the records of an issuance were read: nothing was stored and
+    /// the marca was not used.
+    #[error("the registry changed while the certificate was being made: nothing was stored and the marca was not used; ask again")]
+    RegistryChanged,
 }
 
 /// The database engine behind a store.
@@ -201,6 +205,24 @@ pub struct Store {
     commits: Arc<GroupCommit>,
     parts: Arc<parts::Known>,
     records: Arc<RecordCache>,
+    /// Marche this store has claimed (a cheap check before a PDF is made from kept records;
+    /// the claim in the database is what counts).
+    claimed: Arc<crate::kept::Kept<String, ()>>,
+}
+
+/// The records an issuance is made from, and the registry version they are of (checked again in
+/// the issuing transaction: see [`Store::issue_checked`]).
+pub(crate) struct IssueRecords {
+    /// The requester's record (`None`: not in this registry).
+    pub(crate) requester: Option<RegistryRecord>,
+    /// The subject's record (`None`: not in this registry).
+    pub(crate) subject: Option<RegistryRecord>,
+    /// Whether the marca is known to be used already.
+    pub(crate) marca_used: bool,
+    /// The registry version they were read at (`None`: no version row, nothing is checked).
+    pub(crate) version: Option<String>,
+    /// Whether they came from memory (no round trip to the database).
+    pub(crate) kept: bool,
 }
 
 /// A certificate's PDF from its stored form, as [`Store::certificate`] rebuilds it: the row's
@@ -348,6 +370,8 @@ struct IssueJob {
     /// The shared parts cut out.
     parts: Vec<parts::Part>,
     audit: AuditEntry,
+    /// The registry version its records are of, checked in its transaction.
+    registry_version: Option<String>,
 }
 
 impl IssueJob {
@@ -372,6 +396,7 @@ impl IssueJob {
             parts: split.splices.into_iter().map(|(_, p)| p).collect(),
             pdf: split.own,
             audit: audit.clone(),
+            registry_version: None,
         })
     }
 }
@@ -521,6 +546,7 @@ impl Store {
             commits: Arc::new(GroupCommit::default()),
             parts: Arc::new(parts::Known::new(parts::MAX_KNOWN)),
             records: Arc::new(RecordCache::new(MAX_CACHED_RECORDS)),
+            claimed: Arc::new(crate::kept::Kept::new(MAX_CACHED_RECORDS)),
         };
         migrations::run(&store.pool, engine).await?;
         Ok(store)
@@ -655,14 +681,99 @@ impl Store {
         subject: &CodiceFiscale,
         marca: Option<&str>,
     ) -> Result<(Option<RegistryRecord>, Option<RegistryRecord>, bool), StoreError> {
+        let r = self.read_records(code, requester, subject, marca).await?;
+        Ok((r.requester, r.subject, r.marca_used))
+    }
+
+    /// The records an issuance is made from: from memory, without a round trip, when both are
+    /// kept at one registry version and `fresh` is false; else as
+    /// [`records_and_marca`](Self::records_and_marca). [`issue_checked`](Self::issue_checked)
+    /// then stores the certificate only if the registry is still at that version.
+    pub(crate) async fn issue_records(
+        &self,
+        code: &str,
+        requester: &CodiceFiscale,
+        subject: &CodiceFiscale,
+        marca: Option<&str>,
+        fresh: bool,
+    ) -> Result<IssueRecords, StoreError> {
+        if !fresh {
+            if let Some(r) = self.kept_records(code, requester, subject, marca) {
+                return Ok(r);
+            }
+        }
+        self.read_records(code, requester, subject, marca).await
+    }
+
+    /// Both records from memory, if kept (and young enough) at the same registry version.
+    fn kept_records(
+        &self,
+        code: &str,
+        requester: &CodiceFiscale,
+        subject: &CodiceFiscale,
+        marca: Option<&str>,
+    ) -> Option<IssueRecords> {
+        let kept = |cf: &CodiceFiscale| {
+            self.records
+                .get(&(code.to_string(), cf.as_str().to_string()))
+                .filter(|(_, at, _)| at.elapsed() < RECORD_TTL)
+        };
+        let (version, _, rows) = kept(requester)?;
+        let subject_record = match &rows {
+            None => None,
+            Some(rows) => {
+                if subject == requester {
+                    Some(rows.record())
+                } else if let Some(person) = rows
+                    .family_people
+                    .iter()
+                    .find(|p| p.codice_fiscale == *subject)
+                {
+                    Some(build_record(
+                        rows.municipality.clone(),
+                        person.clone(),
+                        rows.family.clone(),
+                        &rows.family_people,
+                    ))
+                } else {
+                    let (at, _, subject_rows) = kept(subject)?;
+                    if at != version {
+                        return None;
+                    }
+                    subject_rows.map(|r| r.record())
+                }
+            }
+        };
+        Some(IssueRecords {
+            requester: rows.map(|r| r.record()),
+            subject: subject_record,
+            marca_used: marca.is_some_and(|m| self.claimed.contains(m)),
+            version: Some(version),
+            kept: true,
+        })
+    }
+
+    /// Both records and the marca check, read from the database at one version (kept rows
+    /// reused while it holds), on one connection.
+    async fn read_records(
+        &self,
+        code: &str,
+        requester: &CodiceFiscale,
+        subject: &CodiceFiscale,
+        marca: Option<&str>,
+    ) -> Result<IssueRecords, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let (version, used) = registry_version(&mut conn, marca).await?;
-        let version = version.as_deref();
-        let Some(rows) = self
-            .record_rows(&mut conn, version, code, requester)
-            .await?
-        else {
-            return Ok((None, None, used));
+        let v = version.as_deref();
+        let done = |requester, subject| IssueRecords {
+            requester,
+            subject,
+            marca_used: used,
+            version: version.clone(),
+            kept: false,
+        };
+        let Some(rows) = self.record_rows(&mut conn, v, code, requester).await? else {
+            return Ok(done(None, None));
         };
         let subject_record = if subject == requester {
             Some(rows.record())
@@ -679,12 +790,12 @@ impl Store {
                     &rows.family_people,
                 )),
                 None => self
-                    .record_rows(&mut conn, version, code, subject)
+                    .record_rows(&mut conn, v, code, subject)
                     .await?
                     .map(|r| r.record()),
             }
         };
-        Ok((Some(rows.record()), subject_record, used))
+        Ok(done(Some(rows.record()), subject_record))
     }
 
     /// A person's rows: from memory when kept at this registry `version`, else from the
@@ -747,7 +858,20 @@ impl Store {
         certificate: &StoredCertificate,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
-        let job = IssueJob::new(certificate, audit)?;
+        self.issue_checked(certificate, audit, None).await
+    }
+
+    /// As [`issue`](Self::issue), and only if the registry is still at `version` (when given)
+    /// inside the issuing transaction: else nothing is stored, the marca is not claimed, and the
+    /// answer is [`StoreError::RegistryChanged`].
+    pub(crate) async fn issue_checked(
+        &self,
+        certificate: &StoredCertificate,
+        audit: &AuditEntry,
+        version: Option<String>,
+    ) -> Result<(), StoreError> {
+        let mut job = IssueJob::new(certificate, audit)?;
+        job.registry_version = version;
         let (done, answer) = tokio::sync::oneshot::channel();
         self.commits.queue().push(Pending { job, done });
         let store = self.clone();
@@ -895,6 +1019,24 @@ impl Store {
                 q = j.bind_certificate(q);
             }
             q.execute(&mut *tx).await.map_err(GroupFailure::from)?;
+            // After a write, so on SQLite the transaction holds the write lock: the version
+            // read is the one the commit follows. A changed registry: each issuance alone
+            // gets its answer.
+            if ok.iter().any(|j| j.registry_version.is_some()) {
+                let now = current_registry_version(&mut tx)
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::Database(e) => GroupFailure::from(e),
+                        other => GroupFailure::Unavailable(other.to_string()),
+                    })?;
+                if ok.iter().any(|j| {
+                    j.registry_version
+                        .as_ref()
+                        .is_some_and(|v| Some(v) != now.as_ref())
+                }) {
+                    return Err(GroupFailure::Refused);
+                }
+            }
             stored = self
                 .store_parts(&mut tx, ok.iter().copied())
                 .await
@@ -921,6 +1063,11 @@ impl Store {
             });
         }
         self.remember_parts(stored);
+        for (p, a) in group.iter().zip(&answers) {
+            if let (Some(m), Ok(())) = (&p.job.marca, a) {
+                self.claimed.insert(m.clone(), ());
+            }
+        }
         Ok(answers)
     }
 
@@ -952,10 +1099,18 @@ impl Store {
         ))
         .execute(&mut *tx)
         .await?;
+        if let Some(v) = &j.registry_version {
+            if current_registry_version(&mut tx).await?.as_ref() != Some(v) {
+                return Err(StoreError::RegistryChanged);
+            }
+        }
         let stored = self.store_parts(&mut tx, [j]).await?;
         insert_audit(&mut *tx, &j.audit).await?;
         tx.commit().await?;
         self.remember_parts(stored);
+        if let Some(m) = &j.marca {
+            self.claimed.insert(m.clone(), ());
+        }
         Ok(())
     }
 
@@ -1424,6 +1579,19 @@ async fn registry_version(
         row.try_get::<Option<String>, _>("version")?,
         row.try_get::<i64, _>("used")? > 0,
     ))
+}
+
+/// The registry's version as the transaction of `conn` sees it.
+async fn current_registry_version(
+    conn: &mut sqlx::AnyConnection,
+) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query("SELECT version FROM registry_version WHERE id = 1")
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(match row {
+        Some(r) => r.try_get::<Option<String>, _>("version")?,
+        None => None,
+    })
 }
 
 async fn insert_audit<'c, E>(exec: E, a: &AuditEntry) -> Result<(), StoreError>
