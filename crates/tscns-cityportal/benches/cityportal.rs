@@ -11,8 +11,8 @@
 //! The process pins itself to one CPU first, so every thread it starts (the runtime, sqlx's
 //! SQLite workers) shares that core, and the bare signing rate is measured on it too. Two figures
 //! per engine: one request at a time (each waits for its commit's fsync), and 8 requests at a
-//! time, as a portal serves its citizens (one request's PDF and seal run while another waits for
-//! the disk, and concurrent issuances share a commit). Durability is the same in both:
+//! time, as a portal serves its citizens (each request a task of its own; one request's PDF and
+//! seal run while another waits for the disk, and concurrent issuances share a commit). Durability is the same in both:
 //! `synchronous=FULL`, and no request is answered before its commit.
 //!
 //! `cargo bench -p tscns-cityportal --bench cityportal`
@@ -22,12 +22,14 @@
 mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use time::OffsetDateTime;
 use tscns_cert::sign::{SignatureScheme, SigningKey};
 use tscns_cert::CodiceFiscale;
+use tscns_cityportal::documents::Pkcs8Key;
 use tscns_cityportal::domain::{CertificateKind, MarcaId, Purpose, Stamp};
 use tscns_cityportal::issue::{issue_certificate, IssueRequest};
 use tscns_cityportal::registry::Registry;
@@ -76,49 +78,33 @@ fn pin_to_one_cpu() -> Option<usize> {
     Some(cpu)
 }
 
-/// Certificates per second with `concurrency` requests in flight, `n` in all.
+/// Certificates per second with `concurrency` requests in flight, `n` in all: each request
+/// loop is a task of its own, as a portal serves each connection, on the runtime's one thread.
 fn concurrent_per_second(
     rt: &tokio::runtime::Runtime,
     store: &Store,
-    key: &dyn SigningKey,
+    key: &Arc<Pkcs8Key>,
     n: u32,
     concurrency: u32,
 ) -> f64 {
     let start = Instant::now();
     rt.block_on(async {
-        let next = AtomicU64::new(0);
-        let worker = || async {
-            while next.fetch_add(1, Ordering::Relaxed) < u64::from(n) {
-                issue_one(store, key).await;
-            }
-        };
-        let workers: Vec<_> = (0..concurrency).map(|_| worker()).collect();
-        join_all(workers).await;
+        let next = Arc::new(AtomicU64::new(0));
+        let tasks: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let (store, key, next) = (store.clone(), Arc::clone(key), Arc::clone(&next));
+                tokio::spawn(async move {
+                    while next.fetch_add(1, Ordering::Relaxed) < u64::from(n) {
+                        issue_one(&store, key.as_ref()).await;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
     });
     f64::from(n) / start.elapsed().as_secs_f64()
-}
-
-/// Polls every future until all are done (one task, so they share the runtime's one thread).
-async fn join_all<F: std::future::Future<Output = ()>>(futures: Vec<F>) {
-    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).map(Some).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for slot in futures.iter_mut() {
-            if let Some(f) = slot {
-                if f.as_mut().poll(cx).is_ready() {
-                    *slot = None;
-                } else {
-                    pending = true;
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
 }
 
 fn per_second(n: u32, f: &mut dyn FnMut()) -> f64 {
@@ -139,7 +125,7 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let key = common::seal_pki().key();
+    let key = Arc::new(common::seal_pki().key());
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::from_json(tscns_cityportal::SAN_BENEDETTO_FIXTURE.as_bytes()).unwrap();
     let mut engines = vec![("sqlite", common::fresh_sqlite(&dir))];

@@ -1019,25 +1019,8 @@ impl Store {
                 q = j.bind_certificate(q);
             }
             q.execute(&mut *tx).await.map_err(GroupFailure::from)?;
-            // After a write, so on SQLite the transaction holds the write lock: the version
-            // read is the one the commit follows. A changed registry: each issuance alone
-            // gets its answer.
-            if ok.iter().any(|j| j.registry_version.is_some()) {
-                let now = current_registry_version(&mut tx)
-                    .await
-                    .map_err(|e| match e {
-                        StoreError::Database(e) => GroupFailure::from(e),
-                        other => GroupFailure::Unavailable(other.to_string()),
-                    })?;
-                if ok.iter().any(|j| {
-                    j.registry_version
-                        .as_ref()
-                        .is_some_and(|v| Some(v) != now.as_ref())
-                }) {
-                    return Err(GroupFailure::Refused);
-                }
-            }
-            stored = self
+            let now;
+            (stored, now) = self
                 .store_parts(&mut tx, ok.iter().copied())
                 .await
                 .map_err(|e| match e {
@@ -1046,6 +1029,16 @@ impl Store {
                     // gets that answer.
                     _ => GroupFailure::Refused,
                 })?;
+            // Read after a write, so on SQLite the transaction holds the write lock: the
+            // version the commit follows. A registry changed since an issuance's records were
+            // read: each issuance alone gets its answer.
+            if ok.iter().any(|j| {
+                j.registry_version
+                    .as_ref()
+                    .is_some_and(|v| Some(v) != now.as_ref())
+            }) {
+                return Err(GroupFailure::Refused);
+            }
             let sql = format!(
                 "INSERT INTO audit_log (actor, auth_level, action, subject, at, remote_addr, outcome) VALUES {}",
                 placeholders(ok.len(), 7)
@@ -1099,12 +1092,13 @@ impl Store {
         ))
         .execute(&mut *tx)
         .await?;
-        if let Some(v) = &j.registry_version {
-            if current_registry_version(&mut tx).await?.as_ref() != Some(v) {
-                return Err(StoreError::RegistryChanged);
-            }
+        let (stored, now) = self.store_parts(&mut tx, [j]).await?;
+        if j.registry_version
+            .as_ref()
+            .is_some_and(|v| Some(v) != now.as_ref())
+        {
+            return Err(StoreError::RegistryChanged);
         }
-        let stored = self.store_parts(&mut tx, [j]).await?;
         insert_audit(&mut *tx, &j.audit).await?;
         tx.commit().await?;
         self.remember_parts(stored);
@@ -1123,7 +1117,7 @@ impl Store {
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         jobs: impl IntoIterator<Item = &'j IssueJob>,
-    ) -> Result<Vec<parts::Part>, StoreError> {
+    ) -> Result<(Vec<parts::Part>, Option<String>), StoreError> {
         let mut used: Vec<&parts::Part> = Vec::new();
         for j in jobs {
             for p in &j.parts {
@@ -1132,26 +1126,34 @@ impl Store {
                 }
             }
         }
-        if used.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "SELECT sha256 FROM pdf_parts WHERE sha256 IN ({})",
-            (1..=used.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        // The parts there and the registry's version, in one round trip.
+        let version_sql =
+            "SELECT 'version' AS what, version AS value FROM registry_version WHERE id = 1";
+        let sql = if used.is_empty() {
+            version_sql.to_string()
+        } else {
+            format!(
+                "SELECT 'part' AS what, sha256 AS value FROM pdf_parts WHERE sha256 IN ({}) UNION ALL {version_sql}",
+                (1..=used.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
         let mut q = sqlx::query(&sql);
         for p in &used {
             q = q.bind(p.sha256.as_str());
         }
-        let present: HashSet<String> = q
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .map(|r| r.try_get::<String, _>("sha256"))
-            .collect::<Result<_, _>>()?;
+        let mut present = HashSet::new();
+        let mut version = None;
+        for r in q.fetch_all(&mut **tx).await? {
+            let value: Option<String> = r.try_get("value")?;
+            if r.try_get::<String, _>("what")? == "version" {
+                version = value;
+            } else if let Some(v) = value {
+                present.insert(v);
+            }
+        }
         let mut stored = Vec::new();
         for p in used {
             if !present.contains(&p.sha256) {
@@ -1176,7 +1178,7 @@ impl Store {
             }
             stored.push(p.clone());
         }
-        Ok(stored)
+        Ok((stored, version))
     }
 
     /// Remembers parts whose transaction committed.
@@ -1579,19 +1581,6 @@ async fn registry_version(
         row.try_get::<Option<String>, _>("version")?,
         row.try_get::<i64, _>("used")? > 0,
     ))
-}
-
-/// The registry's version as the transaction of `conn` sees it.
-async fn current_registry_version(
-    conn: &mut sqlx::AnyConnection,
-) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query("SELECT version FROM registry_version WHERE id = 1")
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(match row {
-        Some(r) => r.try_get::<Option<String>, _>("version")?,
-        None => None,
-    })
 }
 
 async fn insert_audit<'c, E>(exec: E, a: &AuditEntry) -> Result<(), StoreError>
