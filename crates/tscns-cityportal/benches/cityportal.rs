@@ -16,6 +16,10 @@
 //! seal run while another waits for the disk, and concurrent issuances share a commit). Durability is the same in both:
 //! `synchronous=FULL`, and no request is answered before its commit.
 //!
+//! What it leaves out: every request is the same citizen's, so after the first one their records
+//! come from memory (a portal serving many citizens reads more of them from the database), and
+//! the PostgreSQL server is a process of its own, not pinned to the bench's CPU.
+//!
 //! `cargo bench -p tscns-cityportal --bench cityportal`
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 

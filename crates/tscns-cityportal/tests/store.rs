@@ -743,6 +743,22 @@ fn certificates_from_kept_records_are_stored_only_if_the_registry_did_not_change
                 .unwrap_err();
             assert!(e.to_string().contains("already been used"), "{e}");
             assert_eq!(key.signed.load(Ordering::SeqCst), 4, "{url}");
+            // A marca another instance used: refused at its claim, then remembered, so the
+            // next attempt is refused before anything is signed.
+            let elsewhere = marca(4);
+            let Stamp::Marca(m) = &elsewhere else {
+                unreachable!()
+            };
+            let other = sample_certificate(Some(m.as_str()), b"%PDF-1.7 x".to_vec());
+            b.issue(&other, &issue_audit(&other)).await.unwrap();
+            for signed in [5, 5] {
+                let e = issue_certificate(&a, &key, &request(&elsewhere))
+                    .await
+                    .unwrap_err();
+                assert!(e.to_string().contains("already been used"), "{e}");
+                assert_eq!(key.signed.load(Ordering::SeqCst), signed, "{url}");
+            }
+            assert_eq!(a.certificate_ids().await.unwrap().len(), 4, "{url}");
             a.close().await;
             b.close().await;
         }

@@ -493,11 +493,12 @@ impl Ops {
         }
     }
 
-    /// Writes `v` rounded to four decimals, without trailing zeros (a non-finite value,
-    /// which layout never makes, is written as 0).
+    /// Writes `v` rounded to four decimals, without trailing zeros. Layout never makes a value
+    /// outside ±32767 (the page is 842 points tall) nor a non-finite one: such a value is
+    /// clamped to that range, and written as 0 if not finite.
     fn num(&mut self, v: f32) {
         let scaled = if v.is_finite() {
-            (f64::from(v) * 10_000.0).round()
+            (f64::from(v.clamp(-32_767.0, 32_767.0)) * 10_000.0).round()
         } else {
             0.0
         };
@@ -891,7 +892,7 @@ mod tests {
         #[test]
         fn the_content_writer_reads_back_as_written(
             lines in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..64), 1..8),
-            numbers in proptest::collection::vec(-100_000.0f32..100_000.0, 1..8),
+            numbers in proptest::collection::vec(-32_767.0f32..32_767.0, 1..8),
         ) {
             let mut ops = Ops::with_capacity(0);
             for (codes, n) in lines.iter().zip(numbers.iter().cycle()) {
@@ -936,13 +937,16 @@ mod tests {
             -0.00004,
             16.5,
             f32::NAN,
+            3.0e9,
+            -f32::MAX,
+            f32::INFINITY,
         ] {
             ops.num(v);
             ops.buf.push(b' ');
         }
         assert_eq!(
             String::from_utf8(ops.finish()).unwrap(),
-            "0 1 -1 108.0424 595.28 -2.0755 0 0 16.5 0 "
+            "0 1 -1 108.0424 595.28 -2.0755 0 0 16.5 0 32767 -32767 0 "
         );
     }
 }

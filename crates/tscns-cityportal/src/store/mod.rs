@@ -998,7 +998,12 @@ impl Store {
         let answers: Vec<Result<(), StoreError>> = group
             .iter()
             .map(|p| match &p.job.marca {
-                Some(m) if !claimed.contains(m) => Err(StoreError::MarcaAlreadyUsed(m.clone())),
+                Some(m) if !claimed.contains(m) => {
+                    // Used already (by another instance, or before a restart): remembered, so
+                    // the next attempt is refused before anything is signed.
+                    self.claimed.insert(m.clone(), ());
+                    Err(StoreError::MarcaAlreadyUsed(m.clone()))
+                }
                 _ => Ok(()),
             })
             .collect();
@@ -1081,6 +1086,7 @@ impl Store {
                 Ok(_) => {}
                 Err(e) if is_unique_violation(&e) => {
                     drop(tx);
+                    self.claimed.insert(m.clone(), ());
                     return Err(StoreError::MarcaAlreadyUsed(m.clone()));
                 }
                 Err(e) => return Err(e.into()),
@@ -1126,33 +1132,55 @@ impl Store {
                 }
             }
         }
-        // The parts there and the registry's version, in one round trip.
+        // The parts there and the registry's version, in one round trip on SQLite (where the
+        // transaction already holds the write lock, so the version holds until the commit).
+        // On PostgreSQL the version row is read FOR SHARE, in a statement of its own (no lock
+        // in a UNION): an import's update of it then waits for this transaction to end.
+        let locked = self.engine == Engine::Postgres;
         let version_sql =
             "SELECT 'version' AS what, version AS value FROM registry_version WHERE id = 1";
-        let sql = if used.is_empty() {
-            version_sql.to_string()
-        } else {
-            format!(
-                "SELECT 'part' AS what, sha256 AS value FROM pdf_parts WHERE sha256 IN ({}) UNION ALL {version_sql}",
+        let mut present = HashSet::new();
+        let mut version = None;
+        let mut read = |rows: Vec<AnyRow>| -> Result<(), StoreError> {
+            for r in rows {
+                let value: Option<String> = r.try_get("value")?;
+                if r.try_get::<String, _>("what")? == "version" {
+                    version = value;
+                } else if let Some(v) = value {
+                    present.insert(v);
+                }
+            }
+            Ok(())
+        };
+        if locked {
+            read(
+                sqlx::query(&format!("{version_sql} FOR SHARE"))
+                    .fetch_all(&mut **tx)
+                    .await?,
+            )?;
+        }
+        let sql = match (used.is_empty(), locked) {
+            (true, true) => None,
+            (true, false) => Some(version_sql.to_string()),
+            (false, _) => Some(format!(
+                "SELECT 'part' AS what, sha256 AS value FROM pdf_parts WHERE sha256 IN ({}){}",
                 (1..=used.len())
                     .map(|i| format!("${i}"))
                     .collect::<Vec<_>>()
-                    .join(", ")
-            )
+                    .join(", "),
+                if locked {
+                    String::new()
+                } else {
+                    format!(" UNION ALL {version_sql}")
+                }
+            )),
         };
-        let mut q = sqlx::query(&sql);
-        for p in &used {
-            q = q.bind(p.sha256.as_str());
-        }
-        let mut present = HashSet::new();
-        let mut version = None;
-        for r in q.fetch_all(&mut **tx).await? {
-            let value: Option<String> = r.try_get("value")?;
-            if r.try_get::<String, _>("what")? == "version" {
-                version = value;
-            } else if let Some(v) = value {
-                present.insert(v);
+        if let Some(sql) = sql {
+            let mut q = sqlx::query(&sql);
+            for p in &used {
+                q = q.bind(p.sha256.as_str());
             }
+            read(q.fetch_all(&mut **tx).await?)?;
         }
         let mut stored = Vec::new();
         for p in used {
