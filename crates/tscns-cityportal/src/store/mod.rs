@@ -277,6 +277,24 @@ impl RecordRows {
             &self.family_people,
         )
     }
+
+    /// The record of `subject` when these rows hold it (the person, or one of their family);
+    /// `None` when it must be read on its own.
+    fn record_of(&self, subject: &CodiceFiscale) -> Option<RegistryRecord> {
+        if self.person.codice_fiscale == *subject {
+            return Some(self.record());
+        }
+        let person = self
+            .family_people
+            .iter()
+            .find(|p| p.codice_fiscale == *subject)?;
+        Some(build_record(
+            self.municipality.clone(),
+            person.clone(),
+            self.family.clone(),
+            &self.family_people,
+        ))
+    }
 }
 
 /// People's rows as last read, by (municipality, codice fiscale): the registry version they
@@ -375,6 +393,13 @@ struct IssueJob {
 }
 
 impl IssueJob {
+    /// Whether its records are of another registry version than `now`.
+    fn stale(&self, now: Option<&String>) -> bool {
+        self.registry_version
+            .as_ref()
+            .is_some_and(|v| Some(v) != now)
+    }
+
     fn new(c: &StoredCertificate, audit: &AuditEntry) -> Result<IssueJob, StoreError> {
         let split = parts::split(&c.pdf, parts::candidates());
         Ok(IssueJob {
@@ -721,28 +746,16 @@ impl Store {
         let (version, _, rows) = kept(requester)?;
         let subject_record = match &rows {
             None => None,
-            Some(rows) => {
-                if subject == requester {
-                    Some(rows.record())
-                } else if let Some(person) = rows
-                    .family_people
-                    .iter()
-                    .find(|p| p.codice_fiscale == *subject)
-                {
-                    Some(build_record(
-                        rows.municipality.clone(),
-                        person.clone(),
-                        rows.family.clone(),
-                        &rows.family_people,
-                    ))
-                } else {
+            Some(rows) => match rows.record_of(subject) {
+                Some(r) => Some(r),
+                None => {
                     let (at, _, subject_rows) = kept(subject)?;
                     if at != version {
                         return None;
                     }
                     subject_rows.map(|r| r.record())
                 }
-            }
+            },
         };
         Some(IssueRecords {
             requester: rows.map(|r| r.record()),
@@ -775,25 +788,12 @@ impl Store {
         let Some(rows) = self.record_rows(&mut conn, v, code, requester).await? else {
             return Ok(done(None, None));
         };
-        let subject_record = if subject == requester {
-            Some(rows.record())
-        } else {
-            match rows
-                .family_people
-                .iter()
-                .find(|p| p.codice_fiscale == *subject)
-            {
-                Some(person) => Some(build_record(
-                    rows.municipality.clone(),
-                    person.clone(),
-                    rows.family.clone(),
-                    &rows.family_people,
-                )),
-                None => self
-                    .record_rows(&mut conn, v, code, subject)
-                    .await?
-                    .map(|r| r.record()),
-            }
+        let subject_record = match rows.record_of(subject) {
+            Some(r) => Some(r),
+            None => self
+                .record_rows(&mut conn, v, code, subject)
+                .await?
+                .map(|r| r.record()),
         };
         Ok(done(Some(rows.record()), subject_record))
     }
@@ -1037,11 +1037,7 @@ impl Store {
             // Read after a write, so on SQLite the transaction holds the write lock: the
             // version the commit follows. A registry changed since an issuance's records were
             // read: each issuance alone gets its answer.
-            if ok.iter().any(|j| {
-                j.registry_version
-                    .as_ref()
-                    .is_some_and(|v| Some(v) != now.as_ref())
-            }) {
+            if ok.iter().any(|j| j.stale(now.as_ref())) {
                 return Err(GroupFailure::Refused);
             }
             let sql = format!(
@@ -1099,10 +1095,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let (stored, now) = self.store_parts(&mut tx, [j]).await?;
-        if j.registry_version
-            .as_ref()
-            .is_some_and(|v| Some(v) != now.as_ref())
-        {
+        if j.stale(now.as_ref()) {
             return Err(StoreError::RegistryChanged);
         }
         insert_audit(&mut *tx, &j.audit).await?;
@@ -1118,25 +1111,32 @@ impl Store {
     /// on SQLite the transaction already holds the write lock). Every transaction looks them up:
     /// a part missing (a restored backup, a failover, a hand deletion) is inserted again, so no
     /// certificate is committed without its parts. A part there but not yet known to this store
-    /// is compared byte for byte. Returns the parts to remember once `tx` commits.
+    /// is compared byte for byte. Returns the parts to remember once `tx` commits, and the
+    /// registry's version when a job's records carry one to check (else `None`).
     async fn store_parts<'j>(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         jobs: impl IntoIterator<Item = &'j IssueJob>,
     ) -> Result<(Vec<parts::Part>, Option<String>), StoreError> {
         let mut used: Vec<&parts::Part> = Vec::new();
+        let mut check_version = false;
         for j in jobs {
+            check_version |= j.registry_version.is_some();
             for p in &j.parts {
                 if !used.iter().any(|t| t.sha256 == p.sha256) {
                     used.push(p);
                 }
             }
         }
-        // The parts there and the registry's version, in one round trip on SQLite (where the
-        // transaction already holds the write lock, so the version holds until the commit).
-        // On PostgreSQL the version row is read FOR SHARE, in a statement of its own (no lock
-        // in a UNION): an import's update of it then waits for this transaction to end.
-        let locked = self.engine == Engine::Postgres;
+        // The parts there and (when a job checks it) the registry's version, in one round trip
+        // on SQLite (where the transaction already holds the write lock, so the version holds
+        // until the commit). On PostgreSQL the version row is read FOR SHARE, in a statement
+        // of its own (no lock in a UNION): an import's update of it then waits for this
+        // transaction to end.
+        let (locked, in_union) = match self.engine {
+            Engine::Postgres => (check_version, false),
+            Engine::Sqlite => (false, check_version),
+        };
         let version_sql =
             "SELECT 'version' AS what, version AS value FROM registry_version WHERE id = 1";
         let mut present = HashSet::new();
@@ -1159,19 +1159,19 @@ impl Store {
                     .await?,
             )?;
         }
-        let sql = match (used.is_empty(), locked) {
-            (true, true) => None,
-            (true, false) => Some(version_sql.to_string()),
+        let sql = match (used.is_empty(), in_union) {
+            (true, false) => None,
+            (true, true) => Some(version_sql.to_string()),
             (false, _) => Some(format!(
                 "SELECT 'part' AS what, sha256 AS value FROM pdf_parts WHERE sha256 IN ({}){}",
                 (1..=used.len())
                     .map(|i| format!("${i}"))
                     .collect::<Vec<_>>()
                     .join(", "),
-                if locked {
-                    String::new()
-                } else {
+                if in_union {
                     format!(" UNION ALL {version_sql}")
+                } else {
+                    String::new()
                 }
             )),
         };
