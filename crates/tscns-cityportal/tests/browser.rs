@@ -107,8 +107,21 @@ struct Session {
 }
 
 impl Session {
+    /// Opens `url` and waits (at most 20 s) until its document is there: chromedriver now and
+    /// then answers a navigation before the page has any source, and then the navigation is
+    /// made again.
     async fn goto(&mut self, url: &str) {
-        self.c.goto(url).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            self.c.goto(url).await.unwrap();
+            for _ in 0..25 {
+                if self.c.source().await.unwrap().contains("</html>") {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            assert!(Instant::now() < deadline, "{url}: no page after 20 s");
+        }
     }
 
     async fn source(&self) -> String {
@@ -270,7 +283,11 @@ async fn journey(
 ) {
     // Home page, then "Accedi".
     s.goto(&format!("{}/", p.url)).await;
-    assert!(s.source().await.contains("Accedi"));
+    let home = s.source().await;
+    assert!(
+        home.contains("Accedi"),
+        "the home page has no \"Accedi\":\n{home}"
+    );
     s.check("home").await;
     s.click("a.pulsante[href='/accedi']").await;
 

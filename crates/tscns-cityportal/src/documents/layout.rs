@@ -21,23 +21,20 @@ pub(crate) enum Align {
 /// Keeps only what the embedded font can draw (no control characters); the rest becomes `?`.
 /// Borrows `s` when it is all drawable, as nearly every line is.
 pub(crate) fn printable<'s>(face: &Font, s: &'s str) -> Cow<'s, str> {
-    let drawable = |c: char| !c.is_control() && face.has(c);
-    if s.chars().all(drawable) {
-        return Cow::Borrowed(s);
+    let shown = |c: char| {
+        if c.is_control() {
+            ' '
+        } else if face.has(c) {
+            c
+        } else {
+            '?'
+        }
+    };
+    if s.chars().all(|c| shown(c) == c) {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(s.chars().map(shown).collect())
     }
-    Cow::Owned(
-        s.chars()
-            .map(|c| {
-                if c.is_control() {
-                    ' '
-                } else if face.has(c) {
-                    c
-                } else {
-                    '?'
-                }
-            })
-            .collect(),
-    )
 }
 
 /// Breaks `text` into lines no wider than `width` at `size` (long words are cut).
